@@ -1,0 +1,73 @@
+"""casty_trio: typed actors for Python on Trio.
+
+Everything public is importable from here::
+
+    from casty_trio import ActorSystem, Behaviors, ActorRef
+"""
+
+from ._core import (
+    ActorAddress,
+    ActorContext,
+    ActorRef,
+    ActorRestarted,
+    ActorStarted,
+    ActorStopped,
+    ActorSystem,
+    Backoff,
+    Behavior,
+    Behaviors,
+    DeadLetter,
+    Directive,
+    EventStream,
+    Mailbox,
+    MailboxOverflowStrategy,
+    NodeAddress,
+    OneForOneStrategy,
+    SpyEvent,
+    StashBuffer,
+    SupervisionStrategy,
+    Terminated,
+    TimerScheduler,
+    UnhandledMessage,
+)
+from ._errors import (
+    ActorSystemError,
+    AskTimeoutError,
+    CastyError,
+    MailboxFullError,
+    StashOverflowError,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ActorAddress",
+    "ActorContext",
+    "ActorRef",
+    "ActorRestarted",
+    "ActorStarted",
+    "ActorStopped",
+    "ActorSystem",
+    "ActorSystemError",
+    "AskTimeoutError",
+    "Backoff",
+    "Behavior",
+    "Behaviors",
+    "CastyError",
+    "DeadLetter",
+    "Directive",
+    "EventStream",
+    "Mailbox",
+    "MailboxFullError",
+    "MailboxOverflowStrategy",
+    "NodeAddress",
+    "OneForOneStrategy",
+    "SpyEvent",
+    "StashBuffer",
+    "StashOverflowError",
+    "SupervisionStrategy",
+    "Terminated",
+    "TimerScheduler",
+    "UnhandledMessage",
+    "__version__",
+]

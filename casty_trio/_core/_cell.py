@@ -1,0 +1,690 @@
+"""The actor cell: one actor's mailbox, run loop, children, supervision and death watch.
+
+Hot path: ``deliver`` is a length check, a deque append and, when the actor is parked, one
+``reschedule``. The run loop drains the mailbox in batches with one coroutine call per message and
+a checkpoint every ``_BATCH`` messages for fairness.
+
+Ownership: an actor runs as one task. Its children, timers and ``pipe_to_self`` jobs run in the
+actor's own nursery, which is opened lazily the first time the actor needs one (up front when the
+behavior starts with a setup, since setups usually spawn). Stopping an actor stops its children
+first, runs ``post_stop``, then cancels whatever is left in its nursery.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, cast
+
+import trio
+
+from .._errors import ActorSystemError, MailboxFullError
+from ._behavior import (
+    _SAME,
+    Behavior,
+    ExtensionBehavior,
+    LifecycleBehavior,
+    ReceiveBehavior,
+    SetupBehavior,
+    Signal,
+    SignalBehavior,
+    SpyBehavior,
+    StashBehavior,
+    SupervisedBehavior,
+    TimersBehavior,
+)
+from ._context import ActorContext
+from ._control import _Control
+from ._events import (
+    ActorRestarted,
+    ActorStarted,
+    ActorStopped,
+    SpyEvent,
+    Terminated,
+    UnhandledMessage,
+)
+from ._mailbox import Mailbox, MailboxOverflowStrategy
+from ._ref import ActorAddress, ActorRef
+from ._stash import StashBuffer
+from ._supervision import Directive, SupervisionStrategy
+from ._timers import TimerScheduler, _Timer
+
+if TYPE_CHECKING:
+    from ._system import ActorSystem
+
+__all__ = ["Cell"]
+
+_BATCH = 64  # messages handled between two fairness checkpoints
+_UNBOUNDED = 1 << 62
+
+# Cell states. Anything but _ALIVE refuses user messages (they become dead letters).
+_ALIVE = 0
+_STOPPING = 1
+_TERMINATED = 2
+
+_Handler = Callable[[ActorContext[Any], Any], Awaitable[Behavior[Any]]]
+_Watcher = Callable[[ActorRef[Any]], None]
+
+
+_WRAPPERS = (SupervisedBehavior, LifecycleBehavior, SpyBehavior)
+_STARTERS = (SetupBehavior, TimersBehavior, StashBehavior)
+
+
+def _wants_nursery(behavior: Behavior[Any]) -> bool:
+    """Whether the behavior starts with code that usually spawns (setup, timers, stash)."""
+    kind = type(behavior)
+    while kind in _WRAPPERS:
+        behavior = behavior.behavior  # type: ignore[attr-defined]
+        kind = type(behavior)
+    return kind in _STARTERS or isinstance(behavior, ExtensionBehavior)
+
+
+class Cell:
+    """Runtime state of one actor. Internal: user code sees :class:`ActorContext` and refs."""
+
+    # Rarely used state lives in class-level defaults: an instance only stores what differs,
+    # which keeps spawning cheap (no per-actor writes for features the actor never uses).
+    _capacity: int = _UNBOUNDED
+    _limit: int = _UNBOUNDED  # drops to -1 when the actor stops taking messages
+    _overflow: MailboxOverflowStrategy = MailboxOverflowStrategy.drop_new
+    _state: int = _ALIVE
+    _parked: trio.lowlevel.Task | None = None
+    _attention: bool = False
+    _stop_requested: bool = False
+    _handler: _Handler | None = None
+    _nursery: trio.Nursery | None = None
+    _pending: list[Callable[[], Awaitable[None]]] | None = None
+    _children: dict[str, Cell] | None = None
+    _children_gone: trio.Event | None = None
+    _terminated_event: trio.Event | None = None
+    _watchers: list[_Watcher] | None = None
+    _watching: set[ActorRef[Any]] | None = None
+    _strategy: SupervisionStrategy | None = None
+    _restart_times: deque[float] | None = None
+    _hooks: tuple[LifecycleBehavior[Any], ...] = ()
+    _spies: tuple[SpyBehavior[Any], ...] = ()
+    _inherited_spies: tuple[ActorRef[Any], ...] = ()
+    _interceptors: list[Callable[[Any], bool]] | None = None
+    _timers: TimerScheduler[Any] | None = None
+    _escalation: Exception | None = None
+    _wait_scope: trio.CancelScope | None = None
+    _log: logging.Logger | None = None
+
+    def __init__(
+        self,
+        system: ActorSystem,
+        parent: Cell | None,
+        name: str,
+        behavior: Behavior[Any],
+        mailbox: Mailbox[Any] | None,
+        inherited_spies: tuple[ActorRef[Any], ...] = (),
+    ) -> None:
+        self.system = system
+        self.parent = parent
+        self.name = name
+        self.path = path = f"{parent.path}/{name}" if parent is not None else f"/{name}"
+        self.ref: ActorRef[Any] = ActorRef(ActorAddress(system._name, path, system._node), self)
+        self.ctx: ActorContext[Any] = ActorContext(self)
+        self._initial = behavior
+        self._mailbox: deque[Any] = deque()
+        if mailbox is not None:
+            if mailbox.capacity is not None:
+                self._capacity = self._limit = mailbox.capacity
+            self._overflow = mailbox.overflow
+        if inherited_spies:
+            self._inherited_spies = inherited_spies
+
+    # ------------------------------------------------------------------ delivery (sync)
+
+    def deliver(self, message: Any) -> None:
+        """Append a message (the body of ``ActorRef.tell``).
+
+        ``_limit`` doubles as the liveness check: it drops to -1 once the actor stops taking
+        messages, so the hot path is one comparison, one append and one wake-up check.
+        """
+        mailbox = self._mailbox
+        if len(mailbox) >= self._limit:
+            self._overflowed(message)
+            return
+        mailbox.append(message)
+        task = self._parked
+        if task is not None:
+            self._parked = None
+            trio.lowlevel.reschedule(task)
+
+    def _overflowed(self, message: Any) -> None:
+        if self._state:
+            self.system._dead_letter(message, self.ref)
+            return
+        overflow = self._overflow
+        if overflow is MailboxOverflowStrategy.drop_oldest:
+            self.system._dead_letter(self._mailbox.popleft(), self.ref)
+            self._mailbox.append(message)
+            return
+        self.system._dead_letter(message, self.ref)
+        if overflow is MailboxOverflowStrategy.reject:
+            raise MailboxFullError(
+                f"mailbox of {self.path} is full ({self._capacity} messages); message rejected"
+            )
+
+    def post_control(self, kind: int, payload: Any) -> None:
+        """Queue an internal message; bypasses the capacity limit, dropped once terminated."""
+        if self._state == _TERMINATED:
+            return
+        self._mailbox.append(_Control(kind, payload))
+        self._wake()
+
+    def _wake(self) -> None:
+        task = self._parked
+        if task is not None:
+            self._parked = None
+            trio.lowlevel.reschedule(task)
+
+    def prepend(self, messages: list[Any]) -> None:
+        """Put messages at the front of the mailbox, in order (used by unstash)."""
+        self._mailbox.extendleft(reversed(messages))
+        self._wake()
+
+    # ------------------------------------------------------------------ RefTarget: watch
+
+    def add_watcher(self, watcher: _Watcher) -> None:
+        if self._state == _TERMINATED:
+            watcher(self.ref)
+            return
+        if self._watchers is None:
+            self._watchers = []
+        self._watchers.append(watcher)
+
+    def remove_watcher(self, watcher: _Watcher) -> None:
+        if self._watchers is not None and watcher in self._watchers:
+            self._watchers.remove(watcher)
+
+    def watch(self, ref: ActorRef[Any]) -> None:
+        if ref == self.ref:
+            return
+        if self._watching is None:
+            self._watching = set()
+        if ref in self._watching:
+            return
+        self._watching.add(ref)
+        ref._target.add_watcher(self._on_watched_terminated)
+
+    def unwatch(self, ref: ActorRef[Any]) -> None:
+        if self._watching is not None and ref in self._watching:
+            self._watching.discard(ref)
+            ref._target.remove_watcher(self._on_watched_terminated)
+
+    def _on_watched_terminated(self, ref: ActorRef[Any]) -> None:
+        self.post_control(_Control.TERMINATED, ref)
+
+    # ------------------------------------------------------------------ tasks and children
+
+    def start_job(self, job: Callable[[], Awaitable[None]]) -> None:
+        """Run ``job`` in this actor's nursery (opened on demand)."""
+        if self._state == _TERMINATED:
+            raise ActorSystemError(f"actor {self.path} has stopped; it cannot start tasks")
+        if self._nursery is not None:
+            self._nursery.start_soon(job)
+            return
+        if self._pending is None:
+            self._pending = []
+        self._pending.append(job)
+        self._attention = True
+        self._wake()
+
+    def spawn_child(
+        self, behavior: Behavior[Any], name: str, mailbox: Mailbox[Any] | None
+    ) -> ActorRef[Any]:
+        if self._state != _ALIVE:
+            raise ActorSystemError(f"actor {self.path} is stopping; it cannot spawn {name!r}")
+        self.system._check_name(name)
+        if self._children is None:
+            self._children = {}
+        elif name in self._children:
+            raise ValueError(f"actor {self.path} already has a child named {name!r}")
+        spies = self._inherited_spies + tuple(s.observer for s in self._spies if s.spy_children)
+        child = Cell(self.system, self, name, behavior, mailbox, spies)
+        self._children[name] = child
+        self.system._register(child)
+        self.start_job(child.run)
+        return child.ref
+
+    def children(self) -> tuple[ActorRef[Any], ...]:
+        if not self._children:
+            return ()
+        return tuple(c.ref for c in self._children.values())
+
+    def child(self, name: str) -> Cell | None:
+        return self._children.get(name) if self._children else None
+
+    def request_stop(self) -> None:
+        """Ask the actor to stop after the message it is handling (sync, idempotent)."""
+        if self._stop_requested:
+            return
+        self._stop_requested = True
+        self._attention = True
+        if self._state == _ALIVE:
+            self._state = _STOPPING
+            self._limit = -1
+        if self._wait_scope is not None:
+            self._wait_scope.cancel()  # cut a restart backoff short
+        self._wake()
+
+    async def wait_terminated(self) -> None:
+        if self._state == _TERMINATED:
+            await trio.lowlevel.checkpoint()
+            return
+        if self._terminated_event is None:
+            self._terminated_event = trio.Event()
+        await self._terminated_event.wait()
+
+    @property
+    def log(self) -> logging.Logger:
+        if self._log is None:
+            self._log = self.system._actor_logger(self.path)
+        return self._log
+
+    # ------------------------------------------------------------------ the task
+
+    async def run(self) -> None:
+        """Body of the actor's task."""
+        try:
+            initial = self._initial
+            if type(initial) is ReceiveBehavior:  # the common case, e.g. entities: no setup
+                self._handler = initial.handler
+                if self.system.event_stream.has_subscribers():
+                    self.system.event_stream.publish(ActorStarted(self.ref))
+                await self._serve()
+                if self._pending:
+                    await self._run_in_nursery(started=True)
+                else:
+                    await self._stop_sequence()
+            elif _wants_nursery(initial):
+                await self._run_in_nursery(started=False)
+            else:
+                if await self._start(first=True):
+                    await self._serve()
+                if self._pending:
+                    # a child, timer or job needs a nursery: step into one and carry on there
+                    await self._run_in_nursery(started=True)
+                else:
+                    await self._stop_sequence()
+        except BaseException:
+            # Cancelled from outside (hard shutdown) or an internal bug: no post_stop, but
+            # watchers and the parent must still learn that this actor is gone.
+            self._terminate()
+            raise
+        self._terminate()
+
+    async def _run_in_nursery(self, *, started: bool) -> None:
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            pending, self._pending = self._pending, None
+            for job in pending or ():
+                nursery.start_soon(job)
+            if started or await self._start(first=True):
+                await self._serve()  # in a nursery it only returns once a stop is requested
+            await self._stop_sequence()
+            nursery.cancel_scope.cancel()
+        self._nursery = None
+
+    def _abort_park(self, raise_cancel: Any) -> trio.lowlevel.Abort:
+        self._parked = None
+        return trio.lowlevel.Abort.SUCCEEDED
+
+    async def _serve(self) -> bool:
+        """Handle messages until a stop is requested (True) or a nursery is needed (False).
+
+        The hot loop keeps the handler and the "anything special?" flag in locals; whatever
+        changes them (become, restart, interceptors, spies) goes through a slow path that
+        refreshes them, or sets ``_attention``.
+        """
+        mailbox = self._mailbox
+        popleft = mailbox.popleft
+        ctx = self.ctx
+        task = trio.lowlevel.current_task()
+        wait = trio.lowlevel.wait_task_rescheduled
+        abort = self._abort_park
+        same = _SAME
+        control = _Control
+        receive_behavior = ReceiveBehavior
+        while True:
+            if self._attention:
+                if self._stop_requested:
+                    return True
+                if self._pending is not None and self._nursery is None:
+                    self._attention = False
+                    return False
+                self._attention = False
+            if not mailbox:
+                self._parked = task
+                await wait(abort)
+                continue
+            handler = self._handler
+            plain = not (self._interceptors or self._spies or self._inherited_spies)
+            budget = _BATCH
+            while mailbox:
+                message = popleft()
+                if plain and type(message) is not control:
+                    try:
+                        behavior = await handler(ctx, message)  # type: ignore[misc]
+                    except Exception as exc:
+                        await self._failed(exc)
+                        break
+                    if behavior is not same:
+                        if type(behavior) is receive_behavior:
+                            handler = self._handler = behavior.handler
+                        else:
+                            await self._become(behavior, message)
+                            break
+                else:
+                    await self._handle_special(message)
+                    break
+                if self._attention:
+                    break
+                budget -= 1
+                if not budget:
+                    await trio.lowlevel.checkpoint()
+                    break
+
+    async def _handle_special(self, message: Any) -> None:
+        if type(message) is _Control:
+            kind = message.kind
+            if kind == _Control.TIMER:
+                timer = cast(_Timer, message.payload)
+                if self._timers is None or not self._timers._accept(timer):
+                    return  # cancelled or replaced after it fired
+                message = timer.message
+            elif kind == _Control.TERMINATED:
+                if self._watching is None or message.payload not in self._watching:
+                    return  # unwatched meanwhile
+                self._watching.discard(message.payload)
+                message = Terminated(message.payload)
+            else:  # PIPE_FAILED, CHILD_FAILED: this actor fails with that exception
+                await self._failed(message.payload)
+                return
+        if self._interceptors:
+            for intercept in tuple(self._interceptors):
+                try:
+                    consumed = intercept(message)
+                except Exception as exc:
+                    await self._failed(exc)
+                    return
+                if consumed:
+                    return
+        try:
+            handler = self._handler
+            assert handler is not None
+            behavior = await handler(self.ctx, message)
+        except Exception as exc:
+            await self._failed(exc)
+            return
+        if behavior is not _SAME:
+            await self._become(behavior, message)
+        if self._spies or self._inherited_spies:
+            self._spy(message)
+
+    def _spy(self, message: Any) -> None:
+        event = SpyEvent(self.path, message, trio.current_time())
+        for spy in self._spies:
+            spy.observer.tell(event)
+        for observer in self._inherited_spies:
+            observer.tell(event)
+
+    async def _become(self, behavior: Behavior[Any], message: Any) -> None:
+        if type(behavior) is ReceiveBehavior:
+            self._handler = behavior.handler
+            return
+        if type(behavior) is SignalBehavior:
+            signal = behavior.signal
+            if signal is Signal.stopped:
+                self.request_stop()
+            elif signal is Signal.unhandled:
+                self.system.event_stream.publish(UnhandledMessage(message, self.ref))
+            elif signal is Signal.restart:
+                await self._restart(None)
+            return
+        try:
+            handler = await self._unwrap(behavior, run_pre_start=True)
+        except Exception as exc:
+            await self._failed(exc)
+            return
+        if handler is not None:
+            self._handler = handler
+
+    # ------------------------------------------------------------------ start, unwrap
+
+    async def _start(self, *, first: bool) -> bool:
+        """Run the initial behavior's setup; True once the actor can take messages.
+
+        False means the actor is stopping (setup returned ``stopped`` or failed for good).
+        """
+        self._handler = None
+        try:
+            handler = await self._unwrap(self._initial, run_pre_start=first, reset=True)
+        except Exception as exc:
+            await self._failed(exc)  # a restart directive re-enters _start
+            handler = self._handler
+        if handler is None or self._stop_requested:
+            self.request_stop()
+            return False
+        self._handler = handler
+        if first and self.system.event_stream.has_subscribers():
+            self.system.event_stream.publish(ActorStarted(self.ref))
+        return True
+
+    async def _unwrap(
+        self, behavior: Behavior[Any], *, run_pre_start: bool, reset: bool = False
+    ) -> _Handler | None:
+        """Peel decorations off ``behavior`` down to a receive handler (None: stopped).
+
+        Decorations met on the way (strategy, lifecycle hooks, spies) replace the current ones.
+        """
+        hooks: list[LifecycleBehavior[Any]] = []
+        spies: list[SpyBehavior[Any]] = []
+        if reset:
+            self._hooks = ()
+            self._spies = ()
+            self._strategy = None
+        ctx = self.ctx
+        while True:
+            kind = type(behavior)
+            if kind is ReceiveBehavior:
+                break
+            if kind is SupervisedBehavior:
+                self._strategy = behavior.strategy  # unwrapping goes inwards: innermost wins
+                behavior = behavior.behavior
+            elif kind is LifecycleBehavior:
+                hooks.append(behavior)
+                self._hooks = tuple(hooks)
+                if run_pre_start and behavior.pre_start is not None:
+                    await behavior.pre_start(ctx)
+                behavior = behavior.behavior
+            elif kind is SpyBehavior:
+                spies.append(behavior)
+                self._spies = tuple(spies)
+                behavior = behavior.behavior
+            elif kind is SetupBehavior:
+                behavior = await behavior.factory(ctx)
+            elif kind is TimersBehavior:
+                if self._timers is None:
+                    self._timers = TimerScheduler(self)
+                behavior = await _maybe_await(behavior.factory(ctx, self._timers))
+            elif kind is StashBehavior:
+                stash: StashBuffer[Any] = StashBuffer(self, behavior.capacity)
+                behavior = await _maybe_await(behavior.factory(ctx, stash))
+            elif kind is SignalBehavior:
+                if behavior.signal is Signal.stopped:
+                    self.request_stop()
+                    return None
+                raise TypeError(
+                    f"actor {self.path}: Behaviors.{behavior.signal.value}() cannot be used as "
+                    "an initial behavior"
+                )
+            elif isinstance(behavior, ExtensionBehavior):
+                behavior = await behavior.start(ctx)
+            else:
+                raise TypeError(
+                    f"actor {self.path}: expected a Behavior, got {type(behavior).__name__}"
+                )
+        return behavior.handler
+
+    # ------------------------------------------------------------------ failure handling
+
+    async def _failed(self, exc: Exception) -> None:
+        strategy = self._strategy
+        if strategy is None:
+            self.log.error("actor %s failed; stopping it", self.path, exc_info=exc)
+            self.request_stop()
+            return
+        try:
+            directive = strategy.decide(exc)
+        except Exception as decide_exc:
+            self.log.error("supervision decider of %s raised", self.path, exc_info=decide_exc)
+            directive = Directive.stop
+        if directive is Directive.resume:
+            self.log.warning("actor %s failed; resuming", self.path, exc_info=exc)
+        elif directive is Directive.restart:
+            now = trio.current_time()
+            times = self._restart_times
+            if times is None:
+                times = self._restart_times = deque()
+            while times and times[0] <= now - strategy.within:
+                times.popleft()
+            if len(times) >= strategy.max_restarts:
+                self.log.error(
+                    "actor %s failed; %d restarts within %ss exceeded, stopping it",
+                    self.path,
+                    strategy.max_restarts,
+                    strategy.within,
+                    exc_info=exc,
+                )
+                self.request_stop()
+                return
+            times.append(now)
+            self.log.warning("actor %s failed; restarting it", self.path, exc_info=exc)
+            await self._restart(exc, len(times))
+        elif directive is Directive.escalate:
+            self.log.warning("actor %s failed; escalating to its parent", self.path, exc_info=exc)
+            self._escalation = exc
+            self.request_stop()
+        else:
+            self.log.error("actor %s failed; stopping it", self.path, exc_info=exc)
+            self.request_stop()
+
+    async def _restart(self, exc: Exception | None, restart_number: int = 1) -> None:
+        ctx = self.ctx
+        try:
+            if exc is not None:
+                for hook in self._hooks:
+                    if hook.pre_restart is not None:
+                        await hook.pre_restart(ctx, exc)
+        except Exception as hook_exc:
+            self.log.error("pre_restart hook of %s raised; stopping", self.path, exc_info=hook_exc)
+            self.request_stop()
+            return
+        await self._stop_children()
+        if self._timers is not None:
+            self._timers.cancel_all()
+        self._interceptors = None
+        strategy = self._strategy
+        if exc is not None and strategy is not None and strategy.backoff is not None:
+            with trio.CancelScope() as scope:
+                self._wait_scope = scope
+                await trio.sleep(strategy.backoff.delay(restart_number))
+            self._wait_scope = None
+            if self._stop_requested:
+                return
+        hooks_before = self._hooks
+        if not await self._start(first=False):
+            return
+        for hook in self._hooks or hooks_before:
+            if hook.post_restart is not None:
+                try:
+                    await hook.post_restart(ctx)
+                except Exception as hook_exc:
+                    await self._failed(hook_exc)
+                    return
+        if self.system.event_stream.has_subscribers():
+            self.system.event_stream.publish(ActorRestarted(self.ref, exc))
+
+    # ------------------------------------------------------------------ stopping
+
+    async def _stop_children(self) -> None:
+        children = self._children
+        if not children:
+            return
+        for child in tuple(children.values()):
+            child.request_stop()
+        if children:
+            self._children_gone = trio.Event()
+            await self._children_gone.wait()
+            self._children_gone = None
+
+    async def _stop_sequence(self) -> None:
+        self.request_stop()
+        await self._stop_children()
+        for hook in self._hooks:
+            if hook.post_stop is not None:
+                try:
+                    await hook.post_stop(self.ctx)
+                except Exception as exc:
+                    self.log.error("post_stop hook of %s raised", self.path, exc_info=exc)
+        if self._timers is not None:
+            self._timers.cancel_all()
+
+    def _terminate(self) -> None:
+        """Final bookkeeping once the task is done (also after a hard cancel)."""
+        if self._state == _TERMINATED:
+            return
+        self._state = _TERMINATED
+        self._limit = -1
+        self._stop_requested = True
+        system = self.system
+        mailbox = self._mailbox
+        while mailbox:
+            message = mailbox.popleft()
+            if type(message) is _Control:
+                if message.kind in (_Control.PIPE_FAILED, _Control.CHILD_FAILED):
+                    self.log.error(
+                        "actor %s stopped before handling a failure", self.path,
+                        exc_info=message.payload,
+                    )
+            else:
+                system._dead_letter(message, self.ref)
+        if self._watching:
+            for ref in self._watching:
+                ref._target.remove_watcher(self._on_watched_terminated)
+            self._watching = None
+        parent = self.parent
+        if parent is not None:
+            if parent._children is not None and parent._children.get(self.name) is self:
+                del parent._children[self.name]
+                if not parent._children and parent._children_gone is not None:
+                    parent._children_gone.set()
+        system._unregister(self)
+        watchers, self._watchers = self._watchers, None
+        for watcher in watchers or ():
+            watcher(self.ref)
+        stream = system.event_stream
+        if stream.has_subscribers():
+            stream.unsubscribe_all(self.ref)
+            stream.publish(ActorStopped(self.ref))
+        if self._terminated_event is not None:
+            self._terminated_event.set()
+        escalation = self._escalation
+        if escalation is not None:
+            if parent is not None:
+                parent.post_control(_Control.CHILD_FAILED, escalation)
+            else:
+                system._root_failed(escalation)
+
+
+
+
+async def _maybe_await(value: Any) -> Any:
+    if inspect.isawaitable(value):
+        return await value
+    return value

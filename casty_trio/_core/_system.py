@@ -1,0 +1,295 @@
+"""ActorSystem: the root of a tree of actors, owning every task it starts."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any, TypeVar
+
+import trio
+
+from .._errors import ActorSystemError
+from ._ask import ask as _ask
+from ._behavior import Behavior
+from ._cell import Cell
+from ._event_stream import EventStream
+from ._mailbox import Mailbox
+from ._ref import ActorAddress, ActorRef, NodeAddress
+
+__all__ = ["ActorSystem"]
+
+M = TypeVar("M")
+R = TypeVar("R")
+
+_NEW = "new"
+_RUNNING = "running"
+_STOPPING = "stopping"
+_CLOSED = "closed"
+
+_log = logging.getLogger("casty_trio.system")
+
+
+class _ActorLogger(logging.Logger):
+    """A logger that is not registered with :mod:`logging`, so it dies with its actor.
+
+    It skips the level cache, which :mod:`logging` only clears for registered loggers.
+    """
+
+    def isEnabledFor(self, level: int) -> bool:  # noqa: N802 (logging's own name)
+        if self.disabled or self.manager.disable >= level:
+            return False
+        return level >= self.getEffectiveLevel()
+
+
+class ActorSystem:
+    """A tree of actors inside one ``trio.run``; use it as ``async with``.
+
+    Entering the block starts the system's nursery; every actor, timer and job lives inside it.
+    Leaving the block (or :meth:`shutdown`) stops every actor gracefully, children before
+    parents, running their ``post_stop`` hooks, and leaves no task behind. A failure that
+    escalates out of a root actor cancels the block's body and is raised from the ``async with``
+    as is. Several systems can run side by side in one ``trio.run``: nothing is global.
+
+    Args:
+        name: The system's name; it appears in every actor address.
+        config: Reserved for the configuration object of the cluster layer; must be ``None``
+            for now.
+
+    Examples:
+        >>> async def main() -> None:                           # doctest: +SKIP
+        ...     async with ActorSystem(name="bank") as system:
+        ...         ref = system.spawn(account(), "acc-1")
+        ...         ref.tell(Deposit(10))
+        ...         print(await system.ask(ref, GetBalance, timeout=1.0))
+        >>> trio.run(main)                                      # doctest: +SKIP
+    """
+
+    def __init__(self, name: str = "casty-system", *, config: Any = None) -> None:
+        if not name or "/" in name or any(ch.isspace() for ch in name):
+            raise ValueError(f"invalid actor system name {name!r}: use a non-empty word")
+        if config is not None:
+            raise TypeError(
+                "ActorSystem(config=...) takes a CastyConfig, which arrives with the cluster "
+                "layer; pass None for now"
+            )
+        self._name = name
+        self._config = config
+        self._node: NodeAddress | None = None
+        self._event_stream = EventStream(name)
+        self._cells: dict[str, Cell] = {}
+        self._roots: dict[str, Cell] = {}
+        self._roots_gone: trio.Event | None = None
+        self._state = _NEW
+        self._nursery: trio.Nursery | None = None
+        self._nursery_manager: Any = None
+        self._body_scope: trio.CancelScope | None = None
+        self._failure: BaseException | None = None
+        self._ask_ids = itertools.count(1)
+        self._actors_logger = logging.getLogger(f"casty_trio.actor.{name}")
+
+    # ------------------------------------------------------------------ properties
+
+    @property
+    def name(self) -> str:
+        """The system's name."""
+        return self._name
+
+    @property
+    def event_stream(self) -> EventStream:
+        """The system's :class:`EventStream`."""
+        return self._event_stream
+
+    def __repr__(self) -> str:
+        return f"ActorSystem(name={self._name!r}, state={self._state})"
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def __aenter__(self) -> ActorSystem:
+        if self._state != _NEW:
+            raise ActorSystemError(
+                f"actor system {self._name!r} was already entered; create a new one instead"
+            )
+        self._state = _RUNNING
+        self._nursery_manager = trio.open_nursery()
+        self._nursery = await self._nursery_manager.__aenter__()
+        self._body_scope = trio.CancelScope()
+        self._body_scope.__enter__()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool:
+        assert self._body_scope is not None and self._nursery is not None
+        # The body scope absorbs the cancellation we caused for a failed root actor.
+        swallowed = bool(self._body_scope.__exit__(exc_type, exc, tb))
+        self._body_scope = None
+        try:
+            await self.shutdown()
+        except BaseException as shutdown_exc:  # cancelled from outside while stopping
+            self._nursery.cancel_scope.cancel()
+            await self._close_nursery()
+            raise shutdown_exc from None
+        await self._close_nursery()
+        if self._failure is not None:
+            failure, self._failure = self._failure, None
+            raise failure
+        return swallowed
+
+    async def _close_nursery(self) -> None:
+        nursery, manager = self._nursery, self._nursery_manager
+        assert nursery is not None
+        nursery.cancel_scope.cancel()
+        self._nursery = self._nursery_manager = None
+        self._state = _CLOSED
+        await manager.__aexit__(None, None, None)
+
+    async def shutdown(self) -> None:
+        """Stop every actor gracefully and refuse new work.
+
+        Children stop before their parents and ``post_stop`` hooks run. Idempotent. A
+        checkpoint; if cancelled, the remaining actors are cancelled when the block ends.
+        """
+        if self._state in (_NEW, _CLOSED):
+            await trio.lowlevel.checkpoint()
+            return
+        self._state = _STOPPING
+        for cell in tuple(self._roots.values()):
+            cell.request_stop()
+        if self._roots:
+            self._roots_gone = trio.Event()
+            await self._roots_gone.wait()
+        else:
+            await trio.lowlevel.checkpoint()
+
+    def _root_failed(self, exc: Exception) -> None:
+        if self._failure is None:
+            self._failure = exc
+        _log.error("actor system %s fails: a root actor escalated %r", self._name, exc)
+        if self._body_scope is not None:
+            self._body_scope.cancel()
+
+    # ------------------------------------------------------------------ actors
+
+    def spawn(
+        self, behavior: Behavior[M], name: str, *, mailbox: Mailbox[M] | None = None
+    ) -> ActorRef[M]:
+        """Start a root actor at ``/<name>`` and return its reference.
+
+        Synchronous and not a checkpoint: the actor's task starts at the next scheduling point,
+        and messages told before that wait in its mailbox.
+
+        Raises:
+            ValueError: ``name`` is empty, contains ``/``, starts with ``$`` or is taken.
+            ActorSystemError: The system is not running.
+
+        Examples:
+            >>> ref = system.spawn(Behaviors.ignore(), "sink")   # doctest: +SKIP
+        """
+        self._check_running()
+        self._check_name(name)
+        if name in self._roots:
+            raise ValueError(f"a root actor named {name!r} already exists")
+        return self._spawn_root(behavior, name, mailbox)
+
+    def _spawn_root(
+        self, behavior: Behavior[Any], name: str, mailbox: Mailbox[Any] | None
+    ) -> ActorRef[Any]:
+        assert self._nursery is not None
+        cell = Cell(self, None, name, behavior, mailbox)
+        self._roots[name] = cell
+        self._register(cell)
+        self._nursery.start_soon(cell.run)
+        return cell.ref
+
+    def stop(self, ref: ActorRef[Any]) -> None:
+        """Ask the local actor behind ``ref`` to stop; unknown or stopped actors are ignored.
+
+        Not a checkpoint. The actor stops asynchronously (children first, then ``post_stop``).
+        """
+        cell = self._cells.get(ref.path)
+        if cell is not None and cell.ref == ref:
+            cell.request_stop()
+
+    def lookup(self, path: str) -> ActorRef[Any] | None:
+        """The reference of the live local actor at ``path`` (like ``"/a/b"``), or ``None``."""
+        if not path.startswith("/"):
+            path = "/" + path
+        cell = self._cells.get(path.rstrip("/"))
+        return cell.ref if cell is not None else None
+
+    async def ask(
+        self,
+        ref: ActorRef[M],
+        msg_factory: Callable[[ActorRef[R]], M],
+        *,
+        timeout: float,
+    ) -> R:
+        """Send ``msg_factory(reply_ref)`` to ``ref`` and return the first reply.
+
+        A checkpoint. Costs no task: the caller parks until the reply slot wakes it. Replies
+        after the first one, or after the timeout, are published as dead letters.
+
+        Raises:
+            AskTimeoutError: No reply within ``timeout`` seconds (also a ``TimeoutError``).
+            ActorSystemError: The system is not running.
+
+        Examples:
+            >>> balance = await system.ask(ref, lambda r: GetBalance(r), timeout=1.0)  # doctest: +SKIP
+        """
+        self._check_running()
+        address = ActorAddress(self._name, f"/$ask/{next(self._ask_ids)}", self._node)
+        return await _ask(ref, msg_factory, address, self._event_stream, timeout)
+
+    async def ask_or_none(
+        self,
+        ref: ActorRef[M],
+        msg_factory: Callable[[ActorRef[R]], M],
+        *,
+        timeout: float,
+    ) -> R | None:
+        """Like :meth:`ask`, but returns ``None`` when no reply arrives in time."""
+        try:
+            return await self.ask(ref, msg_factory, timeout=timeout)
+        except TimeoutError:
+            return None
+
+    # ------------------------------------------------------------------ internals for cells
+
+    def _check_running(self) -> None:
+        if self._state != _RUNNING:
+            state = {_NEW: "has not been entered yet", _STOPPING: "is shutting down"}.get(
+                self._state, "has shut down"
+            )
+            raise ActorSystemError(f"actor system {self._name!r} {state}")
+
+    @staticmethod
+    def _check_name(name: str) -> None:
+        if not isinstance(name, str) or not name or "/" in name or name.startswith("$"):
+            raise ValueError(
+                f"invalid actor name {name!r}: it must be non-empty, without '/', "
+                "and not start with '$'"
+            )
+
+    def _register(self, cell: Cell) -> None:
+        self._cells[cell.path] = cell
+
+    def _unregister(self, cell: Cell) -> None:
+        if self._cells.get(cell.path) is cell:
+            del self._cells[cell.path]
+        if cell.parent is None and self._roots.get(cell.name) is cell:
+            del self._roots[cell.name]
+            if not self._roots and self._roots_gone is not None:
+                self._roots_gone.set()
+
+    def _dead_letter(self, message: Any, intended: ActorRef[Any]) -> None:
+        self._event_stream._dead_letter(message, intended)
+
+    def _actor_logger(self, path: str) -> logging.Logger:
+        logger = _ActorLogger(f"{self._actors_logger.name}{path}")
+        logger.parent = self._actors_logger
+        return logger

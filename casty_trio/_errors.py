@@ -1,0 +1,59 @@
+"""The exceptions casty_trio raises, all rooted at :class:`CastyError`.
+
+The tree::
+
+    CastyError
+    ├── ActorSystemError (also RuntimeError)   the system is not running, or was entered twice
+    ├── AskTimeoutError (also TimeoutError)    no reply arrived before an ask's deadline
+    ├── MailboxFullError                       a bounded mailbox with the ``reject`` policy is full
+    └── StashOverflowError                     a stash buffer is at capacity
+
+Catch :class:`CastyError` to handle anything the framework itself raised. Exceptions raised by
+user behaviors are never wrapped: they travel through supervision unchanged.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ActorSystemError",
+    "AskTimeoutError",
+    "CastyError",
+    "MailboxFullError",
+    "StashOverflowError",
+]
+
+
+class CastyError(Exception):
+    """Root of every error raised by casty_trio itself.
+
+    Examples:
+        >>> issubclass(AskTimeoutError, CastyError)
+        True
+    """
+
+
+class ActorSystemError(CastyError, RuntimeError):
+    """The actor system is in the wrong state for the call.
+
+    Raised when spawning or asking before the system was entered or after it shut down, and when
+    an :class:`~casty_trio.ActorSystem` is entered a second time.
+    """
+
+
+class AskTimeoutError(CastyError, TimeoutError):
+    """An ask got no reply before its timeout.
+
+    It is also a built-in :class:`TimeoutError`, so ``except TimeoutError`` catches it.
+
+    Examples:
+        >>> isinstance(AskTimeoutError("no reply"), TimeoutError)
+        True
+    """
+
+
+class MailboxFullError(CastyError):
+    """A bounded mailbox using ``MailboxOverflowStrategy.reject`` refused a message."""
+
+
+class StashOverflowError(CastyError):
+    """:meth:`StashBuffer.stash <casty_trio.StashBuffer.stash>` was called on a full buffer."""
