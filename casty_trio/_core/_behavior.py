@@ -14,8 +14,8 @@ import attrs
 
 if TYPE_CHECKING:
     from ._context import ActorContext
+    from ._events import SpyEvent
     from ._ref import ActorRef
-    from ._spy import SpyEvent
     from ._stash import StashBuffer
     from ._supervision import SupervisionStrategy
     from ._timers import TimerScheduler

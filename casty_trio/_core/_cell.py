@@ -57,6 +57,7 @@ if TYPE_CHECKING:
 __all__ = ["Cell"]
 
 _BATCH = 64  # messages handled between two fairness checkpoints
+_FINAL_GRACE = 1.0  # seconds post_stop hooks get, shielded, after a forced cancellation
 _UNBOUNDED = 1 << 62
 
 # Cell states. Anything but _ALIVE refuses user messages (they become dead letters).
@@ -86,6 +87,12 @@ class Cell:
 
     # Rarely used state lives in class-level defaults: an instance only stores what differs,
     # which keeps spawning cheap (no per-actor writes for features the actor never uses).
+    system: ActorSystem
+    parent: Cell | None
+    name: str
+    path: str
+    ref: ActorRef[Any]
+    ctx: ActorContext[Any]
     _capacity: int = _UNBOUNDED
     _limit: int = _UNBOUNDED  # drops to -1 when the actor stops taking messages
     _overflow: MailboxOverflowStrategy = MailboxOverflowStrategy.drop_new
@@ -125,8 +132,8 @@ class Cell:
         self.parent = parent
         self.name = name
         self.path = path = f"{parent.path}/{name}" if parent is not None else f"/{name}"
-        self.ref: ActorRef[Any] = ActorRef(ActorAddress(system._name, path, system._node), self)
-        self.ctx: ActorContext[Any] = ActorContext(self)
+        self.ref = ActorRef(ActorAddress(system._name, path, system._node), self)
+        self.ctx = ActorContext(self)
         self._initial = behavior
         self._mailbox: deque[Any] = deque()
         if mailbox is not None:
@@ -237,8 +244,8 @@ class Cell:
     def spawn_child(
         self, behavior: Behavior[Any], name: str, mailbox: Mailbox[Any] | None
     ) -> ActorRef[Any]:
-        if self._state != _ALIVE:
-            raise ActorSystemError(f"actor {self.path} is stopping; it cannot spawn {name!r}")
+        if self._state == _TERMINATED:
+            raise ActorSystemError(f"actor {self.path} has stopped; it cannot spawn {name!r}")
         self.system._check_name(name)
         if self._children is None:
             self._children = {}
@@ -249,6 +256,8 @@ class Cell:
         self._children[name] = child
         self.system._register(child)
         self.start_job(child.run)
+        if self._stop_requested:
+            child.request_stop()  # spawned by a stopping actor (e.g. in its setup): stop it too
         return child.ref
 
     def children(self) -> tuple[ActorRef[Any], ...]:
@@ -312,8 +321,11 @@ class Cell:
                 else:
                     await self._stop_sequence()
         except BaseException:
-            # Cancelled from outside (hard shutdown) or an internal bug: no post_stop, but
-            # watchers and the parent must still learn that this actor is gone.
+            # Cancelled from outside (the system's shutdown grace ran out) or an internal bug.
+            # Children are done (they were in our nursery); post_stop still gets a short,
+            # shielded chance, then watchers and the parent learn that this actor is gone.
+            with trio.CancelScope(shield=True, deadline=trio.current_time() + _FINAL_GRACE):
+                await self._run_post_stop()
             self._terminate()
             raise
         self._terminate()
@@ -461,12 +473,14 @@ class Cell:
 
         False means the actor is stopping (setup returned ``stopped`` or failed for good).
         """
-        self._handler = None
         try:
             handler = await self._unwrap(self._initial, run_pre_start=first, reset=True)
         except Exception as exc:
-            await self._failed(exc)  # a restart directive re-enters _start
-            handler = self._handler
+            if self._decide(exc) is Directive.restart:
+                await self._restart(exc)
+            else:
+                self.request_stop()  # resuming a failed setup leaves nothing to resume
+            return not self._stop_requested
         if handler is None or self._stop_requested:
             self.request_stop()
             return False
@@ -490,32 +504,31 @@ class Cell:
             self._strategy = None
         ctx = self.ctx
         while True:
-            kind = type(behavior)
-            if kind is ReceiveBehavior:
+            if isinstance(behavior, ReceiveBehavior):
                 break
-            if kind is SupervisedBehavior:
+            if isinstance(behavior, SupervisedBehavior):
                 self._strategy = behavior.strategy  # unwrapping goes inwards: innermost wins
                 behavior = behavior.behavior
-            elif kind is LifecycleBehavior:
+            elif isinstance(behavior, LifecycleBehavior):
                 hooks.append(behavior)
                 self._hooks = tuple(hooks)
                 if run_pre_start and behavior.pre_start is not None:
                     await behavior.pre_start(ctx)
                 behavior = behavior.behavior
-            elif kind is SpyBehavior:
+            elif isinstance(behavior, SpyBehavior):
                 spies.append(behavior)
                 self._spies = tuple(spies)
                 behavior = behavior.behavior
-            elif kind is SetupBehavior:
+            elif isinstance(behavior, SetupBehavior):
                 behavior = await behavior.factory(ctx)
-            elif kind is TimersBehavior:
+            elif isinstance(behavior, TimersBehavior):
                 if self._timers is None:
                     self._timers = TimerScheduler(self)
                 behavior = await _maybe_await(behavior.factory(ctx, self._timers))
-            elif kind is StashBehavior:
+            elif isinstance(behavior, StashBehavior):
                 stash: StashBuffer[Any] = StashBuffer(self, behavior.capacity)
                 behavior = await _maybe_await(behavior.factory(ctx, stash))
-            elif kind is SignalBehavior:
+            elif isinstance(behavior, SignalBehavior):
                 if behavior.signal is Signal.stopped:
                     self.request_stop()
                     return None
@@ -534,19 +547,25 @@ class Cell:
     # ------------------------------------------------------------------ failure handling
 
     async def _failed(self, exc: Exception) -> None:
+        """A handler, interceptor, pipe job or child failed with ``exc``: apply supervision."""
+        directive = self._decide(exc)
+        if directive is Directive.restart:
+            await self._restart(exc)
+        elif directive is not Directive.resume:
+            self.request_stop()
+
+    def _decide(self, exc: Exception) -> Directive:
+        """Ask the strategy, enforce the restart window, log, and note escalations."""
         strategy = self._strategy
         if strategy is None:
             self.log.error("actor %s failed; stopping it", self.path, exc_info=exc)
-            self.request_stop()
-            return
+            return Directive.stop
         try:
             directive = strategy.decide(exc)
         except Exception as decide_exc:
             self.log.error("supervision decider of %s raised", self.path, exc_info=decide_exc)
             directive = Directive.stop
-        if directive is Directive.resume:
-            self.log.warning("actor %s failed; resuming", self.path, exc_info=exc)
-        elif directive is Directive.restart:
+        if directive is Directive.restart:
             now = trio.current_time()
             times = self._restart_times
             if times is None:
@@ -561,54 +580,74 @@ class Cell:
                     strategy.within,
                     exc_info=exc,
                 )
-                self.request_stop()
-                return
+                return Directive.stop
             times.append(now)
             self.log.warning("actor %s failed; restarting it", self.path, exc_info=exc)
-            await self._restart(exc, len(times))
+        elif directive is Directive.resume:
+            self.log.warning("actor %s failed; resuming", self.path, exc_info=exc)
         elif directive is Directive.escalate:
             self.log.warning("actor %s failed; escalating to its parent", self.path, exc_info=exc)
             self._escalation = exc
-            self.request_stop()
         else:
             self.log.error("actor %s failed; stopping it", self.path, exc_info=exc)
-            self.request_stop()
+        return directive
 
-    async def _restart(self, exc: Exception | None, restart_number: int = 1) -> None:
+    async def _restart(self, exc: Exception | None) -> None:
+        """Restart until a setup succeeds, the strategy gives up, or a stop is requested.
+
+        ``exc`` is None for a ``Behaviors.restart()`` asked for by the behavior itself.
+        """
         ctx = self.ctx
-        try:
-            if exc is not None:
-                for hook in self._hooks:
-                    if hook.pre_restart is not None:
-                        await hook.pre_restart(ctx, exc)
-        except Exception as hook_exc:
-            self.log.error("pre_restart hook of %s raised; stopping", self.path, exc_info=hook_exc)
-            self.request_stop()
-            return
-        await self._stop_children()
-        if self._timers is not None:
-            self._timers.cancel_all()
-        self._interceptors = None
-        strategy = self._strategy
-        if exc is not None and strategy is not None and strategy.backoff is not None:
-            with trio.CancelScope() as scope:
-                self._wait_scope = scope
-                await trio.sleep(strategy.backoff.delay(restart_number))
-            self._wait_scope = None
+        while True:
+            try:
+                if exc is not None:
+                    for hook in self._hooks:
+                        if hook.pre_restart is not None:
+                            await hook.pre_restart(ctx, exc)
+            except Exception as hook_exc:
+                self.log.error("pre_restart hook of %s raised", self.path, exc_info=hook_exc)
+                self.request_stop()
+                return
+            await self._stop_children()
+            if self._timers is not None:
+                self._timers.cancel_all()
+            self._interceptors = None
+            self._handler = None
+            strategy = self._strategy
+            if exc is not None and strategy is not None and strategy.backoff is not None:
+                restarts = len(self._restart_times or ()) or 1
+                with trio.CancelScope() as scope:
+                    self._wait_scope = scope
+                    await trio.sleep(strategy.backoff.delay(restarts))
+                self._wait_scope = None
             if self._stop_requested:
                 return
-        hooks_before = self._hooks
-        if not await self._start(first=False):
+            if self.system.event_stream.has_subscribers():
+                self.system.event_stream.publish(ActorRestarted(self.ref, exc))
+            hooks_before = self._hooks
+            try:
+                handler = await self._unwrap(self._initial, run_pre_start=False, reset=True)
+            except Exception as setup_exc:
+                if self._decide(setup_exc) is Directive.restart:
+                    exc = setup_exc
+                    continue
+                self.request_stop()
+                return
+            if handler is None:
+                self.request_stop()
+                return
+            self._handler = handler
+            for hook in self._hooks or hooks_before:
+                if hook.post_restart is not None:
+                    try:
+                        await hook.post_restart(ctx)
+                    except Exception as hook_exc:
+                        self.log.error(
+                            "post_restart hook of %s raised", self.path, exc_info=hook_exc
+                        )
+                        self.request_stop()
+                        return
             return
-        for hook in self._hooks or hooks_before:
-            if hook.post_restart is not None:
-                try:
-                    await hook.post_restart(ctx)
-                except Exception as hook_exc:
-                    await self._failed(hook_exc)
-                    return
-        if self.system.event_stream.has_subscribers():
-            self.system.event_stream.publish(ActorRestarted(self.ref, exc))
 
     # ------------------------------------------------------------------ stopping
 
@@ -626,14 +665,18 @@ class Cell:
     async def _stop_sequence(self) -> None:
         self.request_stop()
         await self._stop_children()
-        for hook in self._hooks:
+        await self._run_post_stop()
+
+    async def _run_post_stop(self) -> None:
+        if self._timers is not None:
+            self._timers.cancel_all()
+        hooks, self._hooks = self._hooks, ()  # at most once, even if cancelled midway
+        for hook in hooks:
             if hook.post_stop is not None:
                 try:
                     await hook.post_stop(self.ctx)
                 except Exception as exc:
                     self.log.error("post_stop hook of %s raised", self.path, exc_info=exc)
-        if self._timers is not None:
-            self._timers.cancel_all()
 
     def _terminate(self) -> None:
         """Final bookkeeping once the task is done (also after a hard cancel)."""
@@ -649,7 +692,8 @@ class Cell:
             if type(message) is _Control:
                 if message.kind in (_Control.PIPE_FAILED, _Control.CHILD_FAILED):
                     self.log.error(
-                        "actor %s stopped before handling a failure", self.path,
+                        "actor %s stopped before handling a failure",
+                        self.path,
                         exc_info=message.payload,
                     )
             else:
@@ -659,11 +703,11 @@ class Cell:
                 ref._target.remove_watcher(self._on_watched_terminated)
             self._watching = None
         parent = self.parent
-        if parent is not None:
-            if parent._children is not None and parent._children.get(self.name) is self:
-                del parent._children[self.name]
-                if not parent._children and parent._children_gone is not None:
-                    parent._children_gone.set()
+        siblings = parent._children if parent is not None else None
+        if siblings is not None and siblings.get(self.name) is self:
+            del siblings[self.name]
+            if not siblings and parent is not None and parent._children_gone is not None:
+                parent._children_gone.set()
         system._unregister(self)
         watchers, self._watchers = self._watchers, None
         for watcher in watchers or ():
@@ -680,8 +724,6 @@ class Cell:
                 parent.post_control(_Control.CHILD_FAILED, escalation)
             else:
                 system._root_failed(escalation)
-
-
 
 
 async def _maybe_await(value: Any) -> Any:

@@ -117,7 +117,9 @@ class ActorContext(Generic[M]):
             return
         child = cell.child(ref.address.path.rsplit("/", 1)[-1])
         if child is None or child.ref != ref:
-            raise ValueError(f"{ref.path} is not a child of {cell.path}; only children can be stopped")
+            raise ValueError(
+                f"{ref.path} is not a child of {cell.path}; only children can be stopped"
+            )
         child.request_stop()
 
     def watch(self, ref: ActorRef[Any]) -> None:

@@ -30,6 +30,9 @@ _CLOSED = "closed"
 
 _log = logging.getLogger("casty_trio.system")
 
+DEFAULT_SHUTDOWN_TIMEOUT = 10.0
+"""Seconds a graceful shutdown waits for actors before cancelling the rest."""
+
 
 class _ActorLogger(logging.Logger):
     """A logger that is not registered with :mod:`logging`, so it dies with its actor.
@@ -37,7 +40,7 @@ class _ActorLogger(logging.Logger):
     It skips the level cache, which :mod:`logging` only clears for registered loggers.
     """
 
-    def isEnabledFor(self, level: int) -> bool:  # noqa: N802 (logging's own name)
+    def isEnabledFor(self, level: int) -> bool:
         if self.disabled or self.manager.disable >= level:
             return False
         return level >= self.getEffectiveLevel()
@@ -84,6 +87,7 @@ class ActorSystem:
         self._state = _NEW
         self._nursery: trio.Nursery | None = None
         self._nursery_manager: Any = None
+        self._actors: trio.Nursery | None = None
         self._body_scope: trio.CancelScope | None = None
         self._failure: BaseException | None = None
         self._ask_ids = itertools.count(1)
@@ -114,9 +118,23 @@ class ActorSystem:
         self._state = _RUNNING
         self._nursery_manager = trio.open_nursery()
         self._nursery = await self._nursery_manager.__aenter__()
+        try:
+            self._actors = await self._nursery.start(self._serve_actors)
+        except BaseException:
+            self._nursery.cancel_scope.cancel()
+            await self._close_nursery()
+            raise
         self._body_scope = trio.CancelScope()
         self._body_scope.__enter__()
         return self
+
+    async def _serve_actors(
+        self, *, task_status: trio.TaskStatus[trio.Nursery] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Own the nursery root actors run in, so a forced stop cancels actors, not the body."""
+        async with trio.open_nursery() as actors:
+            task_status.started(actors)
+            await trio.sleep_forever()
 
     async def __aexit__(
         self,
@@ -144,15 +162,20 @@ class ActorSystem:
         nursery, manager = self._nursery, self._nursery_manager
         assert nursery is not None
         nursery.cancel_scope.cancel()
-        self._nursery = self._nursery_manager = None
+        self._nursery = self._nursery_manager = self._actors = None
         self._state = _CLOSED
         await manager.__aexit__(None, None, None)
 
-    async def shutdown(self) -> None:
-        """Stop every actor gracefully and refuse new work.
+    async def shutdown(self, *, timeout: float = DEFAULT_SHUTDOWN_TIMEOUT) -> None:
+        """Stop every actor and refuse new work.
 
-        Children stop before their parents and ``post_stop`` hooks run. Idempotent. A
-        checkpoint; if cancelled, the remaining actors are cancelled when the block ends.
+        Every actor is asked to stop: children stop before their parents and ``post_stop``
+        hooks run. Actors still running after ``timeout`` seconds (say, a handler that never
+        returns) are cancelled; their ``post_stop`` hooks then get one more shielded second.
+        Idempotent. A checkpoint.
+
+        Args:
+            timeout: Grace period for the graceful stop, in seconds.
         """
         if self._state in (_NEW, _CLOSED):
             await trio.lowlevel.checkpoint()
@@ -160,11 +183,22 @@ class ActorSystem:
         self._state = _STOPPING
         for cell in tuple(self._roots.values()):
             cell.request_stop()
-        if self._roots:
-            self._roots_gone = trio.Event()
-            await self._roots_gone.wait()
-        else:
+        if not self._roots:
             await trio.lowlevel.checkpoint()
+            return
+        if self._roots_gone is None:
+            self._roots_gone = trio.Event()
+        with trio.move_on_after(timeout) as scope:
+            await self._roots_gone.wait()
+        if scope.cancelled_caught and self._actors is not None:
+            _log.warning(
+                "actor system %s: %d actors still running %ss after shutdown began; cancelling",
+                self._name,
+                len(self._cells),
+                timeout,
+            )
+            self._actors.cancel_scope.cancel()
+            await self._roots_gone.wait()
 
     def _root_failed(self, exc: Exception) -> None:
         if self._failure is None:
@@ -199,11 +233,11 @@ class ActorSystem:
     def _spawn_root(
         self, behavior: Behavior[Any], name: str, mailbox: Mailbox[Any] | None
     ) -> ActorRef[Any]:
-        assert self._nursery is not None
+        assert self._actors is not None
         cell = Cell(self, None, name, behavior, mailbox)
         self._roots[name] = cell
         self._register(cell)
-        self._nursery.start_soon(cell.run)
+        self._actors.start_soon(cell.run)
         return cell.ref
 
     def stop(self, ref: ActorRef[Any]) -> None:
@@ -239,7 +273,8 @@ class ActorSystem:
             ActorSystemError: The system is not running.
 
         Examples:
-            >>> balance = await system.ask(ref, lambda r: GetBalance(r), timeout=1.0)  # doctest: +SKIP
+            >>> await system.ask(ref, lambda r: GetBalance(r), timeout=1.0)  # doctest: +SKIP
+            42
         """
         self._check_running()
         address = ActorAddress(self._name, f"/$ask/{next(self._ask_ids)}", self._node)

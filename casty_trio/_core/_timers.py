@@ -59,7 +59,7 @@ class TimerScheduler(Generic[M]):
         self._start(key, message, delay, None)
 
     def start_periodic(self, key: Hashable, message: M, interval: float) -> None:
-        """Send ``message`` to the actor every ``interval`` seconds (first one after ``interval``)."""
+        """Send ``message`` to the actor every ``interval`` seconds, first after one interval."""
         if interval <= 0:
             raise ValueError(f"timer interval must be positive, got {interval}")
         self._start(key, message, interval, interval)
