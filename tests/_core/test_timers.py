@@ -1,0 +1,275 @@
+"""Timers (Behaviors.with_timers), all on the virtual clock."""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from typing import Any
+
+import attrs
+import pytest
+import trio
+
+from casty_trio import (
+    ActorContext,
+    ActorRef,
+    ActorSystem,
+    Behavior,
+    Behaviors,
+    DeadLetter,
+    OneForOneStrategy,
+    TimerScheduler,
+)
+from tests._helpers import Probe, drain_nowait
+
+
+@attrs.frozen
+class Tick:
+    label: str
+
+
+@attrs.frozen
+class StartSingle:
+    key: Hashable
+    msg: Any
+    delay: float
+
+
+@attrs.frozen
+class StartPeriodic:
+    key: Hashable
+    msg: Any
+    interval: float
+
+
+@attrs.frozen
+class Cancel:
+    key: Hashable
+
+
+@attrs.frozen
+class CancelAll:
+    pass
+
+
+@attrs.frozen
+class IsActive:
+    key: Hashable
+    reply_to: ActorRef[bool]
+
+
+@attrs.frozen
+class Block:
+    seconds: float
+
+
+@attrs.frozen
+class Stop:
+    pass
+
+
+@attrs.frozen
+class Boom:
+    pass
+
+
+def timed(probe: Probe, starts: list[float] | None = None) -> Behavior[Any]:
+    """Drives its TimerScheduler on command; forwards every Tick to ``probe``."""
+
+    def factory(ctx: ActorContext[Any], timers: TimerScheduler[Any]) -> Behavior[Any]:
+        if starts is not None:
+            starts.append(trio.current_time())
+
+        async def receive(ctx: ActorContext[Any], msg: Any) -> Behavior[Any]:
+            match msg:
+                case Tick():
+                    probe.ref.tell(msg)
+                case StartSingle(key, tick, delay):
+                    timers.start_single(key, tick, delay)
+                case StartPeriodic(key, tick, interval):
+                    timers.start_periodic(key, tick, interval)
+                case Cancel(key):
+                    timers.cancel(key)
+                case CancelAll():
+                    timers.cancel_all()
+                case IsActive(key, reply_to):
+                    reply_to.tell(timers.is_active(key))
+                case Block(seconds):
+                    await trio.sleep(seconds)
+                case Stop():
+                    return Behaviors.stopped()
+                case Boom():
+                    raise ValueError("boom")
+            return Behaviors.same()
+
+        return Behaviors.receive(receive)
+
+    return Behaviors.with_timers(factory)
+
+
+async def is_active(system: ActorSystem, ref: ActorRef[Any], key: Hashable) -> bool:
+    return await system.ask(ref, lambda r: IsActive(key, r), timeout=1.0)
+
+
+async def test_single_timer_fires_once_after_delay(
+    system: ActorSystem, probe: Probe, autojump_clock: Any
+) -> None:
+    ref = system.spawn(timed(probe), "timed")
+    t0 = trio.current_time()
+    ref.tell(StartSingle("k", Tick("once"), 2.0))
+    assert await probe.receive(within=5.0) == Tick("once")
+    assert probe.times[0] - t0 == pytest.approx(2.0, abs=0.01)
+    await probe.expect_no_message(within=20.0)
+
+
+async def test_periodic_timer_ticks_every_interval(
+    system: ActorSystem, probe: Probe, autojump_clock: Any
+) -> None:
+    ref = system.spawn(timed(probe), "timed")
+    t0 = trio.current_time()
+    ref.tell(StartPeriodic("p", Tick("p"), 1.0))
+    await trio.sleep(10.5)
+    assert probe.messages == [Tick("p")] * 10
+    offsets = [t - t0 for t in probe.times]
+    assert offsets == pytest.approx([float(i) for i in range(1, 11)], abs=0.01)
+    assert await is_active(system, ref, "p")
+    ref.tell(Cancel("p"))
+    await trio.sleep(5.0)
+    assert len(probe.messages) == 10
+
+
+async def test_timer_started_in_factory(
+    system: ActorSystem, probe: Probe, autojump_clock: Any
+) -> None:
+    def factory(ctx: ActorContext[Any], timers: TimerScheduler[Any]) -> Behavior[Any]:
+        timers.start_single("hello", "hello", 1.0)
+
+        async def receive(ctx: ActorContext[Any], msg: Any) -> Behavior[Any]:
+            probe.ref.tell(msg)
+            return Behaviors.same()
+
+        return Behaviors.receive(receive)
+
+    async def async_factory(ctx: ActorContext[Any], timers: TimerScheduler[Any]) -> Behavior[Any]:
+        return factory(ctx, timers)
+
+    system.spawn(Behaviors.with_timers(factory), "sync-factory")
+    system.spawn(Behaviors.with_timers(async_factory), "async-factory")
+    assert await probe.wait_for_count(2, within=2.0) == ["hello", "hello"]
+
+
+async def test_cancel_prevents_the_message(
+    system: ActorSystem, probe: Probe, autojump_clock: Any
+) -> None:
+    ref = system.spawn(timed(probe), "timed")
+    ref.tell(StartSingle("k", Tick("never"), 2.0))
+    assert await is_active(system, ref, "k")
+    await trio.sleep(1.0)
+    ref.tell(Cancel("k"))
+    assert not await is_active(system, ref, "k")
+    await probe.expect_no_message(within=10.0)
+
+
+async def test_cancel_after_the_timer_fired_but_before_delivery(
+    system: ActorSystem, probe: Probe, autojump_clock: Any
+) -> None:
+    ref = system.spawn(timed(probe), "timed")
+    ref.tell(StartSingle("k", Tick("queued"), 1.0))
+    ref.tell(Block(3.0))  # the actor is busy while the timer fires at t=1
+    ref.tell(Cancel("k"))  # handled at t=3, the Tick already sits in the mailbox behind it
+    await probe.expect_no_message(within=10.0)
+
+
+async def test_starting_an_active_key_replaces_the_timer(
+    system: ActorSystem, probe: Probe, autojump_clock: Any
+) -> None:
+    ref = system.spawn(timed(probe), "timed")
+    t0 = trio.current_time()
+    ref.tell(StartSingle("k", Tick("first"), 2.0))
+    ref.tell(StartSingle("k", Tick("second"), 3.0))
+    assert await probe.receive(within=5.0) == Tick("second")
+    assert probe.times[0] - t0 == pytest.approx(3.0, abs=0.01)
+    await probe.expect_no_message(within=10.0)
+
+
+async def test_replacing_a_periodic_timer_with_a_single_one(
+    system: ActorSystem, probe: Probe, autojump_clock: Any
+) -> None:
+    ref = system.spawn(timed(probe), "timed")
+    ref.tell(StartPeriodic("k", Tick("periodic"), 1.0))
+    await trio.sleep(2.5)
+    ref.tell(StartSingle("k", Tick("single"), 1.0))
+    await trio.sleep(10.0)
+    assert probe.messages == [Tick("periodic"), Tick("periodic"), Tick("single")]
+
+
+async def test_replacing_after_the_old_timer_fired_but_before_delivery(
+    system: ActorSystem, probe: Probe, autojump_clock: Any
+) -> None:
+    ref = system.spawn(timed(probe), "timed")
+    ref.tell(StartSingle("k", Tick("stale"), 1.0))
+    ref.tell(Block(3.0))
+    ref.tell(StartSingle("k", Tick("fresh"), 1.0))
+    assert await probe.receive(within=10.0) == Tick("fresh")
+    await probe.expect_no_message(within=10.0)
+
+
+async def test_independent_keys(system: ActorSystem, probe: Probe, autojump_clock: Any) -> None:
+    ref = system.spawn(timed(probe), "timed")
+    ref.tell(StartSingle("a", Tick("a"), 1.0))
+    ref.tell(StartSingle("b", Tick("b"), 2.0))
+    ref.tell(Cancel("a"))
+    assert await probe.receive(within=5.0) == Tick("b")
+    await probe.expect_no_message(within=5.0)
+
+
+async def test_is_active(system: ActorSystem, probe: Probe, autojump_clock: Any) -> None:
+    ref = system.spawn(timed(probe), "timed")
+    assert not await is_active(system, ref, "single")
+    ref.tell(StartSingle("single", Tick("s"), 1.0))
+    ref.tell(StartPeriodic("periodic", Tick("p"), 1.0))
+    assert await is_active(system, ref, "single")
+    assert await is_active(system, ref, "periodic")
+    await probe.wait_for_count(2, within=1.5)
+    assert not await is_active(system, ref, "single")  # delivered: no longer active
+    assert await is_active(system, ref, "periodic")
+    ref.tell(Cancel("periodic"))
+    assert not await is_active(system, ref, "periodic")
+
+
+async def test_cancel_all(system: ActorSystem, probe: Probe, autojump_clock: Any) -> None:
+    ref = system.spawn(timed(probe), "timed")
+    ref.tell(StartSingle("a", Tick("a"), 1.0))
+    ref.tell(StartPeriodic("b", Tick("b"), 1.0))
+    ref.tell(CancelAll())
+    assert not await is_active(system, ref, "a")
+    assert not await is_active(system, ref, "b")
+    await probe.expect_no_message(within=5.0)
+
+
+async def test_timers_die_with_the_actor(
+    system: ActorSystem, probe: Probe, autojump_clock: Any
+) -> None:
+    ref = system.spawn(timed(probe), "timed")
+    ref.tell(StartPeriodic("p", Tick("p"), 1.0))
+    ref.tell(StartSingle("s", Tick("s"), 5.0))
+    await trio.sleep(2.5)
+    async with system.event_stream.subscription(DeadLetter) as dead_letters:
+        ref.tell(Stop())
+        await trio.sleep(20.0)
+        assert drain_nowait(dead_letters) == []  # no timer keeps firing at a dead actor
+    assert probe.messages == [Tick("p"), Tick("p")]
+
+
+async def test_timers_are_cancelled_on_restart(
+    system: ActorSystem, probe: Probe, autojump_clock: Any
+) -> None:
+    starts: list[float] = []
+    ref = system.spawn(Behaviors.supervise(timed(probe, starts), OneForOneStrategy()), "timed")
+    ref.tell(StartPeriodic("p", Tick("p"), 1.0))
+    ref.tell(StartSingle("s", Tick("s"), 5.0))
+    await trio.sleep(2.5)
+    ref.tell(Boom())
+    assert not await is_active(system, ref, "p")
+    assert len(starts) == 2
+    await trio.sleep(20.0)
+    assert probe.messages == [Tick("p"), Tick("p")]

@@ -1,0 +1,36 @@
+"""Smoke test for benchmarks/: every scenario runs with tiny counts and returns a full record.
+
+No timing assertions: benchmark figures are reported by ``benchmarks/run.py``, not tested here.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+SCENARIOS = ["local_tell", "local_ask", "many_actors"]
+REQUIRED = {"scenario", "ours", "baseline", "ratio", "goal", "meets_goal"}
+
+
+@pytest.mark.parametrize("name", SCENARIOS)
+def test_scenario_quick_run_returns_a_record(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.syspath_prepend(str(BENCHMARKS))  # the scripts import their sibling `_common`
+    module = importlib.import_module(name)
+
+    record = module.run(quick=True)
+
+    assert record.keys() >= REQUIRED
+    assert record["scenario"] == name
+    assert isinstance(record["ours"], dict) and record["ours"]
+    assert isinstance(record["baseline"], dict) and record["baseline"]
+    assert isinstance(record["ratio"], float) and record["ratio"] > 0
+    assert isinstance(record["goal"], str) and record["goal"]
+    assert isinstance(record["meets_goal"], bool)
+    assert record["quick"] is True
+    json.dumps(record, sort_keys=True)  # what emit() prints must be valid JSON
+    if name == "many_actors":
+        assert record.keys() >= {"spawn_ratio", "bytes_per_actor", "msgs_per_s"}
