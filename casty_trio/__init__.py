@@ -34,9 +34,11 @@ from ._errors import (
     ActorSystemError,
     AskTimeoutError,
     CastyError,
+    ConfigError,
     MailboxFullError,
     StashOverflowError,
 )
+from .config import CastyConfig, discover_config, load_config
 
 __version__ = "0.1.0"
 
@@ -53,7 +55,9 @@ __all__ = [
     "Backoff",
     "Behavior",
     "Behaviors",
+    "CastyConfig",
     "CastyError",
+    "ConfigError",
     "DeadLetter",
     "Directive",
     "EventStream",
@@ -70,4 +74,6 @@ __all__ = [
     "TimerScheduler",
     "UnhandledMessage",
     "__version__",
+    "discover_config",
+    "load_config",
 ]

@@ -5,6 +5,7 @@ The tree::
     CastyError
     ├── ActorSystemError (also RuntimeError)   the system is not running, or was entered twice
     ├── AskTimeoutError (also TimeoutError)    no reply arrived before an ask's deadline
+    ├── ConfigError (also ValueError)          a configuration file or value is invalid
     ├── MailboxFullError                       a bounded mailbox with the ``reject`` policy is full
     └── StashOverflowError                     a stash buffer is at capacity
 
@@ -18,6 +19,7 @@ __all__ = [
     "ActorSystemError",
     "AskTimeoutError",
     "CastyError",
+    "ConfigError",
     "MailboxFullError",
     "StashOverflowError",
 ]
@@ -49,6 +51,10 @@ class AskTimeoutError(CastyError, TimeoutError):
         >>> isinstance(AskTimeoutError("no reply"), TimeoutError)
         True
     """
+
+
+class ConfigError(CastyError, ValueError):
+    """The configuration is invalid; the message names each offending key."""
 
 
 class MailboxFullError(CastyError):

@@ -136,6 +136,9 @@ class Cell:
         self.ctx = ActorContext(self)
         self._initial = behavior
         self._mailbox: deque[Any] = deque()
+        if mailbox is None:
+            policies = system._policies
+            mailbox = policies.mailbox(path) if policies.per_actor else policies.default_mailbox
         if mailbox is not None:
             if mailbox.capacity is not None:
                 self._capacity = self._limit = mailbox.capacity
@@ -554,9 +557,13 @@ class Cell:
         elif directive is not Directive.resume:
             self.request_stop()
 
+    def _effective_strategy(self) -> SupervisionStrategy | None:
+        """The behavior's own strategy, else the configured default for this actor."""
+        return self._strategy or self.system._policies.strategy(self.path)
+
     def _decide(self, exc: Exception) -> Directive:
         """Ask the strategy, enforce the restart window, log, and note escalations."""
-        strategy = self._strategy
+        strategy = self._effective_strategy()
         if strategy is None:
             self.log.error("actor %s failed; stopping it", self.path, exc_info=exc)
             return Directive.stop
@@ -613,7 +620,7 @@ class Cell:
                 self._timers.cancel_all()
             self._interceptors = None
             self._handler = None
-            strategy = self._strategy
+            strategy = self._effective_strategy()
             if exc is not None and strategy is not None and strategy.backoff is not None:
                 restarts = len(self._restart_times or ()) or 1
                 with trio.CancelScope() as scope:

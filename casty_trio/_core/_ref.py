@@ -8,7 +8,7 @@ hashing use the address only, so refs work as dict keys and survive a round trip
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Generic, NamedTuple, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, NamedTuple, Protocol, TypeVar
 
 import attrs
 
@@ -78,7 +78,7 @@ class RefTarget(Protocol):
     def remove_watcher(self, watcher: Callable[[ActorRef[Any]], None], /) -> None: ...
 
 
-class ActorRef(Generic[M]):
+class ActorRef(Generic[M_contra]):
     """A handle to send messages of type ``M`` to one actor.
 
     Refs are cheap immutable values. :meth:`tell` is synchronous and never blocks; messages
@@ -99,20 +99,26 @@ class ActorRef(Generic[M]):
     address: ActorAddress
     """The actor's full address (system, path and node)."""
 
-    tell: Callable[[M], None]
-    """Send a message to the actor, fire-and-forget: ``ref.tell(msg)``.
+    if TYPE_CHECKING:
 
-    Not a checkpoint and never blocks: it appends to the receiver's mailbox and wakes it if idle.
-    A message to an actor that has stopped is published as a :class:`~casty_trio.DeadLetter`.
-    Raises :class:`~casty_trio.MailboxFullError` when the receiver's bounded mailbox uses the
-    ``reject`` policy and is full. (It is the target's bound ``deliver`` method itself, which
-    saves a call on the hottest path of the framework.)
-    """
+        def tell(self, message: M_contra, /) -> None:
+            """Send a message to the actor, fire-and-forget.
+
+            Not a checkpoint and never blocks: it appends to the receiver's mailbox and wakes it
+            if idle. A message to an actor that has stopped is published as a
+            :class:`~casty_trio.DeadLetter`.
+
+            Raises:
+                MailboxFullError: The receiver's bounded mailbox uses the ``reject`` policy and
+                    is full.
+            """
+    # At run time ``tell`` is the target's bound ``deliver`` method itself, stored in a slot:
+    # one call less on the hottest path of the framework.
 
     def __init__(self, address: ActorAddress, target: RefTarget) -> None:
         self.address = address
         self._target = target
-        self.tell = target.deliver
+        self.tell = target.deliver  # type: ignore[method-assign]
 
     @property
     def path(self) -> str:

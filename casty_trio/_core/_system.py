@@ -11,12 +11,14 @@ from typing import Any, TypeVar
 import trio
 
 from .._errors import ActorSystemError
+from ..config import CastyConfig, MailboxConfig, SupervisionConfig
 from ._ask import ask as _ask
 from ._behavior import Behavior
 from ._cell import Cell
 from ._event_stream import EventStream
-from ._mailbox import Mailbox
+from ._mailbox import Mailbox, MailboxOverflowStrategy
 from ._ref import ActorAddress, ActorRef, NodeAddress
+from ._supervision import Backoff, Directive, OneForOneStrategy, SupervisionStrategy
 
 __all__ = ["ActorSystem"]
 
@@ -29,9 +31,53 @@ _STOPPING = "stopping"
 _CLOSED = "closed"
 
 _log = logging.getLogger("casty_trio.system")
+_DEFAULT_NAME = "casty-system"
 
-DEFAULT_SHUTDOWN_TIMEOUT = 10.0
-"""Seconds a graceful shutdown waits for actors before cancelling the rest."""
+_OVERFLOW = {strategy.value: strategy for strategy in MailboxOverflowStrategy}
+_DIRECTIVE = {"restart": Directive.restart, "resume": Directive.resume}
+
+
+def _mailbox(config: MailboxConfig) -> Mailbox[Any] | None:
+    if config.capacity is None and config.strategy == "drop_new":
+        return None  # the built-in default; keeps spawning on the fast path
+    return Mailbox(config.capacity, _OVERFLOW[config.strategy])
+
+
+def _strategy(config: SupervisionConfig) -> SupervisionStrategy | None:
+    directive = _DIRECTIVE.get(config.strategy)
+    if directive is None:
+        return None  # "stop": the built-in default
+    backoff = None
+    if config.backoff_min is not None:
+        backoff = Backoff(config.backoff_min, config.backoff_max, config.backoff_multiplier)
+    return OneForOneStrategy(
+        config.max_restarts, config.within, lambda exc: directive, backoff
+    )
+
+
+class _Policies:
+    """Mailboxes and fallback supervision derived from the configuration, per actor path."""
+
+    def __init__(self, config: CastyConfig) -> None:
+        self._config = config
+        self.per_actor = bool(config.actors)
+        self.default_mailbox = _mailbox(config.defaults.mailbox)
+        self.default_strategy = _strategy(config.defaults.supervision)
+        self._strategies: dict[SupervisionConfig, SupervisionStrategy | None] = {}
+
+    def mailbox(self, path: str) -> Mailbox[Any] | None:
+        actor = self._config.actor(path) if self.per_actor else None
+        if actor is not None and actor.mailbox is not None:
+            return _mailbox(actor.mailbox)
+        return self.default_mailbox
+
+    def strategy(self, path: str) -> SupervisionStrategy | None:
+        actor = self._config.actor(path) if self.per_actor else None
+        if actor is None or actor.supervision is None:
+            return self.default_strategy
+        if actor.supervision not in self._strategies:
+            self._strategies[actor.supervision] = _strategy(actor.supervision)
+        return self._strategies[actor.supervision]
 
 
 class _ActorLogger(logging.Logger):
@@ -56,9 +102,10 @@ class ActorSystem:
     as is. Several systems can run side by side in one ``trio.run``: nothing is global.
 
     Args:
-        name: The system's name; it appears in every actor address.
-        config: Reserved for the configuration object of the cluster layer; must be ``None``
-            for now.
+        name: The system's name; it appears in every actor address. When left at its default
+            and a ``config`` is given, ``config.system.name`` is used.
+        config: A :class:`~casty_trio.config.CastyConfig` (see :func:`~casty_trio.load_config`):
+            default mailboxes and supervision, per-actor overrides, shutdown grace period.
 
     Examples:
         >>> async def main() -> None:                           # doctest: +SKIP
@@ -69,16 +116,14 @@ class ActorSystem:
         >>> trio.run(main)                                      # doctest: +SKIP
     """
 
-    def __init__(self, name: str = "casty-system", *, config: Any = None) -> None:
-        if not name or "/" in name or any(ch.isspace() for ch in name):
+    def __init__(self, name: str = "casty-system", *, config: CastyConfig | None = None) -> None:
+        if config is not None and name == _DEFAULT_NAME:
+            name = config.system.name
+        if not isinstance(name, str) or not name or "/" in name or any(c.isspace() for c in name):
             raise ValueError(f"invalid actor system name {name!r}: use a non-empty word")
-        if config is not None:
-            raise TypeError(
-                "ActorSystem(config=...) takes a CastyConfig, which arrives with the cluster "
-                "layer; pass None for now"
-            )
         self._name = name
-        self._config = config
+        self._config = config if config is not None else CastyConfig()
+        self._policies = _Policies(self._config)
         self._node: NodeAddress | None = None
         self._event_stream = EventStream(name)
         self._cells: dict[str, Cell] = {}
@@ -99,6 +144,11 @@ class ActorSystem:
     def name(self) -> str:
         """The system's name."""
         return self._name
+
+    @property
+    def config(self) -> CastyConfig:
+        """The configuration this system runs with (defaults when none was given)."""
+        return self._config
 
     @property
     def event_stream(self) -> EventStream:
@@ -166,7 +216,7 @@ class ActorSystem:
         self._state = _CLOSED
         await manager.__aexit__(None, None, None)
 
-    async def shutdown(self, *, timeout: float = DEFAULT_SHUTDOWN_TIMEOUT) -> None:
+    async def shutdown(self, *, timeout: float | None = None) -> None:
         """Stop every actor and refuse new work.
 
         Every actor is asked to stop: children stop before their parents and ``post_stop``
@@ -175,8 +225,11 @@ class ActorSystem:
         Idempotent. A checkpoint.
 
         Args:
-            timeout: Grace period for the graceful stop, in seconds.
+            timeout: Grace period for the graceful stop, in seconds; by default
+                ``config.system.shutdown_timeout`` (10 s).
         """
+        if timeout is None:
+            timeout = self._config.system.shutdown_timeout
         if self._state in (_NEW, _CLOSED):
             await trio.lowlevel.checkpoint()
             return
