@@ -284,14 +284,6 @@ class Cell:
             self._wait_scope.cancel()  # cut a restart backoff short
         self._wake()
 
-    async def wait_terminated(self) -> None:
-        if self._state == _TERMINATED:
-            await trio.lowlevel.checkpoint()
-            return
-        if self._terminated_event is None:
-            self._terminated_event = trio.Event()
-        await self._terminated_event.wait()
-
     @property
     def log(self) -> logging.Logger:
         if self._log is None:
@@ -304,19 +296,15 @@ class Cell:
         """Body of the actor's task."""
         try:
             initial = self._initial
-            if type(initial) is ReceiveBehavior:  # the common case, e.g. entities: no setup
-                self._handler = initial.handler
-                if self.system.event_stream.has_subscribers():
-                    self.system.event_stream.publish(ActorStarted(self.ref))
-                await self._serve()
-                if self._pending:
-                    await self._run_in_nursery(started=True)
-                else:
-                    await self._stop_sequence()
-            elif _wants_nursery(initial):
+            if type(initial) is not ReceiveBehavior and _wants_nursery(initial):
                 await self._run_in_nursery(started=False)
             else:
-                if await self._start(first=True):
+                # A plain receive behavior (most actors, e.g. entities) starts without a call.
+                if type(initial) is ReceiveBehavior:
+                    started = self._started(initial.handler)
+                else:
+                    started = await self._start()
+                if started:
                     await self._serve()
                 if self._pending:
                     # a child, timer or job needs a nursery: step into one and carry on there
@@ -339,7 +327,7 @@ class Cell:
             pending, self._pending = self._pending, None
             for job in pending or ():
                 nursery.start_soon(job)
-            if started or await self._start(first=True):
+            if started or await self._start():
                 await self._serve()  # in a nursery it only returns once a stop is requested
             await self._stop_sequence()
             nursery.cancel_scope.cancel()
@@ -471,13 +459,13 @@ class Cell:
 
     # ------------------------------------------------------------------ start, unwrap
 
-    async def _start(self, *, first: bool) -> bool:
+    async def _start(self) -> bool:
         """Run the initial behavior's setup; True once the actor can take messages.
 
         False means the actor is stopping (setup returned ``stopped`` or failed for good).
         """
         try:
-            handler = await self._unwrap(self._initial, run_pre_start=first, reset=True)
+            handler = await self._unwrap(self._initial, run_pre_start=True, reset=True)
         except Exception as exc:
             if self._decide(exc) is Directive.restart:
                 await self._restart(exc)
@@ -487,9 +475,13 @@ class Cell:
         if handler is None or self._stop_requested:
             self.request_stop()
             return False
+        return self._started(handler)
+
+    def _started(self, handler: _Handler) -> bool:
         self._handler = handler
-        if first and self.system.event_stream.has_subscribers():
-            self.system.event_stream.publish(ActorStarted(self.ref))
+        stream = self.system.event_stream
+        if stream.has_subscribers():
+            stream.publish(ActorStarted(self.ref))
         return True
 
     async def _unwrap(
@@ -541,6 +533,11 @@ class Cell:
                 )
             elif isinstance(behavior, ExtensionBehavior):
                 behavior = await behavior.start(ctx)
+            elif behavior is None:
+                raise TypeError(
+                    f"actor {self.path}: a handler or setup returned None; return "
+                    "Behaviors.same() to keep the current behavior"
+                )
             else:
                 raise TypeError(
                     f"actor {self.path}: expected a Behavior, got {type(behavior).__name__}"
