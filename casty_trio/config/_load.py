@@ -11,7 +11,7 @@ import cattrs
 import cattrs.v
 
 from .._errors import ConfigError
-from ._model import CastyConfig
+from ._model import CastyConfig, regex_problem
 
 __all__ = ["discover_config", "load_config", "parse_config"]
 
@@ -36,6 +36,10 @@ def _describe(exc: BaseException, kind: type | None) -> str:
         return f"unknown key(s): {', '.join(sorted(exc.extra_fields))}"
     if isinstance(exc, KeyError):
         return "required key missing"
+    if isinstance(exc, TypeError | AttributeError) and (
+        "iterable" in str(exc) or "items" in str(exc)
+    ):
+        return "expected a table"
     if isinstance(exc, ValueError | TypeError) and exc.args:
         return str(exc.args[0])
     return cattrs.v.format_exception(exc, kind)
@@ -76,13 +80,23 @@ def parse_config(text: str, *, source: str = CONFIG_FILE) -> CastyConfig:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{source}: invalid TOML: {exc}") from exc
+    # Regexes are checked up front so that they are reported together with everything else.
+    actors = data.get("actors")
+    problems = [
+        f"{problem} @ {source}"
+        for pattern in (actors if isinstance(actors, dict) else ())
+        if (problem := regex_problem(pattern)) is not None
+    ]
     try:
-        return _converter().structure(data, CastyConfig)
+        config = _converter().structure(data, CastyConfig)
     except ConfigError as exc:
-        raise ConfigError(f"{source}: {exc}") from None
+        problems.append(f"{exc} @ {source}")
     except Exception as exc:
-        problems = cattrs.transform_error(exc, path=source, format_exception=_describe)
-        raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems)) from exc
+        problems.extend(cattrs.transform_error(exc, path=source, format_exception=_describe))
+    else:
+        if not problems:
+            return config
+    raise ConfigError("invalid configuration:\n  " + "\n  ".join(dict.fromkeys(problems)))
 
 
 def discover_config(start: Path | None = None) -> Path | None:
@@ -118,6 +132,6 @@ def load_config(path: str | Path | None = None) -> CastyConfig:
         return CastyConfig()
     try:
         text = found.read_text(encoding="utf-8")
-    except OSError as exc:
+    except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read configuration file {found}: {exc}") from exc
     return parse_config(text, source=str(found))

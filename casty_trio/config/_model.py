@@ -6,7 +6,7 @@ Every key here has an effect; the docs page "Configuration" lists them with thei
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Any, Literal
 
 import attrs
 
@@ -23,13 +23,23 @@ __all__ = [
 
 
 def _positive(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
-    if value <= 0:
-        raise ValueError(f"{attribute.name} must be positive, got {value}")
+    if not value > 0 or value == float("inf"):  # also refuses nan
+        raise ValueError(f"{attribute.name} must be a positive number, got {value}")
 
 
-def _non_negative(instance: object, attribute: attrs.Attribute[int], value: int) -> None:
-    if value < 0:
+def _non_negative(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value is not None and not value >= 0:  # also refuses nan
         raise ValueError(f"{attribute.name} must not be negative, got {value}")
+
+
+def _at_least_one(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
+    if not value >= 1 or value == float("inf"):
+        raise ValueError(f"{attribute.name} must be at least 1, got {value}")
+
+
+def _system_name(instance: object, attribute: attrs.Attribute[str], value: str) -> None:
+    if not value or "/" in value or any(c.isspace() for c in value):
+        raise ValueError(f"{attribute.name} must be a non-empty word without '/', got {value!r}")
 
 
 def _capacity(instance: object, attribute: attrs.Attribute[int | None], value: int | None) -> None:
@@ -46,7 +56,7 @@ class SystemConfig:
         shutdown_timeout: Seconds a graceful shutdown waits before cancelling actors.
     """
 
-    name: str = "casty-system"
+    name: str = attrs.field(default="casty-system", validator=_system_name)
     shutdown_timeout: float = attrs.field(default=10.0, validator=_positive)
 
 
@@ -81,9 +91,16 @@ class SupervisionConfig:
     strategy: Literal["stop", "restart", "resume"] = "stop"
     max_restarts: int = attrs.field(default=3, validator=_non_negative)
     within: float = attrs.field(default=60.0, validator=_positive)
-    backoff_min: float | None = None
+    backoff_min: float | None = attrs.field(default=None, validator=_non_negative)
     backoff_max: float = attrs.field(default=10.0, validator=_positive)
-    backoff_multiplier: float = attrs.field(default=2.0, validator=_positive)
+    backoff_multiplier: float = attrs.field(default=2.0, validator=_at_least_one)
+
+    def __attrs_post_init__(self) -> None:
+        if self.backoff_min is not None and self.backoff_min > self.backoff_max:
+            raise ValueError(
+                f"backoff_min ({self.backoff_min}) must not exceed backoff_max "
+                f"({self.backoff_max})"
+            )
 
 
 @attrs.frozen
@@ -107,6 +124,15 @@ class ActorConfig:
     supervision: SupervisionConfig | None = None
 
 
+def regex_problem(pattern: str) -> str | None:
+    """Why ``pattern`` (an ``[actors]`` key) is not a usable regular expression, if it is not."""
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        return f"actors.{pattern!r}: not a valid regular expression ({exc})"
+    return None
+
+
 @attrs.frozen
 class CastyConfig:
     """The whole configuration; ``CastyConfig()`` is every default.
@@ -125,15 +151,13 @@ class CastyConfig:
     )
 
     def __attrs_post_init__(self) -> None:
-        patterns = []
-        for pattern, actor in self.actors.items():
-            try:
-                patterns.append((re.compile(pattern), actor))
-            except re.error as exc:
-                raise ConfigError(
-                    f"actors.{pattern!r}: not a valid regular expression ({exc})"
-                ) from None
-        object.__setattr__(self, "_patterns", tuple(patterns))
+        problems = [
+            problem for pattern in self.actors if (problem := regex_problem(pattern)) is not None
+        ]
+        if problems:
+            raise ConfigError("; ".join(problems))
+        patterns = tuple((re.compile(pattern), actor) for pattern, actor in self.actors.items())
+        object.__setattr__(self, "_patterns", patterns)
 
     def actor(self, path: str) -> ActorConfig | None:
         """The ``[actors]`` table that applies to the actor at ``path``, if any."""
