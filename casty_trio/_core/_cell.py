@@ -56,7 +56,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Cell"]
 
-_BATCH = 64  # messages handled between two fairness checkpoints
+_BATCH = 512  # messages handled between two fairness checkpoints
 _FINAL_GRACE = 1.0  # seconds post_stop hooks get, shielded, after a forced cancellation
 _UNBOUNDED = 1 << 62
 
@@ -93,8 +93,11 @@ class Cell:
     path: str
     ref: ActorRef[Any]
     ctx: ActorContext[Any]
+    _mailbox: deque[Any] | tuple[()] = ()  # no deque is held while the actor is idle
     _capacity: int = _UNBOUNDED
-    _limit: int = _UNBOUNDED  # drops to -1 when the actor stops taking messages
+    # ``len(_mailbox) >= _limit`` sends a tell down the slow path: 0 while no deque is held,
+    # the capacity while one is, -1 once the actor stops taking messages.
+    _limit: int = 0
     _overflow: MailboxOverflowStrategy = MailboxOverflowStrategy.drop_new
     _state: int = _ALIVE
     _parked: trio.lowlevel.Task | None = None
@@ -135,13 +138,12 @@ class Cell:
         self.ref = ActorRef(ActorAddress(system._name, path, system._node), self)
         self.ctx = ActorContext(self)
         self._initial = behavior
-        self._mailbox: deque[Any] = deque()
         if mailbox is None:
             policies = system._policies
             mailbox = policies.mailbox(path) if policies.per_actor else policies.default_mailbox
         if mailbox is not None:
             if mailbox.capacity is not None:
-                self._capacity = self._limit = mailbox.capacity
+                self._capacity = mailbox.capacity
             self._overflow = mailbox.overflow
         if inherited_spies:
             self._inherited_spies = inherited_spies
@@ -151,27 +153,32 @@ class Cell:
     def deliver(self, message: Any) -> None:
         """Append a message (the body of ``ActorRef.tell``).
 
-        ``_limit`` doubles as the liveness check: it drops to -1 once the actor stops taking
-        messages, so the hot path is one comparison, one append and one wake-up check.
+        The hot path is one comparison, one append and one wake-up check; everything unusual
+        (no deque yet, a full bounded mailbox, a stopped actor) takes ``_deliver_slow``.
         """
         mailbox = self._mailbox
         if len(mailbox) >= self._limit:
-            self._overflowed(message)
+            self._deliver_slow(message)
             return
-        mailbox.append(message)
+        mailbox.append(message)  # type: ignore[union-attr]
         task = self._parked
         if task is not None:
             self._parked = None
             trio.lowlevel.reschedule(task)
 
-    def _overflowed(self, message: Any) -> None:
+    def _deliver_slow(self, message: Any) -> None:
         if self._state:
             self.system._dead_letter(message, self.ref)
             return
+        mailbox = self._mailbox
+        if not isinstance(mailbox, deque):
+            self._open_mailbox().append(message)
+            self._wake()
+            return
         overflow = self._overflow
         if overflow is MailboxOverflowStrategy.drop_oldest:
-            self.system._dead_letter(self._mailbox.popleft(), self.ref)
-            self._mailbox.append(message)
+            self.system._dead_letter(mailbox.popleft(), self.ref)
+            mailbox.append(message)
             return
         self.system._dead_letter(message, self.ref)
         if overflow is MailboxOverflowStrategy.reject:
@@ -179,11 +186,20 @@ class Cell:
                 f"mailbox of {self.path} is full ({self._capacity} messages); message rejected"
             )
 
+    def _open_mailbox(self) -> deque[Any]:
+        mailbox = self._mailbox
+        if isinstance(mailbox, deque):
+            return mailbox
+        mailbox = self._mailbox = deque()
+        if not self._state:
+            self._limit = self._capacity
+        return mailbox
+
     def post_control(self, kind: int, payload: Any) -> None:
         """Queue an internal message; bypasses the capacity limit, dropped once terminated."""
         if self._state == _TERMINATED:
             return
-        self._mailbox.append(_Control(kind, payload))
+        self._open_mailbox().append(_Control(kind, payload))
         self._wake()
 
     def _wake(self) -> None:
@@ -194,7 +210,7 @@ class Cell:
 
     def prepend(self, messages: list[Any]) -> None:
         """Put messages at the front of the mailbox, in order (used by unstash)."""
-        self._mailbox.extendleft(reversed(messages))
+        self._open_mailbox().extendleft(reversed(messages))
         self._wake()
 
     # ------------------------------------------------------------------ RefTarget: watch
@@ -342,17 +358,10 @@ class Cell:
 
         The hot loop keeps the handler and the "anything special?" flag in locals; whatever
         changes them (become, restart, interceptors, spies) goes through a slow path that
-        refreshes them, or sets ``_attention``.
+        refreshes them, or sets ``_attention``. An idle actor holds no deque.
         """
-        mailbox = self._mailbox
-        popleft = mailbox.popleft
         ctx = self.ctx
         task = trio.lowlevel.current_task()
-        wait = trio.lowlevel.wait_task_rescheduled
-        abort = self._abort_park
-        same = _SAME
-        control = _Control
-        receive_behavior = ReceiveBehavior
         while True:
             if self._attention:
                 if self._stop_requested:
@@ -361,36 +370,51 @@ class Cell:
                     self._attention = False
                     return False
                 self._attention = False
+            mailbox = self._mailbox
             if not mailbox:
+                if isinstance(mailbox, deque):
+                    self._mailbox = ()  # give the deque back while idle
+                    self._limit = 0
+                del mailbox
                 self._parked = task
-                await wait(abort)
+                await trio.lowlevel.wait_task_rescheduled(self._abort_park)
                 continue
-            handler = self._handler
-            plain = not (self._interceptors or self._spies or self._inherited_spies)
-            budget = _BATCH
-            while mailbox:
-                message = popleft()
-                if plain and type(message) is not control:
-                    try:
-                        behavior = await handler(ctx, message)  # type: ignore[misc]
-                    except Exception as exc:
-                        await self._failed(exc)
-                        break
-                    if behavior is not same:
-                        if type(behavior) is receive_behavior:
-                            handler = self._handler = behavior.handler
-                        else:
-                            await self._become(behavior, message)
-                            break
-                else:
-                    await self._handle_special(message)
-                    break
-                if self._attention:
-                    break
-                budget -= 1
-                if not budget:
-                    await trio.lowlevel.checkpoint()
-                    break
+            assert isinstance(mailbox, deque)
+            await self._drain(mailbox, ctx)
+
+    async def _drain(self, mailbox: deque[Any], ctx: ActorContext[Any]) -> None:
+        """Handle queued messages until the mailbox is empty or something needs attention."""
+        popleft = mailbox.popleft
+        handler = self._handler
+        assert handler is not None
+        plain = not (self._interceptors or self._spies or self._inherited_spies)
+        same = _SAME
+        control = _Control
+        receive_behavior = ReceiveBehavior
+        budget = _BATCH
+        while mailbox:
+            message = popleft()
+            if plain and type(message) is not control:
+                try:
+                    behavior = await handler(ctx, message)
+                except Exception as exc:
+                    await self._failed(exc)
+                    return
+                if behavior is not same:
+                    if type(behavior) is receive_behavior:
+                        handler = self._handler = behavior.handler
+                    else:
+                        await self._become(behavior, message)
+                        return
+            else:
+                await self._handle_special(message)
+                return
+            if self._attention:
+                return
+            budget -= 1
+            if not budget:
+                await trio.lowlevel.checkpoint()
+                return
 
     async def _handle_special(self, message: Any) -> None:
         if type(message) is _Control:
@@ -690,9 +714,8 @@ class Cell:
         self._limit = -1
         self._stop_requested = True
         system = self.system
-        mailbox = self._mailbox
-        while mailbox:
-            message = mailbox.popleft()
+        mailbox, self._mailbox = self._mailbox, ()
+        for message in mailbox:
             if type(message) is _Control:
                 if message.kind in (_Control.PIPE_FAILED, _Control.CHILD_FAILED):
                     self.log.error(

@@ -277,20 +277,20 @@ class ActorSystem:
         Examples:
             >>> ref = system.spawn(Behaviors.ignore(), "sink")   # doctest: +SKIP
         """
-        self._check_running()
-        self._check_name(name)
-        if name in self._roots:
+        if self._state is not _RUNNING:
+            self._check_running()
+        if not name or "/" in name or name[0] == "$" or name in self._roots:
+            self._check_name(name)
             raise ValueError(f"a root actor named {name!r} already exists")
         return self._spawn_root(behavior, name, mailbox)
 
     def _spawn_root(
         self, behavior: Behavior[Any], name: str, mailbox: Mailbox[Any] | None
     ) -> ActorRef[Any]:
-        assert self._actors is not None
+        """Spawn a root actor without checking the name (layers above use reserved names)."""
         cell = Cell(self, None, name, behavior, mailbox)
-        self._roots[name] = cell
-        self._register(cell)
-        self._actors.start_soon(cell.run)
+        self._roots[name] = self._cells[cell.path] = cell
+        self._actors.start_soon(cell.run)  # type: ignore[union-attr]
         return cell.ref
 
     def stop(self, ref: ActorRef[Any]) -> None:
