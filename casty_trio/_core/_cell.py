@@ -57,6 +57,7 @@ if TYPE_CHECKING:
 __all__ = ["Cell"]
 
 _BATCH = 512  # messages handled between two fairness checkpoints
+_LAUNCH: Any = object()  # in ``_parked``: the actor has no task yet; the next wake-up starts one
 _FINAL_GRACE = 1.0  # seconds post_stop hooks get, shielded, after a forced cancellation
 _UNBOUNDED = 1 << 62
 
@@ -100,6 +101,7 @@ class Cell:
     _limit: int = 0
     _overflow: MailboxOverflowStrategy = MailboxOverflowStrategy.drop_new
     _state: int = _ALIVE
+    # The parked task to wake on a new message; _LAUNCH when the actor has no task yet.
     _parked: trio.lowlevel.Task | None = None
     _attention: bool = False
     _stop_requested: bool = False
@@ -164,7 +166,10 @@ class Cell:
         task = self._parked
         if task is not None:
             self._parked = None
-            trio.lowlevel.reschedule(task)
+            if task is _LAUNCH:
+                self._launch()
+            else:
+                trio.lowlevel.reschedule(task)
 
     def _deliver_slow(self, message: Any) -> None:
         if self._state:
@@ -206,7 +211,31 @@ class Cell:
         task = self._parked
         if task is not None:
             self._parked = None
-            trio.lowlevel.reschedule(task)
+            if task is _LAUNCH:
+                self._launch()
+            else:
+                trio.lowlevel.reschedule(task)
+
+    def start(self) -> None:
+        """Bring a new actor to life (sync; called right after it is registered).
+
+        An actor whose behavior is a plain ``receive`` needs no setup: it takes messages at once
+        but gets its task only when the first message (or a stop request) arrives, so actors
+        that are spawned and left idle cost neither a task nor its memory.
+        """
+        initial = self._initial
+        if type(initial) is ReceiveBehavior:
+            self._started(initial.handler)
+            self._parked = _LAUNCH
+        else:
+            self._launch()
+
+    def _launch(self) -> None:
+        parent = self.parent
+        if parent is None:
+            self.system._actors.start_soon(self.run)  # type: ignore[union-attr]
+        else:
+            parent.start_job(self.run)
 
     def prepend(self, messages: list[Any]) -> None:
         """Put messages at the front of the mailbox, in order (used by unstash)."""
@@ -274,7 +303,7 @@ class Cell:
         child = Cell(self.system, self, name, behavior, mailbox, spies)
         self._children[name] = child
         self.system._register(child)
-        self.start_job(child.run)
+        child.start()
         if self._stop_requested:
             child.request_stop()  # spawned by a stopping actor (e.g. in its setup): stop it too
         return child.ref
@@ -311,15 +340,11 @@ class Cell:
     async def run(self) -> None:
         """Body of the actor's task."""
         try:
-            initial = self._initial
-            if type(initial) is not ReceiveBehavior and _wants_nursery(initial):
+            if self._handler is None and _wants_nursery(self._initial):
                 await self._run_in_nursery(started=False)
             else:
-                # A plain receive behavior (most actors, e.g. entities) starts without a call.
-                if type(initial) is ReceiveBehavior:
-                    started = self._started(initial.handler)
-                else:
-                    started = await self._start()
+                # A plain receive behavior was started by ``start`` already.
+                started = self._handler is not None or await self._start()
                 if started:
                     await self._serve()
                 if self._pending:
@@ -729,6 +754,8 @@ class Cell:
             for ref in self._watching:
                 ref._target.remove_watcher(self._on_watched_terminated)
             self._watching = None
+        for child in tuple(self._children.values()) if self._children else ():
+            child._terminate()  # only after a forced cancel: children that never had a task
         parent = self.parent
         siblings = parent._children if parent is not None else None
         if siblings is not None and siblings.get(self.name) is self:

@@ -290,7 +290,7 @@ class ActorSystem:
         """Spawn a root actor without checking the name (layers above use reserved names)."""
         cell = Cell(self, None, name, behavior, mailbox)
         self._roots[name] = self._cells[cell.path] = cell
-        self._actors.start_soon(cell.run)  # type: ignore[union-attr]
+        cell.start()
         return cell.ref
 
     def stop(self, ref: ActorRef[Any]) -> None:

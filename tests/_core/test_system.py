@@ -21,7 +21,7 @@ from casty_trio import (
     CastyError,
     DeadLetter,
 )
-from tests._helpers import count_tasks, receive_matching, spawn_probe
+from tests._helpers import count_tasks, drain_nowait, receive_matching, spawn_probe
 
 
 @attrs.frozen
@@ -327,3 +327,46 @@ async def test_leaving_the_block_cancels_a_handler_that_never_returns(
             ref.tell("go")
             await entered.wait()
     assert stopped == ["/stuck"]
+
+
+# --- lazily started actors (added with the task-less idle start) ---------------------------
+
+
+async def test_plain_receive_actors_get_a_task_only_when_messaged() -> None:
+    async with ActorSystem(name="lazy") as system:
+        await trio.testing.wait_all_tasks_blocked()
+        before = count_tasks()
+        refs = [system.spawn(Behaviors.ignore(), f"idle-{i}") for i in range(50)]
+        await trio.testing.wait_all_tasks_blocked()
+        assert count_tasks() == before  # spawned, alive, addressable, but no task yet
+        assert system.lookup("/idle-7") == refs[7]
+        for ref in refs[:10]:
+            ref.tell("wake up")
+        await trio.testing.wait_all_tasks_blocked()
+        assert count_tasks() == before + 10
+
+
+async def test_forced_shutdown_terminates_children_that_never_had_a_task(
+    autojump_clock: Any,
+) -> None:
+    async def stuck(ctx: ActorContext[Any], msg: Any) -> Behavior[Any]:
+        await trio.sleep_forever()
+        return Behaviors.same()  # pragma: no cover
+
+    async def parent_setup(ctx: ActorContext[Any]) -> Behavior[Any]:
+        ctx.spawn(Behaviors.ignore(), "lazy-child")  # never messaged: never gets a task
+        return Behaviors.receive(stuck)
+
+    async with (
+        ActorSystem(name="forced") as system,
+        system.event_stream.subscription(ActorStopped) as stopped,
+    ):
+        parent = system.spawn(Behaviors.setup(parent_setup), "parent")
+        await trio.testing.wait_all_tasks_blocked()
+        assert system.lookup("/parent/lazy-child") is not None
+        parent.tell("block")  # the parent never reaches its stop sequence
+        await trio.testing.wait_all_tasks_blocked()
+        await system.shutdown(timeout=5)
+        assert system.lookup("/parent/lazy-child") is None
+        paths = [event.ref.path for event in drain_nowait(stopped)]
+    assert paths == ["/parent/lazy-child", "/parent"]  # children first, even when forced
