@@ -258,3 +258,34 @@ async def test_frozen_dataclass_messages(system: ActorSystem) -> None:
 
     ref = system.spawn(Behaviors.receive(receive), "dc")
     assert await system.ask(ref, lambda r: Ping(r), timeout=1.0) == "pong from /dc"
+
+
+async def test_handler_returning_none_fails_the_actor_with_a_clear_error(
+    system: ActorSystem, caplog: Any
+) -> None:
+    async def forgetful(ctx: ActorContext[Any], msg: Any) -> Behavior[Any]:
+        return None  # type: ignore[return-value]  # the classic mistake: no return
+
+    async with system.event_stream.subscription(ActorStopped) as stopped:
+        ref = system.spawn(Behaviors.receive(forgetful), "forgetful")
+        ref.tell("hello")
+        await receive_matching(stopped, lambda e: e.ref == ref)
+    messages = [r.getMessage() for r in caplog.records] + [
+        str(r.exc_info[1]) for r in caplog.records if r.exc_info
+    ]
+    assert any("returned None" in m and "Behaviors.same()" in m for m in messages)
+
+
+async def test_behaviors_of_other_kinds_are_rejected_clearly(
+    system: ActorSystem, caplog: Any
+) -> None:
+    async def wrong(ctx: ActorContext[Any], msg: Any) -> Behavior[Any]:
+        return "same"  # type: ignore[return-value]
+
+    async with system.event_stream.subscription(ActorStopped) as stopped:
+        ref = system.spawn(Behaviors.receive(wrong), "wrong")
+        ref.tell("hello")
+        await receive_matching(stopped, lambda e: e.ref == ref)
+    assert any(
+        r.exc_info and "expected a Behavior, got str" in str(r.exc_info[1]) for r in caplog.records
+    )
