@@ -36,9 +36,11 @@ from ._errors import (
     CastyError,
     ConfigError,
     MailboxFullError,
+    SerializationError,
     StashOverflowError,
 )
 from .config import CastyConfig, discover_config, load_config
+from .serialization import MsgpackSerializer
 
 __version__ = "0.1.0"
 
@@ -64,8 +66,10 @@ __all__ = [
     "Mailbox",
     "MailboxFullError",
     "MailboxOverflowStrategy",
+    "MsgpackSerializer",
     "NodeAddress",
     "OneForOneStrategy",
+    "SerializationError",
     "SpyEvent",
     "StashBuffer",
     "StashOverflowError",

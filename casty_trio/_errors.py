@@ -7,6 +7,7 @@ The tree::
     ├── AskTimeoutError (also TimeoutError)    no reply arrived before an ask's deadline
     ├── ConfigError (also ValueError)          a configuration file or value is invalid
     ├── MailboxFullError                       a bounded mailbox with the ``reject`` policy is full
+    ├── SerializationError                     a message cannot be encoded, or a payload decoded
     └── StashOverflowError                     a stash buffer is at capacity
 
 Catch :class:`CastyError` to handle anything the framework itself raised. Exceptions raised by
@@ -21,6 +22,7 @@ __all__ = [
     "CastyError",
     "ConfigError",
     "MailboxFullError",
+    "SerializationError",
     "StashOverflowError",
 ]
 
@@ -59,6 +61,19 @@ class ConfigError(CastyError, ValueError):
 
 class MailboxFullError(CastyError):
     """A bounded mailbox using ``MailboxOverflowStrategy.reject`` refused a message."""
+
+
+class SerializationError(CastyError):
+    """A message could not be encoded for the wire, or a received payload could not be decoded.
+
+    The message names the type (or the manifest received) and the reason. Raised at the ``tell``
+    that sends an unencodable message to a remote actor; on the receiving side the frame item is
+    dropped and logged, never delivered half-decoded.
+
+    Examples:
+        >>> str(SerializationError("cannot encode app:Msg: function is not serializable"))
+        'cannot encode app:Msg: function is not serializable'
+    """
 
 
 class StashOverflowError(CastyError):

@@ -170,7 +170,9 @@ class ActorSystem:
         self._nursery = await self._nursery_manager.__aenter__()
         try:
             self._actors = await self._nursery.start(self._serve_actors)
+            await self._start_services(self._nursery)
         except BaseException:
+            self._state = _STOPPING
             self._nursery.cancel_scope.cancel()
             await self._close_nursery()
             raise
@@ -198,6 +200,7 @@ class ActorSystem:
         self._body_scope = None
         try:
             await self.shutdown()
+            await self._stop_services()
         except BaseException as shutdown_exc:  # cancelled from outside while stopping
             self._nursery.cancel_scope.cancel()
             await self._close_nursery()
@@ -207,6 +210,21 @@ class ActorSystem:
             failure, self._failure = self._failure, None
             raise failure
         return swallowed
+
+    async def _start_services(self, nursery: trio.Nursery) -> None:
+        """Hook for layers above: start long-running services in the system's nursery.
+
+        Runs while entering, before the block's body; the base system has none. If it raises,
+        entering fails and everything started so far is cancelled.
+        """
+        await trio.lowlevel.checkpoint()
+
+    async def _stop_services(self) -> None:
+        """Hook for layers above: runs after every actor stopped, before the nursery closes.
+
+        The base system has no services; remoting flushes and closes its links here.
+        """
+        await trio.lowlevel.checkpoint()
 
     async def _close_nursery(self) -> None:
         nursery, manager = self._nursery, self._nursery_manager

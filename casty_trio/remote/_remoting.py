@@ -1,0 +1,453 @@
+"""Remoting: peer links, the handshake, remote refs and remote death watch for one system.
+
+One :class:`Remoting` belongs to one actor system. It listens through its transport, dials
+peers on demand (one logical link per node pair), encodes messages told to remote refs at the
+``tell`` (so an unencodable message fails right there), and delivers incoming envelopes to local
+actors, decoding the payload only once the recipient is known to exist.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import random
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import attrs
+import msgspec
+import trio
+
+from .._core import ActorAddress, ActorRef, NodeAddress
+from .._errors import SerializationError
+from ..serialization import MessageCodec, MsgpackSerializer
+from ..serialization._wire import (
+    PROTOCOL_VERSION,
+    DeathNotice,
+    Envelope,
+    Hello,
+    Item,
+    Reject,
+    Unwatch,
+    Watch,
+    WireMessage,
+)
+from ._links import LinkStatistics, PeerLink
+from ._transport import CloseCode, Connection, ConnectionClosed, Transport, TransportError
+
+if TYPE_CHECKING:
+    from .._core import ActorSystem
+
+__all__ = ["RemoteSettings", "Remoting"]
+
+_log = logging.getLogger("casty_trio.remote")
+
+_Watcher = Callable[[ActorRef[Any]], None]
+
+
+@attrs.frozen
+class RemoteSettings:
+    """Tunables of the remoting layer.
+
+    Attributes:
+        max_frame_size: Largest frame sent or accepted, in bytes.
+        outbox_capacity: Most items queued for one peer; more become dead letters.
+        handshake_timeout: Seconds a new connection has to complete the handshake.
+        reconnect_min: First delay before re-dialing a peer after a failed dial.
+        reconnect_max: Longest delay between dials.
+    """
+
+    max_frame_size: int = 8 * 1024 * 1024
+    outbox_capacity: int = 100_000
+    handshake_timeout: float = 5.0
+    reconnect_min: float = 0.1
+    reconnect_max: float = 5.0
+
+
+class _RemoteTarget:
+    """What stands behind a ref to an actor on another node."""
+
+    __slots__ = ("_node", "_path", "_remoting", "ref")
+
+    def __init__(self, remoting: Remoting, address: ActorAddress) -> None:
+        assert address.node is not None
+        self._remoting = remoting
+        self._node = address.node
+        self._path = address.path
+        self.ref: ActorRef[Any] = ActorRef(address, self)
+
+    def deliver(self, message: Any) -> None:
+        self._remoting.send(self._node, self._path, message, self.ref)
+
+    def add_watcher(self, watcher: _Watcher) -> None:
+        self._remoting.watch_remote(self.ref, watcher)
+
+    def remove_watcher(self, watcher: _Watcher) -> None:
+        self._remoting.unwatch_remote(self.ref, watcher)
+
+
+class _GoneTarget:
+    """A ref to an actor of this node that no longer exists: everything is a dead letter."""
+
+    __slots__ = ("_system", "ref")
+
+    def __init__(self, system: ActorSystem, address: ActorAddress) -> None:
+        self._system = system
+        self.ref: ActorRef[Any] = ActorRef(address, self)
+
+    def deliver(self, message: Any) -> None:
+        self._system._dead_letter(message, self.ref)
+
+    def add_watcher(self, watcher: _Watcher) -> None:
+        watcher(self.ref)
+
+    def remove_watcher(self, watcher: _Watcher) -> None:
+        pass
+
+
+class Remoting:
+    """The remoting service of one actor system (see module docstring)."""
+
+    def __init__(
+        self,
+        system: ActorSystem,
+        transport: Transport,
+        serializer: MsgpackSerializer,
+        settings: RemoteSettings,
+    ) -> None:
+        self.system = system
+        self.transport = transport
+        self.settings = settings
+        self.uid = random.getrandbits(62)
+        self.node: NodeAddress | None = None
+        self.codec: MessageCodec = serializer.bind(self)
+        self.frame_encoder = msgspec.msgpack.Encoder()
+        self.frame_decoder = msgspec.msgpack.Decoder(WireMessage)
+        self._hello_decoder = msgspec.msgpack.Decoder(Hello | Reject)
+        self._links: dict[NodeAddress, PeerLink] = {}
+        self._exports: dict[str, Any] = {}
+        # remote actors watched from here: (node, path) -> local watcher callbacks
+        self._watching: dict[tuple[NodeAddress, str], list[_Watcher]] = {}
+        # local actors watched by peers: (peer, path) -> the callback registered on the cell
+        self._watched_by: dict[tuple[NodeAddress, str], _Watcher] = {}
+        self._nursery: trio.Nursery | None = None
+        self._closing = False
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self, nursery: trio.Nursery) -> NodeAddress:
+        """Listen for peers; returns the address other nodes reach this one at."""
+        self._nursery = nursery
+        node: NodeAddress = await nursery.start(self.transport.serve, self._accept)
+        self.node = node
+        return node
+
+    async def aclose(self) -> None:
+        """Close every link (after a short flush); later sends become dead letters."""
+        self._closing = True
+        with trio.move_on_after(1.0):
+            for link in tuple(self._links.values()):
+                await link.wait_flushed()
+        for link in self._links.values():
+            conn = link.connection
+            if conn is not None:
+                with trio.move_on_after(1.0):
+                    await conn.aclose(CloseCode.GOING_AWAY, "node shutting down")
+        await trio.lowlevel.checkpoint()
+
+    def statistics(self) -> dict[NodeAddress, LinkStatistics]:
+        return {node: link.statistics() for node, link in self._links.items()}
+
+    # ------------------------------------------------------------------ refs (RefCodec)
+
+    def ref_to_wire(self, ref: ActorRef[Any]) -> tuple[str, str, str, int]:
+        address = ref.address
+        node = address.node
+        if node is None or node == self.node:
+            node = self.node
+            assert node is not None
+            path = address.path
+            if path not in self.system._cells and path not in self._exports:
+                self._export(path, ref)
+        return (address.system, address.path, node.host, node.port)
+
+    def ref_from_wire(self, system: str, path: str, host: str, port: int) -> ActorRef[Any]:
+        node = NodeAddress(host, port)
+        if node == self.node:
+            target = self.local_target(path)
+            if target is not None:
+                ref: ActorRef[Any] = target.ref
+                return ref
+            return _GoneTarget(self.system, ActorAddress(system, path, node)).ref
+        return _RemoteTarget(self, ActorAddress(system, path, node)).ref
+
+    def remote_ref(self, node: NodeAddress, path: str) -> ActorRef[Any]:
+        """A ref to the actor at ``path`` on ``node`` (same system name as ours)."""
+        return self.ref_from_wire(self.system.name, path, node.host, node.port)
+
+    def local_target(self, path: str) -> Any:
+        cell = self.system._cells.get(path)
+        if cell is not None:
+            return cell
+        return self._exports.get(path)
+
+    def _export(self, path: str, ref: ActorRef[Any]) -> None:
+        """Make a non-actor local ref (an ask's reply slot) reachable from peers while alive."""
+        target = ref._target
+        self._exports[path] = target
+        target.add_watcher(lambda _ref: self._exports.pop(path, None))
+
+    # ------------------------------------------------------------------ sending
+
+    def link(self, node: NodeAddress) -> PeerLink:
+        link = self._links.get(node)
+        if link is None:
+            link = self._links[node] = PeerLink(self, node)
+        return link
+
+    def send(self, node: NodeAddress, path: str, message: Any, ref: ActorRef[Any]) -> None:
+        """Encode ``message`` (errors raise here, at the tell) and queue it for ``node``."""
+        manifest, payload = self.codec.encode(message)
+        limit = self.settings.max_frame_size - 1024
+        if len(payload) > limit:
+            raise SerializationError(
+                f"message of type {manifest} is {len(payload)} bytes once encoded; the largest "
+                f"frame is {self.settings.max_frame_size} bytes"
+            )
+        if self._closing or not self.link(node).enqueue(
+            Envelope(path, manifest, msgspec.Raw(payload))
+        ):
+            self.system._dead_letter(message, ref)
+
+    def undeliverable(self, node: NodeAddress, envelope: Envelope) -> None:
+        """An envelope that will never leave: publish it as a dead letter (still encoded)."""
+        ref = _RemoteTarget(self, ActorAddress(self.system.name, envelope.recipient, node)).ref
+        try:
+            message = self.codec.decode(envelope.manifest, envelope.payload)
+        except SerializationError:
+            message = envelope
+        self.system._dead_letter(message, ref)
+
+    # ------------------------------------------------------------------ connections
+
+    def dial(self, link: PeerLink) -> None:
+        """Start connecting ``link`` in the background (sync; one dial at a time per link)."""
+        if self._nursery is None or self._closing or link.dialing:
+            return
+        link.dialing = True
+        self._nursery.start_soon(self._dial, link)
+
+    async def _dial(self, link: PeerLink) -> None:
+        try:
+            if link.failures:
+                delay = min(
+                    self.settings.reconnect_max,
+                    self.settings.reconnect_min * 2 ** (link.failures - 1),
+                )
+                await trio.sleep(delay)
+            try:
+                async with self.transport.open_connection(link.peer) as conn:
+                    hello = await self._handshake(conn, expect=link.peer)
+                    if hello is None:
+                        raise TransportError(f"handshake with {link.peer} failed")
+                    if not self._keep_new_connection(link, outbound=True):
+                        await conn.aclose(CloseCode.DUPLICATE_LINK, "duplicate link")
+                        return
+                    link.dialing = False
+                    await link.run(conn, hello.uid, outbound=True)
+            except TransportError as exc:
+                link.failures += 1
+                _log.warning("cannot reach %s: %s", link.peer, exc)
+                self._link_lost(link, f"unreachable: {exc}")
+                return
+        finally:
+            link.dialing = False
+        self._connection_ended(link)
+
+    async def _accept(self, conn: Connection) -> None:
+        hello = await self._handshake(conn, expect=None)
+        if hello is None:
+            return
+        link = self.link(NodeAddress(hello.host, hello.port))
+        if not self._keep_new_connection(link, outbound=False):
+            await conn.aclose(CloseCode.DUPLICATE_LINK, "duplicate link")
+            return
+        await link.run(conn, hello.uid, outbound=False)
+        self._connection_ended(link)
+
+    def _connection_ended(self, link: PeerLink) -> None:
+        """A connection closed: re-dial at once if anything depends on the peer.
+
+        If that dial fails the link is declared lost: queued messages become dead letters and
+        watchers of the peer's actors receive ``Terminated``.
+        """
+        if self._closing or link.connection is not None:
+            return
+        if link.outbox or any(node == link.peer for node, _path in self._watching):
+            self.dial(link)
+
+    def _keep_new_connection(self, link: PeerLink, *, outbound: bool) -> bool:
+        """Two nodes dialing each other at once: keep the connection dialed by the smaller."""
+        old = link.connection
+        if old is None:
+            return True
+        assert self.node is not None
+        new_wins = (self.node < link.peer) == outbound
+        if new_wins and self._nursery is not None:
+            self._nursery.start_soon(_close_quietly, old, "duplicate link")
+        return new_wins
+
+    async def _handshake(self, conn: Connection, *, expect: NodeAddress | None) -> Hello | None:
+        """Exchange hellos; None (after closing with a reason) when the peer is refused."""
+        assert self.node is not None
+        mine = Hello(PROTOCOL_VERSION, self.system.name, self.node.host, self.node.port, self.uid)
+        with trio.move_on_after(self.settings.handshake_timeout) as scope:
+            try:
+                await conn.send(self.frame_encoder.encode(mine))
+                data = await conn.receive()
+            except ConnectionClosed as exc:
+                _log.warning("handshake with %s failed: %s", conn.peer, exc)
+                return None
+        if scope.cancelled_caught:
+            _log.warning("peer %s did not complete the handshake in time", conn.peer)
+            await _close_quietly(conn, "handshake timeout", CloseCode.HANDSHAKE_TIMEOUT)
+            return None
+        try:
+            theirs: Hello | Reject = self._hello_decoder.decode(data)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            await self._refuse(conn, CloseCode.BAD_HANDSHAKE, f"malformed hello ({exc})")
+            return None
+        if isinstance(theirs, Reject):
+            _log.warning("peer %s refused us: %s (%d)", conn.peer, theirs.reason, theirs.code)
+            await _close_quietly(conn, theirs.reason, theirs.code)
+            return None
+        if theirs.version != PROTOCOL_VERSION:
+            await self._refuse(
+                conn,
+                CloseCode.WRONG_VERSION,
+                f"protocol version {theirs.version} is not {PROTOCOL_VERSION}",
+            )
+            return None
+        if theirs.system != self.system.name:
+            await self._refuse(
+                conn,
+                CloseCode.WRONG_SYSTEM,
+                f"system {theirs.system!r} is not {self.system.name!r}",
+            )
+            return None
+        if expect is not None and (theirs.host, theirs.port) != (expect.host, expect.port):
+            _log.info("peer dialed as %s calls itself %s:%d", expect, theirs.host, theirs.port)
+        return theirs
+
+    async def _refuse(self, conn: Connection, code: int, reason: str) -> None:
+        _log.warning("refusing peer %s: %s", conn.peer, reason)
+        with trio.move_on_after(1.0), contextlib.suppress(ConnectionClosed):
+            await conn.send(self.frame_encoder.encode(Reject(code, reason)))
+        await _close_quietly(conn, reason, code)
+
+    # ------------------------------------------------------------------ receiving
+
+    def receive_item(self, link: PeerLink, item: Item) -> None:
+        """Handle one item of a frame from ``link`` (sync; never blocks on an actor)."""
+        if type(item) is Envelope:
+            target = self.local_target(item.recipient)
+            if target is None:
+                _log.debug("message from %s for unknown %s dropped", link.peer, item.recipient)
+                gone = _GoneTarget(self.system, ActorAddress(self.system.name, item.recipient))
+                self.system._dead_letter(item, gone.ref)
+                return
+            try:
+                message = self.codec.decode(item.manifest, item.payload)
+            except SerializationError as exc:
+                link.decode_errors += 1
+                _log.warning(
+                    "undecodable message from %s for %s: %s", link.peer, item.recipient, exc
+                )
+                return
+            try:
+                target.deliver(message)
+            except Exception as exc:  # a full "reject" mailbox: already a dead letter
+                _log.debug("message from %s to %s refused: %s", link.peer, item.recipient, exc)
+        elif type(item) is Watch:
+            self._peer_watches(link.peer, item.path)
+        elif type(item) is Unwatch:
+            self._peer_unwatches(link.peer, item.path)
+        elif type(item) is DeathNotice:
+            self._remote_died(link.peer, item.path)
+
+    # ------------------------------------------------------------------ death watch
+
+    def watch_remote(self, ref: ActorRef[Any], watcher: _Watcher) -> None:
+        node = ref.address.node
+        assert node is not None
+        key = (node, ref.address.path)
+        watchers = self._watching.get(key)
+        if watchers is None:
+            self._watching[key] = [watcher]
+            if not self.link(node).enqueue(Watch(ref.address.path)):
+                self._remote_died(node, ref.address.path)
+        elif watcher not in watchers:
+            watchers.append(watcher)
+
+    def unwatch_remote(self, ref: ActorRef[Any], watcher: _Watcher) -> None:
+        node = ref.address.node
+        assert node is not None
+        key = (node, ref.address.path)
+        watchers = self._watching.get(key)
+        if watchers is not None and watcher in watchers:
+            watchers.remove(watcher)
+            if not watchers:
+                del self._watching[key]
+                self.link(node).enqueue(Unwatch(ref.address.path))
+
+    def _remote_died(self, node: NodeAddress, path: str) -> None:
+        watchers = self._watching.pop((node, path), None)
+        if watchers:
+            ref = self.remote_ref(node, path)
+            for watcher in watchers:
+                watcher(ref)
+
+    def _peer_watches(self, peer: NodeAddress, path: str) -> None:
+        key = (peer, path)
+        if key in self._watched_by:
+            return
+
+        def notify(_ref: ActorRef[Any]) -> None:
+            self._watched_by.pop(key, None)
+            self.link(peer).enqueue(DeathNotice(path))
+
+        self._watched_by[key] = notify
+        target = self.local_target(path)
+        if target is None:
+            notify(_GoneTarget(self.system, ActorAddress(self.system.name, path, self.node)).ref)
+        else:
+            target.add_watcher(notify)
+
+    def _peer_unwatches(self, peer: NodeAddress, path: str) -> None:
+        notify = self._watched_by.pop((peer, path), None)
+        target = self.local_target(path)
+        if notify is not None and target is not None:
+            target.remove_watcher(notify)
+
+    def peer_restarted(self, node: NodeAddress) -> None:
+        """The peer came back as a new incarnation: its old actors are all gone."""
+        _log.info("peer %s restarted (new incarnation)", node)
+        self._node_gone(node)
+
+    def _link_lost(self, link: PeerLink, reason: str) -> None:
+        link.drop_outbox(reason)
+        self._node_gone(link.peer)
+
+    def _node_gone(self, node: NodeAddress) -> None:
+        for key in [key for key in self._watching if key[0] == node]:
+            self._remote_died(*key)
+        for key in [key for key in self._watched_by if key[0] == node]:
+            notify = self._watched_by.pop(key)
+            target = self.local_target(key[1])
+            if target is not None:
+                target.remove_watcher(notify)
+
+
+async def _close_quietly(conn: Connection, reason: str, code: int = CloseCode.NORMAL) -> None:
+    with trio.move_on_after(1.0):
+        await conn.aclose(code, reason[:120])

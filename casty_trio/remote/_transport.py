@@ -1,0 +1,117 @@
+"""The transport seam: how frames of bytes travel between two nodes.
+
+Everything above this module (handshake, peer links, remote refs, the cluster) is written
+against these two protocols only. Two implementations exist: WebSocket over TCP (optionally
+TLS) in ``_websocket.py`` for production, and the simulated network in
+``casty_trio.testing`` for deterministic tests. The code above the seam is identical for both.
+
+A *frame* is one binary message of at most ``max_frame_size`` bytes. Transports deliver frames
+whole and in order on a connection, or fail the connection.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
+from typing import Protocol
+
+import trio
+
+from .._core import NodeAddress
+from .._errors import CastyError
+
+__all__ = [
+    "CloseCode",
+    "Connection",
+    "ConnectionClosed",
+    "ConnectionHandler",
+    "Transport",
+    "TransportError",
+]
+
+
+class CloseCode:
+    """Close codes on the wire (WebSocket close codes; 4000-4999 are ours)."""
+
+    NORMAL = 1000
+    GOING_AWAY = 1001
+    PROTOCOL_ERROR = 1002
+    ABNORMAL = 1006  # the connection broke without a close frame
+    TOO_BIG = 1009
+    BAD_HANDSHAKE = 4000
+    WRONG_SYSTEM = 4001
+    WRONG_VERSION = 4002
+    HANDSHAKE_TIMEOUT = 4003
+    DUPLICATE_LINK = 4004
+    MALFORMED_FRAME = 4005
+
+
+class TransportError(CastyError):
+    """Base of transport failures (dial refused, listener failed). Mapped at the boundary."""
+
+
+class ConnectionClosed(TransportError):
+    """The connection is closed; ``code`` and ``reason`` say who closed it and why.
+
+    ``local`` is True when this side closed it ("we closed it"), False when the peer or the
+    network did ("it broke").
+    """
+
+    def __init__(self, code: int, reason: str = "", *, local: bool = False) -> None:
+        super().__init__(code, reason)
+        self.code = code
+        self.reason = reason
+        self.local = local
+
+    def __str__(self) -> str:
+        who = "closed locally" if self.local else "closed by peer"
+        return f"connection {who}: {self.code} {self.reason}".rstrip()
+
+
+class Connection(Protocol):
+    """One bidirectional, message-oriented connection to a peer."""
+
+    @property
+    def peer(self) -> str:
+        """Where the other end is, for log lines (``host:port``)."""
+        ...
+
+    async def send(self, frame: bytes) -> None:
+        """Send one frame. A checkpoint; raises :class:`ConnectionClosed` once closed."""
+        ...
+
+    async def receive(self) -> bytes:
+        """Wait for the next frame. A checkpoint; raises :class:`ConnectionClosed` once closed."""
+        ...
+
+    async def aclose(self, code: int = CloseCode.NORMAL, reason: str = "") -> None:
+        """Close with ``code`` and ``reason`` (idempotent). A checkpoint."""
+        ...
+
+
+ConnectionHandler = Callable[[Connection], Awaitable[None]]
+
+
+class Transport(Protocol):
+    """Listens for and dials connections."""
+
+    async def serve(
+        self,
+        handler: ConnectionHandler,
+        *,
+        task_status: trio.TaskStatus[NodeAddress] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Accept connections forever, running ``handler(conn)`` for each in its own task.
+
+        Reports the address it actually listens on (port 0 resolved) through ``task_status``.
+        The handler's connection is closed when the handler returns. Runs until cancelled.
+        """
+        ...
+
+    def open_connection(self, address: NodeAddress) -> AbstractAsyncContextManager[Connection]:
+        """Dial ``address``: ``async with transport.open_connection(addr) as conn:``.
+
+        The connection (and any task it needs) lives exactly as long as the block. Entering
+        raises :class:`TransportError` when the peer cannot be reached.
+        """
+        ...

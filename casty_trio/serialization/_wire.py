@@ -1,0 +1,87 @@
+"""The node-to-node protocol: small frozen msgspec Structs with explicit, stable tags.
+
+A connection carries frames. The first frame each way is a :class:`Hello`; a node that refuses
+the other's hello sends :class:`Reject` and closes. After that every frame is one
+:class:`Batch`: a sequence number (so a duplicated frame is dropped) and the items the writer
+drained from its outbox at once. User messages travel as :class:`Envelope` with the payload
+already encoded (``msgspec.Raw``), so nothing on the way decodes them; only the receiving
+actor's node does.
+
+Tags are part of the protocol: never reuse or renumber one. Adding a new Struct means a new tag;
+changing a field means a new ``PROTOCOL_VERSION``.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+__all__ = [
+    "PROTOCOL_VERSION",
+    "Batch",
+    "DeathNotice",
+    "Envelope",
+    "Hello",
+    "Item",
+    "Reject",
+    "Unwatch",
+    "Watch",
+    "WireMessage",
+]
+
+PROTOCOL_VERSION = 1
+
+
+class Hello(msgspec.Struct, frozen=True, array_like=True, gc=False, tag=1):
+    """First frame on a connection, both ways: who is talking."""
+
+    version: int
+    system: str
+    host: str
+    port: int
+    uid: int  # incarnation: random per system start, so a restarted node is a new peer
+
+
+class Reject(msgspec.Struct, frozen=True, array_like=True, gc=False, tag=2):
+    """The handshake failed; the connection is closed after this frame with the same code."""
+
+    code: int
+    reason: str
+
+
+class Envelope(msgspec.Struct, frozen=True, array_like=True, gc=False, tag=3):
+    """A user message for the actor at ``recipient`` (a path on the receiving node)."""
+
+    recipient: str
+    manifest: str  # the payload's type, as the serializer names it
+    payload: msgspec.Raw
+
+
+class Watch(msgspec.Struct, frozen=True, array_like=True, gc=False, tag=4):
+    """Tell me (the sending node) when the actor at ``path`` on your node stops."""
+
+    path: str
+
+
+class Unwatch(msgspec.Struct, frozen=True, array_like=True, gc=False, tag=5):
+    """Forget a :class:`Watch` of ``path``."""
+
+    path: str
+
+
+class DeathNotice(msgspec.Struct, frozen=True, array_like=True, gc=False, tag=6):
+    """The actor at ``path`` on the sending node, which you watch, has stopped."""
+
+    path: str
+
+
+Item = Envelope | Watch | Unwatch | DeathNotice
+
+
+class Batch(msgspec.Struct, frozen=True, array_like=True, gc=False, tag=7):
+    """Every frame after the handshake: items in send order, numbered per connection."""
+
+    seq: int
+    items: list[Item]
+
+
+WireMessage = Hello | Reject | Batch

@@ -1,0 +1,14 @@
+"""Testing kit: a deterministic simulated network for multi-node tests in one ``trio.run``.
+
+Examples:
+    >>> from casty_trio.testing import SimNetwork
+    >>> net = SimNetwork(seed=1, latency=0.005)
+    >>> str(net.transport().address)
+    'sim:1'
+"""
+
+from ._connection import SimConnection
+from ._network import NetworkStatistics, SimNetwork
+from ._transport import SimTransport
+
+__all__ = ["NetworkStatistics", "SimConnection", "SimNetwork", "SimTransport"]
