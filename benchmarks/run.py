@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-SCENARIOS = ("local_tell", "local_ask", "many_actors")
+SCENARIOS = ("local_tell", "local_ask", "many_actors", "remote_tell", "remote_ask")
 REQUIRED_KEYS = frozenset({"scenario", "ours", "baseline", "ratio", "goal", "meets_goal"})
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
-SCENARIOS = ["local_tell", "local_ask", "many_actors"]
+SCENARIOS = ["local_tell", "local_ask", "many_actors", "remote_tell", "remote_ask"]
 REQUIRED = {"scenario", "ours", "baseline", "ratio", "goal", "meets_goal"}
 
 
@@ -34,3 +34,8 @@ def test_scenario_quick_run_returns_a_record(name: str, monkeypatch: pytest.Monk
     json.dumps(record, sort_keys=True)  # what emit() prints must be valid JSON
     if name == "many_actors":
         assert record.keys() >= {"spawn_ratio", "bytes_per_actor", "msgs_per_s"}
+    if name == "remote_tell":
+        assert record["ours"]["messages_out"] == record["n"] + 1  # the ticks and the flush
+        assert record["ours"]["frames_out"] >= 1
+    if name == "remote_ask":
+        assert record["baseline"]["raw_tcp"]["p50_us"] > 0

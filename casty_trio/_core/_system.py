@@ -6,7 +6,7 @@ import itertools
 import logging
 from collections.abc import Callable
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 import trio
 
@@ -160,7 +160,7 @@ class ActorSystem:
 
     # ------------------------------------------------------------------ lifecycle
 
-    async def __aenter__(self) -> ActorSystem:
+    async def __aenter__(self) -> Self:
         if self._state != _NEW:
             raise ActorSystemError(
                 f"actor system {self._name!r} was already entered; create a new one instead"
