@@ -1,0 +1,651 @@
+"""Cluster membership as a pure value: members, reachability, version, and who has seen it.
+
+This module holds no tasks, no I/O and no clock: every function is synchronous, pure and never
+a checkpoint, so it is safe anywhere, cancellation included. The gossip actor owns one
+:class:`Gossip` per node, changes it only through the functions below and spreads it to random
+peers; everything else (leader election, convergence, events) is computed from that value. The
+design follows Akka Cluster.
+
+Identities
+    A :class:`UniqueAddress` is one *incarnation* of a node: its :class:`NodeAddress` plus a
+    ``uid`` drawn when the node starts. A node restarted at the same address is a new member
+    with a new ``uid``. :class:`Member` adds the user's ``node_id``, the roles, the
+    :class:`MemberStatus` and ``up_number`` (the member's age: assigned when the leader moves it
+    to ``up``; lower is older; ``0`` means "never up").
+
+Statuses
+    ``joining → up → leaving → exiting → removed``, plus ``down`` from any status but
+    ``removed``. A status never goes back: merge keeps the one of highest precedence
+    ``joining < up < leaving < exiting < down < removed``. Removed members stay in the gossip as
+    small tombstones, so a stale gossip can never bring them back; their reachability records
+    are dropped.
+
+Versions
+    Every change is made *by* a node (``by=``), which increments its own key in the
+    :class:`VectorClock` and becomes the only node in ``seen``. A node that receives a gossip
+    calls ``seen_by(merge(local, remote), self)``: :func:`merge` is a join semilattice
+    (commutative, associative, idempotent) and every change below is monotone in it, so merging
+    an older version into a newer one returns the newer one unchanged. ``seen`` after a merge is
+    the union of the ``seen`` sets of the inputs whose version equals the merged version: an
+    empty set for concurrent versions (as in Akka), the newer one's for ordered versions, the
+    union for equal versions.
+
+Reachability
+    Each observer owns one :class:`ObserverRecord` (its set of unreachable subjects and a
+    version only it increments); merge keeps the record with the higher version per observer,
+    so the newest observation wins. A member is unreachable when a live observer (a member not
+    ``down`` or ``removed``) has it in its record; ``down`` and ``removed`` members are never
+    reported as unreachable.
+
+Convergence and the leader
+    The gossip is converged (:func:`is_converged`) when no member that is ``joining``, ``up`` or
+    ``leaving`` is unreachable and every reachable ``up``/``leaving``/``exiting`` member has seen
+    this version; ``down`` and ``removed`` members never block it. The leader (:func:`leader`)
+    is the reachable ``up``/``leaving`` member with the lowest unique address (``joining`` or
+    ``exiting`` ones when there are none): a function of the gossip's content only, so every
+    node with the same members and reachability agrees on it whatever its ``seen`` set. On
+    convergence the leader runs :func:`leader_actions`: ``joining → up`` (fresh up numbers),
+    ``leaving → exiting``, ``exiting → removed`` and ``down → removed``.
+
+New incarnations
+    :func:`join` of a member whose address is held by another incarnation downs that older
+    incarnation in the same change (if it is not down or removed already); the old one is then
+    removed by the leader like any downed member, and never blocks the new one.
+
+Examples:
+    A one-node cluster forms, then a second node joins through it:
+
+    >>> a = Member(UniqueAddress(NodeAddress("10.0.0.1", 25520), 1), "a")
+    >>> b = Member(UniqueAddress(NodeAddress("10.0.0.2", 25520), 7), "b")
+    >>> g = join(Gossip(), a, by=a.unique)
+    >>> g = leader_actions(g, a.unique)
+    >>> g.member(a.unique).status, g.member(a.unique).up_number
+    (<MemberStatus.up: 'up'>, 1)
+    >>> g = join(g, b, by=a.unique)                  # a handles b's join request
+    >>> g_b = seen_by(merge(Gossip(), g), b.unique)  # b receives the welcome
+    >>> g = seen_by(merge(g, g_b), a.unique)         # ... and gossips back
+    >>> g = leader_actions(g, a.unique)
+    >>> [(m.node_id, m.status.value, m.up_number) for m in g.sorted_members()]
+    [('a', 'up', 1), ('b', 'up', 2)]
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Mapping
+from types import MappingProxyType
+from typing import Any
+
+import attrs
+
+from .._core import NodeAddress
+from ._vector_clock import VectorClock
+
+__all__ = [
+    "Gossip",
+    "Member",
+    "MemberStatus",
+    "ObserverRecord",
+    "UniqueAddress",
+    "down",
+    "is_converged",
+    "join",
+    "leader",
+    "leader_actions",
+    "leave",
+    "mark_reachable",
+    "mark_unreachable",
+    "member_at",
+    "merge",
+    "oldest",
+    "seen_by",
+    "unreachable_members",
+]
+
+
+class MemberStatus(enum.Enum):
+    """Where a member is in its life cycle; merge keeps the one of highest :attr:`precedence`.
+
+    Examples:
+        >>> MemberStatus.down.precedence > MemberStatus.exiting.precedence
+        True
+        >>> max(MemberStatus.up, MemberStatus.joining, key=lambda s: s.precedence)
+        <MemberStatus.up: 'up'>
+    """
+
+    joining = "joining"
+    up = "up"
+    leaving = "leaving"
+    exiting = "exiting"
+    down = "down"
+    removed = "removed"
+
+    @property
+    def precedence(self) -> int:
+        """Rank in ``joining < up < leaving < exiting < down < removed``."""
+        return _PRECEDENCE[self]
+
+
+_PRECEDENCE: dict[MemberStatus, int] = {status: rank for rank, status in enumerate(MemberStatus)}
+_GONE = frozenset({MemberStatus.down, MemberStatus.removed})
+_MUST_SEE = frozenset({MemberStatus.up, MemberStatus.leaving, MemberStatus.exiting})
+_BLOCKS_WHEN_UNREACHABLE = frozenset({MemberStatus.joining, MemberStatus.up, MemberStatus.leaving})
+_LEADER_STATUSES = frozenset({MemberStatus.up, MemberStatus.leaving})
+
+
+@attrs.frozen(order=True, cache_hash=True)
+class UniqueAddress:
+    """One incarnation of a node: its address plus a ``uid`` drawn when the node started.
+
+    Ordered by address (host, then port), then uid: "lowest address" in this module means the
+    smallest value in this order.
+
+    Args:
+        node: Where the node listens.
+        uid: Distinguishes incarnations of the same address; a restarted node draws a new one.
+
+    Examples:
+        >>> u = UniqueAddress(NodeAddress("10.0.0.1", 25520), 42)
+        >>> str(u), u.key
+        ('10.0.0.1:25520#42', '10.0.0.1:25520#42')
+        >>> u < UniqueAddress(NodeAddress("10.0.0.1", 25521), 1)
+        True
+    """
+
+    node: NodeAddress
+    uid: int
+
+    @property
+    def key(self) -> str:
+        """This incarnation's key in the gossip's :class:`VectorClock`."""
+        return str(self)
+
+    def __str__(self) -> str:
+        return f"{self.node}#{self.uid}"
+
+
+def _to_roles(roles: Iterable[str]) -> frozenset[str]:
+    if isinstance(roles, str):
+        raise TypeError(f"roles must be a collection of strings, not the string {roles!r}")
+    return frozenset(roles)
+
+
+@attrs.frozen
+class Member:
+    """A member of the cluster as the gossip knows it.
+
+    Args:
+        unique: The member's incarnation.
+        node_id: The user's name for the node (``ClusteredActorSystem(node_id=...)``).
+        status: Life-cycle status.
+        roles: Roles the node was started with.
+        up_number: Age: assigned by the leader when the member becomes ``up`` (1 for the first
+            one, then increasing); lower is older; ``0`` until then.
+
+    Examples:
+        >>> m = Member(UniqueAddress(NodeAddress("h", 1), 5), "n1", roles={"web"})
+        >>> m.status, m.has_role("web"), m.node
+        (<MemberStatus.joining: 'joining'>, True, NodeAddress(host='h', port=1))
+    """
+
+    unique: UniqueAddress
+    node_id: str
+    status: MemberStatus = MemberStatus.joining
+    roles: frozenset[str] = attrs.field(default=frozenset(), converter=_to_roles)
+    up_number: int = 0
+
+    @property
+    def node(self) -> NodeAddress:
+        """The member's address."""
+        return self.unique.node
+
+    def has_role(self, role: str | None) -> bool:
+        """True if ``role`` is ``None`` (no filter) or one of the member's roles."""
+        return role is None or role in self.roles
+
+
+@attrs.frozen
+class ObserverRecord:
+    """What one observer reports as unreachable, with a version only that observer increments.
+
+    Examples:
+        >>> ObserverRecord(3, frozenset()).version
+        3
+    """
+
+    version: int
+    unreachable: frozenset[UniqueAddress] = frozenset()
+
+
+def _to_members(
+    members: Mapping[UniqueAddress, Member] | Iterable[Member],
+) -> Mapping[UniqueAddress, Member]:
+    values = members.values() if isinstance(members, Mapping) else members
+    return MappingProxyType({m.unique: m for m in values})
+
+
+def _to_reachability(
+    records: Mapping[UniqueAddress, ObserverRecord],
+) -> Mapping[UniqueAddress, ObserverRecord]:
+    return MappingProxyType(dict(records))
+
+
+@attrs.frozen
+class Gossip:
+    """The cluster state one node holds and gossips: an immutable value.
+
+    Compares by value; not hashable (it holds mappings).
+
+    Args:
+        members: Members, keyed by their unique address (an iterable of members works too).
+            Removed members stay as tombstones.
+        reachability: Per observer, what it reports as unreachable.
+        version: Vector clock of this state.
+        seen: The nodes known to have seen exactly this ``version``.
+
+    Examples:
+        >>> u = UniqueAddress(NodeAddress("h", 1), 1)
+        >>> g = Gossip([Member(u, "n1", MemberStatus.up, up_number=1)])
+        >>> g.member(u).node_id, len(g.members)
+        ('n1', 1)
+    """
+
+    members: Mapping[UniqueAddress, Member] = attrs.field(factory=dict, converter=_to_members)
+    reachability: Mapping[UniqueAddress, ObserverRecord] = attrs.field(
+        factory=dict, converter=_to_reachability
+    )
+    version: VectorClock = attrs.field(factory=VectorClock)
+    seen: frozenset[UniqueAddress] = frozenset()
+
+    def member(self, unique: UniqueAddress) -> Member | None:
+        """The member with this unique address, or ``None``."""
+        return self.members.get(unique)
+
+    def sorted_members(self, *, include_removed: bool = False) -> list[Member]:
+        """Members ordered by unique address; removed tombstones only if asked for."""
+        return [
+            self.members[u]
+            for u in sorted(self.members)
+            if include_removed or self.members[u].status is not MemberStatus.removed
+        ]
+
+
+# --------------------------------------------------------------------------- merge
+
+
+def _merge_member(a: Member, b: Member) -> Member:
+    if a == b:
+        return a
+    status = a.status if a.status.precedence >= b.status.precedence else b.status
+    assigned = [n for n in (a.up_number, b.up_number) if n > 0]
+    # node_id and roles never change for one incarnation; pick deterministically anyway.
+    base = max(a, b, key=lambda m: (m.node_id, sorted(m.roles)))
+    return Member(a.unique, base.node_id, status, base.roles, min(assigned, default=0))
+
+
+def _merge_record(a: ObserverRecord, b: ObserverRecord) -> ObserverRecord:
+    if a.version != b.version:
+        return a if a.version > b.version else b
+    if a.unreachable == b.unreachable:
+        return a
+    return ObserverRecord(a.version, a.unreachable | b.unreachable)
+
+
+def _normalized(gossip: Gossip) -> Gossip:
+    """Drop reachability records by and about removed members."""
+    removed = {u for u, m in gossip.members.items() if m.status is MemberStatus.removed}
+    if not removed:
+        return gossip
+    records = {}
+    changed = False
+    for observer, record in gossip.reachability.items():
+        if observer in removed:
+            changed = True
+            continue
+        if record.unreachable & removed:
+            changed = True
+            record = ObserverRecord(record.version, record.unreachable - removed)
+        records[observer] = record
+    return attrs.evolve(gossip, reachability=records) if changed else gossip
+
+
+def merge(a: Gossip, b: Gossip) -> Gossip:
+    """Combine two gossip states: the least state that contains both.
+
+    Members are united, each member keeping its status of highest precedence and its lowest
+    assigned up number; per observer the reachability record with the higher version wins; the
+    clocks are merged. ``seen`` is kept from the inputs whose version equals the merged version
+    (so it is empty for concurrent versions). Commutative, associative and idempotent; merging
+    an older version into a newer one returns the newer one.
+
+    Examples:
+        >>> u1 = UniqueAddress(NodeAddress("h", 1), 1)
+        >>> up, leaving = MemberStatus.up, MemberStatus.leaving
+        >>> a = Gossip([Member(u1, "n1", up, up_number=1)], version=VectorClock({"x": 1}))
+        >>> b = Gossip([Member(u1, "n1", leaving, up_number=1)], version=VectorClock({"y": 1}))
+        >>> m = merge(a, b)
+        >>> m.member(u1).status, m.version, m.seen
+        (<MemberStatus.leaving: 'leaving'>, VectorClock({'x': 1, 'y': 1}), frozenset())
+    """
+    members = dict(a.members)
+    for unique, theirs in b.members.items():
+        mine = members.get(unique)
+        members[unique] = theirs if mine is None else _merge_member(mine, theirs)
+    records = dict(a.reachability)
+    for observer, theirs_record in b.reachability.items():
+        mine_record = records.get(observer)
+        records[observer] = (
+            theirs_record if mine_record is None else _merge_record(mine_record, theirs_record)
+        )
+    version = a.version.merge(b.version)
+    seen: frozenset[UniqueAddress] = frozenset()
+    if a.version == version:
+        seen |= a.seen
+    if b.version == version:
+        seen |= b.seen
+    return _normalized(Gossip(members, records, version, seen))
+
+
+def seen_by(gossip: Gossip, unique: UniqueAddress) -> Gossip:
+    """Record that ``unique`` has seen this version (call it after every merge, for self).
+
+    Examples:
+        >>> u = UniqueAddress(NodeAddress("h", 1), 1)
+        >>> seen_by(Gossip(), u).seen == {u}
+        True
+    """
+    if unique in gossip.seen:
+        return gossip
+    return attrs.evolve(gossip, seen=gossip.seen | {unique})
+
+
+# --------------------------------------------------------------------------- queries
+
+
+def _unreachable(gossip: Gossip) -> set[UniqueAddress]:
+    members = gossip.members
+    found: set[UniqueAddress] = set()
+    for observer, record in gossip.reachability.items():
+        by = members.get(observer)
+        if by is None or by.status in _GONE:
+            continue
+        for subject in record.unreachable:
+            member = members.get(subject)
+            if member is not None and member.status not in _GONE:
+                found.add(subject)
+    return found
+
+
+def unreachable_members(gossip: Gossip) -> frozenset[Member]:
+    """Members (not ``down``/``removed``) that some live observer reports as unreachable.
+
+    Examples:
+        >>> a = UniqueAddress(NodeAddress("h", 1), 1)
+        >>> b = UniqueAddress(NodeAddress("h", 2), 1)
+        >>> g = Gossip([Member(a, "a", MemberStatus.up), Member(b, "b", MemberStatus.up)])
+        >>> [m.node_id for m in unreachable_members(mark_unreachable(g, a, b))]
+        ['b']
+    """
+    return frozenset(gossip.members[u] for u in _unreachable(gossip))
+
+
+def is_converged(gossip: Gossip, self_unique: UniqueAddress) -> bool:
+    """Whether the state is converged, so the leader may move members on.
+
+    Converged means: ``self_unique`` has seen this version; no ``joining``, ``up`` or ``leaving``
+    member is unreachable (unreachable ``exiting`` members are tolerated); every reachable
+    ``up``, ``leaving`` or ``exiting`` member has seen this version. ``down`` and ``removed``
+    members never block convergence, nor do ``joining`` ones that have not seen it yet.
+
+    Examples:
+        >>> a = UniqueAddress(NodeAddress("h", 1), 1)
+        >>> b = UniqueAddress(NodeAddress("h", 2), 1)
+        >>> g = Gossip([Member(a, "a", MemberStatus.up), Member(b, "b", MemberStatus.up)], seen={a})
+        >>> is_converged(g, a), is_converged(seen_by(g, b), a)
+        (False, True)
+    """
+    if self_unique not in gossip.seen:
+        return False
+    unreachable = _unreachable(gossip)
+    for unique, member in gossip.members.items():
+        if unique in unreachable:
+            if member.status in _BLOCKS_WHEN_UNREACHABLE:
+                return False
+        elif member.status in _MUST_SEE and unique not in gossip.seen:
+            return False
+    return True
+
+
+def leader(gossip: Gossip, *, role: str | None = None) -> UniqueAddress | None:
+    """The leader: the lowest reachable ``up``/``leaving`` member.
+
+    When there is none, the lowest reachable ``joining`` or ``exiting`` member (so a cluster
+    that is only forming gets its first member up, and the last members leaving still get
+    removed). ``down`` and ``removed`` members are never leader. Depends only on members and
+    reachability (not on ``seen``), so every node holding the same state agrees. With ``role``,
+    only members with that role count (a role leader).
+
+    Examples:
+        >>> a = UniqueAddress(NodeAddress("h", 1), 1)
+        >>> b = UniqueAddress(NodeAddress("h", 2), 1)
+        >>> g = Gossip([Member(a, "a", MemberStatus.joining), Member(b, "b", MemberStatus.up)])
+        >>> leader(g) == b
+        True
+        >>> leader(mark_unreachable(g, a, b)) == a
+        True
+    """
+    unreachable = _unreachable(gossip)
+    best: UniqueAddress | None = None
+    fallback: UniqueAddress | None = None
+    for unique, member in gossip.members.items():
+        if unique in unreachable or member.status in _GONE or not member.has_role(role):
+            continue
+        if member.status in _LEADER_STATUSES:
+            if best is None or unique < best:
+                best = unique
+        elif fallback is None or unique < fallback:
+            fallback = unique
+    return best if best is not None else fallback
+
+
+def oldest(gossip: Gossip, *, role: str | None = None) -> Member | None:
+    """The ``up`` member with the lowest up number (ties: lowest address), reachable or not.
+
+    Where singletons and shard coordinators live. A member stops being a candidate as soon as
+    it starts leaving, so the next oldest can take over while the old one hands over.
+
+    Examples:
+        >>> a = UniqueAddress(NodeAddress("h", 1), 1)
+        >>> b = UniqueAddress(NodeAddress("h", 2), 1)
+        >>> g = Gossip([Member(a, "a", MemberStatus.up, up_number=2),
+        ...             Member(b, "b", MemberStatus.up, up_number=1)])
+        >>> oldest(g).node_id
+        'b'
+    """
+    candidates = [
+        m for m in gossip.members.values() if m.status is MemberStatus.up and m.has_role(role)
+    ]
+    if not candidates:
+        return None
+    return min(candidates, key=lambda m: (m.up_number, m.unique))
+
+
+def member_at(gossip: Gossip, node: NodeAddress) -> Member | None:
+    """The incarnation at ``node`` that is neither ``down`` nor ``removed``, if any.
+
+    Maps a transport peer (an address) to the member behind it.
+
+    Examples:
+        >>> old = UniqueAddress(NodeAddress("h", 1), 1)
+        >>> new = UniqueAddress(NodeAddress("h", 1), 2)
+        >>> g = Gossip([Member(old, "a", MemberStatus.down), Member(new, "a")])
+        >>> member_at(g, NodeAddress("h", 1)).unique == new
+        True
+    """
+    found = [m for m in gossip.members.values() if m.node == node and m.status not in _GONE]
+    return min(found, key=lambda m: m.unique) if found else None
+
+
+# --------------------------------------------------------------------------- changes
+
+
+def _changed(gossip: Gossip, by: UniqueAddress, **changes: Any) -> Gossip:
+    """Apply a change made by ``by``: bump its clock entry, only it has seen the result."""
+    updated = attrs.evolve(
+        gossip, version=gossip.version.increment(by.key), seen=frozenset({by}), **changes
+    )
+    return _normalized(updated)
+
+
+def join(gossip: Gossip, member: Member, *, by: UniqueAddress) -> Gossip:
+    """Add ``member`` as ``joining`` (a change made by ``by``, the node handling the join).
+
+    Older incarnations at the same address that are not ``down`` or ``removed`` yet are downed
+    in the same change. A member already known (under this unique address) is left as is and
+    the gossip returned unchanged, so a repeated join request is harmless. To form a new
+    cluster a node joins itself: ``join(Gossip(), me, by=me.unique)``.
+
+    Examples:
+        >>> old = Member(UniqueAddress(NodeAddress("h", 1), 1), "a", MemberStatus.up, up_number=1)
+        >>> new = Member(UniqueAddress(NodeAddress("h", 1), 2), "a")
+        >>> g = join(Gossip([old]), new, by=old.unique)
+        >>> g.member(old.unique).status, g.member(new.unique).status
+        (<MemberStatus.down: 'down'>, <MemberStatus.joining: 'joining'>)
+    """
+    if member.unique in gossip.members:
+        return gossip
+    members = dict(gossip.members)
+    members[member.unique] = attrs.evolve(member, status=MemberStatus.joining, up_number=0)
+    for unique, other in gossip.members.items():
+        if other.node == member.node and other.status not in _GONE:
+            members[unique] = attrs.evolve(other, status=MemberStatus.down)
+    return _changed(gossip, by, members=members)
+
+
+def _set_status(
+    gossip: Gossip,
+    unique: UniqueAddress,
+    status: MemberStatus,
+    allowed: frozenset[MemberStatus],
+    by: UniqueAddress,
+) -> Gossip:
+    member = gossip.members.get(unique)
+    if member is None or member.status not in allowed:
+        return gossip
+    members = dict(gossip.members)
+    members[unique] = attrs.evolve(member, status=status)
+    return _changed(gossip, by, members=members)
+
+
+_LEAVABLE = frozenset({MemberStatus.joining, MemberStatus.up})
+_DOWNABLE = frozenset(
+    {MemberStatus.joining, MemberStatus.up, MemberStatus.leaving, MemberStatus.exiting}
+)
+
+
+def leave(gossip: Gossip, unique: UniqueAddress, *, by: UniqueAddress) -> Gossip:
+    """Move a ``joining`` or ``up`` member to ``leaving`` (graceful leave); otherwise no change.
+
+    Examples:
+        >>> u = UniqueAddress(NodeAddress("h", 1), 1)
+        >>> g = leave(Gossip([Member(u, "a", MemberStatus.up, up_number=1)]), u, by=u)
+        >>> g.member(u).status
+        <MemberStatus.leaving: 'leaving'>
+    """
+    return _set_status(gossip, unique, MemberStatus.leaving, _LEAVABLE, by)
+
+
+def down(gossip: Gossip, unique: UniqueAddress, *, by: UniqueAddress) -> Gossip:
+    """Mark a member ``down`` (it is removed at the next convergence); no change if gone already.
+
+    Examples:
+        >>> u = UniqueAddress(NodeAddress("h", 1), 1)
+        >>> v = UniqueAddress(NodeAddress("h", 2), 1)
+        >>> g = Gossip([Member(u, "a", MemberStatus.up), Member(v, "b", MemberStatus.up)])
+        >>> down(g, v, by=u).member(v).status
+        <MemberStatus.down: 'down'>
+    """
+    return _set_status(gossip, unique, MemberStatus.down, _DOWNABLE, by)
+
+
+def _set_observation(
+    gossip: Gossip, observer: UniqueAddress, subject: UniqueAddress, unreachable: bool
+) -> Gossip:
+    if observer == subject or subject not in gossip.members:
+        return gossip
+    record = gossip.reachability.get(observer, ObserverRecord(0))
+    if (subject in record.unreachable) == unreachable:
+        return gossip
+    subjects = record.unreachable | {subject} if unreachable else record.unreachable - {subject}
+    records = dict(gossip.reachability)
+    records[observer] = ObserverRecord(record.version + 1, subjects)
+    return _changed(gossip, observer, reachability=records)
+
+
+def mark_unreachable(gossip: Gossip, observer: UniqueAddress, subject: UniqueAddress) -> Gossip:
+    """``observer`` (this node) reports ``subject`` unreachable; a change made by ``observer``.
+
+    No change if it already did, if ``subject`` is unknown, or if both are the same node.
+
+    Examples:
+        >>> a = UniqueAddress(NodeAddress("h", 1), 1)
+        >>> b = UniqueAddress(NodeAddress("h", 2), 1)
+        >>> g = Gossip([Member(a, "a", MemberStatus.up), Member(b, "b", MemberStatus.up)])
+        >>> g = mark_unreachable(g, a, b)
+        >>> g.reachability[a].version, g.reachability[a].unreachable == {b}
+        (1, True)
+    """
+    return _set_observation(gossip, observer, subject, True)
+
+
+def mark_reachable(gossip: Gossip, observer: UniqueAddress, subject: UniqueAddress) -> Gossip:
+    """``observer`` (this node) reports ``subject`` reachable again; no change if it did not
+    report it unreachable.
+
+    Examples:
+        >>> a = UniqueAddress(NodeAddress("h", 1), 1)
+        >>> b = UniqueAddress(NodeAddress("h", 2), 1)
+        >>> g = Gossip([Member(a, "a", MemberStatus.up), Member(b, "b", MemberStatus.up)])
+        >>> g = mark_reachable(mark_unreachable(g, a, b), a, b)
+        >>> unreachable_members(g), g.reachability[a].version
+        (frozenset(), 2)
+    """
+    return _set_observation(gossip, observer, subject, False)
+
+
+def leader_actions(gossip: Gossip, self_unique: UniqueAddress) -> Gossip:
+    """What the leader does on convergence; the gossip unchanged on any other node or state.
+
+    Acts only if ``self_unique`` is the :func:`leader` and the state :func:`is_converged` for
+    it. Then, in one change made by the leader: ``joining → up`` with up numbers above every up
+    number ever given (in address order), ``leaving → exiting``, and ``exiting`` and ``down`` →
+    ``removed``. Each step needs a converged state, so a leaving member goes
+    ``leaving → exiting → removed`` over two rounds, and every member has seen it ``exiting``
+    (or it is unreachable) before it is removed.
+
+    Examples:
+        >>> u = UniqueAddress(NodeAddress("h", 1), 1)
+        >>> g = join(Gossip(), Member(u, "a"), by=u)
+        >>> leader_actions(g, u).member(u).status
+        <MemberStatus.up: 'up'>
+    """
+    if leader(gossip) != self_unique or not is_converged(gossip, self_unique):
+        return gossip
+    next_up = max((m.up_number for m in gossip.members.values()), default=0) + 1
+    members = dict(gossip.members)
+    changed = False
+    for unique in sorted(gossip.members):
+        member = gossip.members[unique]
+        if member.status is MemberStatus.joining:
+            members[unique] = attrs.evolve(member, status=MemberStatus.up, up_number=next_up)
+            next_up += 1
+        elif member.status is MemberStatus.leaving:
+            members[unique] = attrs.evolve(member, status=MemberStatus.exiting)
+        elif member.status in (MemberStatus.exiting, MemberStatus.down):
+            members[unique] = attrs.evolve(member, status=MemberStatus.removed)
+        else:
+            continue
+        changed = True
+    if not changed:
+        return gossip
+    return _changed(gossip, self_unique, members=members)
