@@ -13,11 +13,10 @@ from collections import deque
 from typing import TYPE_CHECKING, Any
 
 import attrs
-import msgspec
 import trio
 
 from .._core import NodeAddress
-from ..serialization._wire import Batch, Envelope, Item
+from ..serialization._wire import Batch, Envelope, Hello, Item
 from ._transport import CloseCode, Connection, ConnectionClosed
 
 if TYPE_CHECKING:
@@ -28,6 +27,11 @@ __all__ = ["LinkStatistics", "PeerLink"]
 _log = logging.getLogger("casty_trio.remote")
 
 _ITEM_OVERHEAD = 16  # msgpack framing per envelope, a generous estimate
+
+# The last frame a node writes on a connection it no longer uses (a duplicate link, see
+# PeerLink.run): an empty batch numbered 0. Writers number their frames from 1, so a reader
+# that does not know the convention drops it as a duplicate.
+_END = Batch(0, [])
 
 
 @attrs.frozen
@@ -77,8 +81,6 @@ class PeerLink:
         self.failures = 0  # consecutive failed dials, for the backoff
         self._wakeup: trio.Event | None = None
         self._flushed: trio.Event | None = None
-        self._send_seq = 0
-        self._recv_seq = 0
         self.frames_out = self.frames_in = self.messages_out = self.messages_in = 0
         self.bytes_out = self.bytes_in = self.dropped = self.decode_errors = 0
         self.duplicates = self.connections = 0
@@ -111,11 +113,18 @@ class PeerLink:
                 self.remoting.undeliverable(self.peer, item)
 
     async def wait_flushed(self) -> None:
-        """Wait until everything queued has been written (or the connection is gone)."""
-        while self.outbox and self.connection is not None:
+        """Wait until everything queued has been written (or no connection is coming)."""
+        # A dial in progress counts too: at shutdown, messages queued while the link was still
+        # connecting were neither sent nor dead-lettered (the dial was cancelled under them).
+        while self.outbox and (self.connection is not None or self.dialing):
             self._flushed = trio.Event()
             await self._flushed.wait()
         await trio.lowlevel.checkpoint()
+
+    def flush_progress(self) -> None:
+        """Wake :meth:`wait_flushed`: the outbox emptied, or a connection or dial ended."""
+        if self._flushed is not None:
+            self._flushed.set()
 
     def statistics(self) -> LinkStatistics:
         return LinkStatistics(
@@ -135,22 +144,46 @@ class PeerLink:
 
     # ------------------------------------------------------------------ a connection's life
 
-    async def run(self, conn: Connection, peer_uid: int, *, outbound: bool) -> None:
-        """Serve ``conn`` as this link's connection until it closes. A checkpoint."""
+    async def run(
+        self, conn: Connection, peer_uid: int, *, outbound: bool, current: bool = True
+    ) -> None:
+        """Serve ``conn`` until it closes. A checkpoint.
+
+        ``current`` makes ``conn`` the link's connection, the one the outbox drains to.
+        Otherwise (or once a newer connection replaces it) ``conn`` is a duplicate that is
+        wound down without losing a frame: both nodes dial each other at once, both write on
+        whatever connection they have, and closing one of them outright discarded the frames
+        the peer had already written on it. Instead each node stops writing on the duplicate
+        and sends an end marker (``_END``), keeps reading it until the peer's end marker
+        arrives, and only then closes it.
+        """
+        ending = _Ending()
+        if not current:
+            _log.info("link to %s: winding down a duplicate connection", self.peer)
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._write_loop, conn, nursery.cancel_scope, ending)
+                await self._read_loop(conn, peer_uid, ending)
+                nursery.cancel_scope.cancel()
+            return
         if self.peer_uid is not None and peer_uid != self.peer_uid:
             self.remoting.peer_restarted(self.peer)
-        if self.peer_uid != peer_uid:
-            self._recv_seq = 0
         self.peer_uid = peer_uid
         self.connection = conn
+        # This connection may replace another one (a duplicate link, a stale connection to
+        # an earlier incarnation): wake the old writer so it sees that and stops taking items
+        # from the outbox, which belongs to this connection's writer from now on.
+        replaced = self._wakeup
+        if replaced is not None:
+            self._wakeup = None
+            replaced.set()
         self.outbound = outbound
         self.failures = 0
         self.connections += 1
         _log.info("link to %s up (%s)", self.peer, "dialed" if outbound else "accepted")
         try:
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(self._write_loop, conn, nursery.cancel_scope)
-                await self._read_loop(conn)
+                nursery.start_soon(self._write_loop, conn, nursery.cancel_scope, ending)
+                await self._read_loop(conn, peer_uid, ending)
                 nursery.cancel_scope.cancel()
         finally:
             if self.connection is conn:
@@ -159,12 +192,25 @@ class PeerLink:
                 if self._flushed is not None:
                     self._flushed.set()
 
-    async def _write_loop(self, conn: Connection, scope: trio.CancelScope) -> None:
+    async def _write_loop(self, conn: Connection, scope: trio.CancelScope, ending: _Ending) -> None:
         encode = self.remoting.frame_encoder.encode
         limit = self.remoting.settings.max_frame_size - 64
         outbox = self.outbox
+        # Frames are numbered per connection (as the wire protocol says), so that the reader
+        # of each connection drops duplicates of its own frames only. A number shared by the
+        # link made the reader of one connection drop the frames of another (two connections
+        # live at once while a duplicate link is resolved) as "duplicates".
+        seq = 0
         try:
             while True:
+                if self.connection is not conn:
+                    # Not (or no longer) the current connection: only the current one's writer
+                    # drains the outbox. Tell the peer nothing more comes on this one.
+                    await conn.send(encode(_END))
+                    ending.sent = True
+                    if ending.received:
+                        await conn.aclose(CloseCode.DUPLICATE_LINK, "duplicate link")
+                    return
                 if not outbox:
                     if self._flushed is not None:
                         self._flushed.set()
@@ -180,9 +226,15 @@ class PeerLink:
                         break
                     items.append(outbox.popleft())
                     size += item_size
-                self._send_seq += 1
-                frame = encode(Batch(self._send_seq, items))
-                await conn.send(frame)
+                seq += 1
+                frame = encode(Batch(seq, items))
+                try:
+                    await conn.send(frame)
+                except BaseException:
+                    # Taken from the outbox but not sent (closed or cancelled): without this
+                    # the items vanished silently.
+                    self._unsent(items)
+                    raise
                 self.frames_out += 1
                 self.messages_out += len(items)
                 self.bytes_out += len(frame)
@@ -190,29 +242,77 @@ class PeerLink:
             _log.info("link to %s: writer stopped: %s", self.peer, exc)
             scope.cancel()
 
-    async def _read_loop(self, conn: Connection) -> None:
+    def _unsent(self, items: list[Item]) -> None:
+        """Items a writer took but could not send: messages become dead letters (at most once:
+        the transport may have delivered part of them); watch notices, which are idempotent,
+        go back to the front of the outbox for the next connection."""
+        control = [item for item in items if type(item) is not Envelope]
+        self.outbox.extendleft(reversed(control))
+        envelopes = [item for item in items if type(item) is Envelope]
+        if envelopes:
+            self.dropped += len(envelopes)
+            _log.warning(
+                "%d messages to %s dropped: the connection closed while sending",
+                len(envelopes),
+                self.peer,
+            )
+            for envelope in envelopes:
+                self.remoting.undeliverable(self.peer, envelope)
+
+    async def _read_loop(self, conn: Connection, peer_uid: int, ending: _Ending) -> None:
         decode = self.remoting.frame_decoder.decode
         remoting = self.remoting
+        max_frame_size = remoting.settings.max_frame_size
+        recv_seq = 0  # the last frame number read on this connection (see _write_loop)
         while True:
             try:
                 data = await conn.receive()
             except ConnectionClosed as exc:
-                _log.info("link to %s: connection ended: %s", self.peer, exc)
+                if exc.code == CloseCode.TOO_BIG and not exc.local:
+                    # The transport refused a frame of the peer's over its max_frame_size
+                    # (trio-websocket and the simulated network both close with 1009).
+                    self.decode_errors += 1
+                    _log.warning("peer %s sent a frame over max_frame_size: %s", self.peer, exc)
+                else:
+                    _log.info("link to %s: connection ended: %s", self.peer, exc)
                 return
             self.frames_in += 1
             self.bytes_in += len(data)
+            if len(data) > max_frame_size:
+                # The transport may accept larger frames than this node does (a transport
+                # built without our settings): enforce the node's own limit here too.
+                self.decode_errors += 1
+                reason = f"frame of {len(data)} bytes exceeds max_frame_size {max_frame_size}"
+                _log.warning("peer %s sent a frame too big: %s; closing it", self.peer, reason)
+                await conn.aclose(CloseCode.TOO_BIG, reason)
+                return
             try:
                 frame = decode(data)
-            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-                await self._malformed(conn, f"undecodable frame ({exc})")
+            except Exception as exc:
+                # Not only DecodeError/ValidationError: a deeply nested payload raises
+                # RecursionError, and nothing a peer sends may escape the link (it would take
+                # the listener, and with it the whole node, down).
+                await self._malformed(conn, f"undecodable frame ({type(exc).__name__}: {exc})")
                 return
+            if type(frame) is Hello and frame.uid == peer_uid:
+                # The peer's hello again: a duplicated handshake frame (the simulated network
+                # duplicates frames), not a protocol error.
+                self.duplicates += 1
+                continue
             if not isinstance(frame, Batch):
                 await self._malformed(conn, f"unexpected {type(frame).__name__} after handshake")
                 return
-            if frame.seq <= self._recv_seq:
+            if frame.seq == 0 and not frame.items and not ending.received:
+                # The peer's end marker (see run): it writes nothing more on this connection.
+                ending.received = True
+                if ending.sent:
+                    await conn.aclose(CloseCode.DUPLICATE_LINK, "duplicate link")
+                    return
+                continue
+            if frame.seq <= recv_seq:
                 self.duplicates += 1
                 continue
-            self._recv_seq = frame.seq
+            recv_seq = frame.seq
             self.messages_in += len(frame.items)
             for item in frame.items:
                 remoting.receive_item(self, item)
@@ -221,6 +321,16 @@ class PeerLink:
         self.decode_errors += 1
         _log.warning("peer %s sent a malformed frame: %s; closing the link", self.peer, reason)
         await conn.aclose(CloseCode.MALFORMED_FRAME, reason[:120])
+
+
+class _Ending:
+    """How far winding down one connection got: end marker sent, end marker received."""
+
+    __slots__ = ("received", "sent")
+
+    def __init__(self) -> None:
+        self.sent = False
+        self.received = False
 
 
 def _estimate(item: Any) -> int:

@@ -149,6 +149,8 @@ class Remoting:
             for link in tuple(self._links.values()):
                 await link.wait_flushed()
         for link in self._links.values():
+            # What could not be written in time would vanish with the node: dead letters.
+            link.drop_outbox("node shutting down")
             conn = link.connection
             if conn is not None:
                 with trio.move_on_after(1.0):
@@ -209,10 +211,13 @@ class Remoting:
         """Encode ``message`` (errors raise here, at the tell) and queue it for ``node``."""
         manifest, payload = self.codec.encode(message)
         limit = self.settings.max_frame_size - 1024
-        if len(payload) > limit:
+        # The whole envelope must fit in one frame, recipient path and manifest included
+        # (counted at 4 bytes a character, the most UTF-8 needs; len() of a str is O(1)):
+        # a long path once let an envelope pass this check and then break the frame limit.
+        if len(payload) + 4 * (len(path) + len(manifest)) > limit:
             raise SerializationError(
-                f"message of type {manifest} is {len(payload)} bytes once encoded; the largest "
-                f"frame is {self.settings.max_frame_size} bytes"
+                f"message of type {manifest} is {len(payload)} bytes once encoded; with its "
+                f"envelope it does not fit a frame of {self.settings.max_frame_size} bytes"
             )
         if self._closing or not self.link(node).enqueue(
             Envelope(path, manifest, msgspec.Raw(payload))
@@ -250,11 +255,9 @@ class Remoting:
                     hello = await self._handshake(conn, expect=link.peer)
                     if hello is None:
                         raise TransportError(f"handshake with {link.peer} failed")
-                    if not self._keep_new_connection(link, outbound=True):
-                        await conn.aclose(CloseCode.DUPLICATE_LINK, "duplicate link")
-                        return
+                    current = self._keep_new_connection(link, hello.uid, outbound=True)
                     link.dialing = False
-                    await link.run(conn, hello.uid, outbound=True)
+                    await link.run(conn, hello.uid, outbound=True, current=current)
             except TransportError as exc:
                 link.failures += 1
                 _log.warning("cannot reach %s: %s", link.peer, exc)
@@ -262,6 +265,7 @@ class Remoting:
                 return
         finally:
             link.dialing = False
+            link.flush_progress()
         self._connection_ended(link)
 
     async def _accept(self, conn: Connection) -> None:
@@ -269,10 +273,8 @@ class Remoting:
         if hello is None:
             return
         link = self.link(NodeAddress(hello.host, hello.port))
-        if not self._keep_new_connection(link, outbound=False):
-            await conn.aclose(CloseCode.DUPLICATE_LINK, "duplicate link")
-            return
-        await link.run(conn, hello.uid, outbound=False)
+        current = self._keep_new_connection(link, hello.uid, outbound=False)
+        await link.run(conn, hello.uid, outbound=False, current=current)
         self._connection_ended(link)
 
     def _connection_ended(self, link: PeerLink) -> None:
@@ -286,16 +288,28 @@ class Remoting:
         if link.outbox or any(node == link.peer for node, _path in self._watching):
             self.dial(link)
 
-    def _keep_new_connection(self, link: PeerLink, *, outbound: bool) -> bool:
-        """Two nodes dialing each other at once: keep the connection dialed by the smaller."""
+    def _keep_new_connection(self, link: PeerLink, uid: int, *, outbound: bool) -> bool:
+        """Whether a new connection becomes the link's current one.
+
+        Two nodes dialing each other at once: both keep the connection dialed by the smaller
+        node; the other one is wound down by ``PeerLink.run`` without losing frames (closing
+        it at once lost what the peer had already written on it).
+
+        A connection from a new incarnation of the peer always wins, and the old one is closed
+        at once: it leads to a node that no longer exists, though its close has not reached us
+        yet (a quickly restarted peer was refused as a "duplicate" until then).
+        """
         old = link.connection
         if old is None:
             return True
+        if link.peer_uid is not None and uid != link.peer_uid:
+            if self._nursery is not None:
+                self._nursery.start_soon(
+                    _close_quietly, old, "stale connection to an earlier incarnation"
+                )
+            return True
         assert self.node is not None
-        new_wins = (self.node < link.peer) == outbound
-        if new_wins and self._nursery is not None:
-            self._nursery.start_soon(_close_quietly, old, "duplicate link")
-        return new_wins
+        return (self.node < link.peer) == outbound
 
     async def _handshake(self, conn: Connection, *, expect: NodeAddress | None) -> Hello | None:
         """Exchange hellos; None (after closing with a reason) when the peer is refused."""
@@ -312,14 +326,28 @@ class Remoting:
             _log.warning("peer %s did not complete the handshake in time", conn.peer)
             await _close_quietly(conn, "handshake timeout", CloseCode.HANDSHAKE_TIMEOUT)
             return None
+        if len(data) > self.settings.max_frame_size:
+            # The transport may accept larger frames than this node does: enforce our limit.
+            reason = (
+                f"hello of {len(data)} bytes exceeds max_frame_size {self.settings.max_frame_size}"
+            )
+            _log.warning("refusing peer %s: %s", conn.peer, reason)
+            await _close_quietly(conn, reason, CloseCode.TOO_BIG)
+            return None
         try:
             theirs: Hello | Reject = self._hello_decoder.decode(data)
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        except Exception as exc:  # any decoding failure (RecursionError too) is a bad hello
             await self._refuse(conn, CloseCode.BAD_HANDSHAKE, f"malformed hello ({exc})")
             return None
+        # Strings from the peer are clipped before they reach a log line or a Reject frame.
         if isinstance(theirs, Reject):
-            _log.warning("peer %s refused us: %s (%d)", conn.peer, theirs.reason, theirs.code)
-            await _close_quietly(conn, theirs.reason, theirs.code)
+            reason = _clip(theirs.reason)
+            _log.warning("peer %s refused us: %s (%d)", conn.peer, reason, theirs.code)
+            # Echo the peer's code only if it is one of ours (4000-4999): closing a WebSocket
+            # with a code outside 0..65535 raises struct.error, not ConnectionClosed, and a
+            # hand-made Reject(70000, ...) took the whole node down.
+            code = theirs.code if 4000 <= theirs.code <= 4999 else CloseCode.BAD_HANDSHAKE
+            await _close_quietly(conn, reason, code)
             return None
         if theirs.version != PROTOCOL_VERSION:
             await self._refuse(
@@ -332,11 +360,13 @@ class Remoting:
             await self._refuse(
                 conn,
                 CloseCode.WRONG_SYSTEM,
-                f"system {theirs.system!r} is not {self.system.name!r}",
+                f"system {_clip(theirs.system)!r} is not {self.system.name!r}",
             )
             return None
         if expect is not None and (theirs.host, theirs.port) != (expect.host, expect.port):
-            _log.info("peer dialed as %s calls itself %s:%d", expect, theirs.host, theirs.port)
+            _log.info(
+                "peer dialed as %s calls itself %s:%d", expect, _clip(theirs.host), theirs.port
+            )
         return theirs
 
     async def _refuse(self, conn: Connection, code: int, reason: str) -> None:
@@ -353,8 +383,7 @@ class Remoting:
             target = self.local_target(item.recipient)
             if target is None:
                 _log.debug("message from %s for unknown %s dropped", link.peer, item.recipient)
-                gone = _GoneTarget(self.system, ActorAddress(self.system.name, item.recipient))
-                self.system._dead_letter(item, gone.ref)
+                self._dead_on_arrival(item)
                 return
             try:
                 message = self.codec.decode(item.manifest, item.payload)
@@ -374,6 +403,22 @@ class Remoting:
             self._peer_unwatches(link.peer, item.path)
         elif type(item) is DeathNotice:
             self._remote_died(link.peer, item.path)
+
+    def _dead_on_arrival(self, envelope: Envelope) -> None:
+        """A message for no actor of this node (stopped, never existed, an expired ask).
+
+        Published like a local dead letter: the decoded message (the envelope itself if it
+        cannot be decoded) and a ref with this node's full address, so that a late reply to an
+        ask carries the asker's reply ref. Decoded only when someone listens for dead letters.
+        """
+        ref = _GoneTarget(
+            self.system, ActorAddress(self.system.name, envelope.recipient, self.node)
+        ).ref
+        message: Any = envelope
+        if self.system.event_stream.has_subscribers():
+            with contextlib.suppress(SerializationError):
+                message = self.codec.decode(envelope.manifest, envelope.payload)
+        self.system._dead_letter(message, ref)
 
     # ------------------------------------------------------------------ death watch
 
@@ -446,6 +491,11 @@ class Remoting:
             target = self.local_target(key[1])
             if target is not None:
                 target.remove_watcher(notify)
+
+
+def _clip(text: str, limit: int = 80) -> str:
+    """A peer-supplied string, shortened for a log line or a close reason."""
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 async def _close_quietly(conn: Connection, reason: str, code: int = CloseCode.NORMAL) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import attrs
 
 from casty_trio import ActorRef
@@ -22,3 +24,60 @@ class Pong:
 @attrs.frozen
 class Note:
     text: str
+
+
+@attrs.frozen
+class Seq:
+    """One numbered message of a stream, for ordering tests."""
+
+    sender: str
+    n: int
+
+
+@attrs.frozen
+class Blob:
+    """A message whose size the test chooses."""
+
+    data: bytes
+
+
+@attrs.frozen
+class Holder:
+    """A message with an ``Any`` field: whatever sits in it must be encodable."""
+
+    value: Any
+
+
+@attrs.frozen
+class SlowPing:
+    """Reply with a :class:`Pong` after ``delay`` seconds."""
+
+    n: int
+    delay: float
+    reply_to: ActorRef[Pong]
+
+
+@attrs.frozen
+class Gather:
+    """Refs nested in a tuple and a dict; the receiver answers every one, then ``reply_to``."""
+
+    n: int
+    refs: tuple[ActorRef[Pong], ...]
+    table: dict[str, ActorRef[Pong]]
+    reply_to: ActorRef[Gathered]
+
+
+@attrs.frozen
+class Gathered:
+    """Refs to the answering node's actors, nested in a tuple and a dict."""
+
+    n: int
+    refs: tuple[ActorRef[Ping], ...]
+    table: dict[str, ActorRef[Ping]]
+
+
+class NotAMessage:
+    """A plain class: neither a Struct, nor attrs, nor a dataclass."""
+
+    def __init__(self, value: int) -> None:
+        self.value = value
