@@ -27,6 +27,7 @@ __all__ = ["LinkStatistics", "PeerLink"]
 _log = logging.getLogger("casty_trio.remote")
 
 _ITEM_OVERHEAD = 16  # msgpack framing per envelope, a generous estimate
+_FRAME_TARGET = 256 * 1024  # bytes per frame the writer aims for under load
 
 # The last frame a node writes on a connection it no longer uses (a duplicate link, see
 # PeerLink.run): an empty batch numbered 0. Writers number their frames from 1, so a reader
@@ -74,6 +75,7 @@ class PeerLink:
         self.remoting = remoting
         self.peer = peer
         self.outbox: deque[Item] = deque()
+        self.capacity = remoting.settings.outbox_capacity
         self.connection: Connection | None = None
         self.outbound = False  # whether the current connection was dialed by us
         self.peer_uid: int | None = None
@@ -89,7 +91,7 @@ class PeerLink:
 
     def enqueue(self, item: Item) -> bool:
         """Queue ``item`` for the peer; False when the outbox is full (caller dead-letters)."""
-        if len(self.outbox) >= self.remoting.settings.outbox_capacity:
+        if len(self.outbox) >= self.capacity:
             self.dropped += 1
             return False
         self.outbox.append(item)
@@ -194,8 +196,12 @@ class PeerLink:
 
     async def _write_loop(self, conn: Connection, scope: trio.CancelScope, ending: _Ending) -> None:
         encode = self.remoting.frame_encoder.encode
-        limit = self.remoting.settings.max_frame_size - 64
+        # Frames are cut at a modest size even when much more is queued, so that the peer
+        # starts decoding the first frame while later ones are still on the way; an item
+        # larger than that still travels alone, up to max_frame_size.
+        limit = min(self.remoting.settings.max_frame_size - 64, _FRAME_TARGET)
         outbox = self.outbox
+        popleft = outbox.popleft
         # Frames are numbered per connection (as the wire protocol says), so that the reader
         # of each connection drops duplicates of its own frames only. A number shared by the
         # link made the reader of one connection drop the frames of another (two connections
@@ -218,14 +224,19 @@ class PeerLink:
                     await wakeup.wait()
                     continue
                 items: list[Item] = []
+                append = items.append
                 size = 0
                 while outbox:
                     item = outbox[0]
-                    item_size = _estimate(item)
-                    if items and size + item_size > limit:
+                    if type(item) is Envelope:  # inlined _estimate: this loop is per message
+                        size += (
+                            len(item.payload) + len(item.recipient) + len(item.manifest) + 16
+                        )
+                    else:
+                        size += _estimate(item)
+                    if size > limit and items:
                         break
-                    items.append(outbox.popleft())
-                    size += item_size
+                    append(popleft())
                 seq += 1
                 frame = encode(Batch(seq, items))
                 try:

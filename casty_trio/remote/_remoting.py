@@ -67,17 +67,17 @@ class RemoteSettings:
 class _RemoteTarget:
     """What stands behind a ref to an actor on another node."""
 
-    __slots__ = ("_node", "_path", "_remoting", "ref")
+    __slots__ = ("_link", "_path", "_remoting", "ref")
 
     def __init__(self, remoting: Remoting, address: ActorAddress) -> None:
         assert address.node is not None
         self._remoting = remoting
-        self._node = address.node
+        self._link = remoting.link(address.node)  # links live as long as the remoting
         self._path = address.path
         self.ref: ActorRef[Any] = ActorRef(address, self)
 
     def deliver(self, message: Any) -> None:
-        self._remoting.send(self._node, self._path, message, self.ref)
+        self._remoting.send_to(self._link, self._path, message, self.ref)
 
     def add_watcher(self, watcher: _Watcher) -> None:
         self._remoting.watch_remote(self.ref, watcher)
@@ -118,6 +118,7 @@ class Remoting:
         self.system = system
         self.transport = transport
         self.settings = settings
+        self._envelope_limit = settings.max_frame_size - 1024
         self.uid = random.getrandbits(62)
         self.node: NodeAddress | None = None
         self.codec: MessageCodec = serializer.bind(self)
@@ -207,21 +208,18 @@ class Remoting:
             link = self._links[node] = PeerLink(self, node)
         return link
 
-    def send(self, node: NodeAddress, path: str, message: Any, ref: ActorRef[Any]) -> None:
-        """Encode ``message`` (errors raise here, at the tell) and queue it for ``node``."""
+    def send_to(self, link: PeerLink, path: str, message: Any, ref: ActorRef[Any]) -> None:
+        """Encode ``message`` (errors raise here, at the tell) and queue it on ``link``."""
         manifest, payload = self.codec.encode(message)
-        limit = self.settings.max_frame_size - 1024
         # The whole envelope must fit in one frame, recipient path and manifest included
         # (counted at 4 bytes a character, the most UTF-8 needs; len() of a str is O(1)):
         # a long path once let an envelope pass this check and then break the frame limit.
-        if len(payload) + 4 * (len(path) + len(manifest)) > limit:
+        if len(payload) + 4 * (len(path) + len(manifest)) > self._envelope_limit:
             raise SerializationError(
                 f"message of type {manifest} is {len(payload)} bytes once encoded; with its "
                 f"envelope it does not fit a frame of {self.settings.max_frame_size} bytes"
             )
-        if self._closing or not self.link(node).enqueue(
-            Envelope(path, manifest, msgspec.Raw(payload))
-        ):
+        if self._closing or not link.enqueue(Envelope(path, manifest, msgspec.Raw(payload))):
             self.system._dead_letter(message, ref)
 
     def undeliverable(self, node: NodeAddress, envelope: Envelope) -> None:
