@@ -5,7 +5,9 @@ the other's hello sends :class:`Reject` and closes. After that every frame is on
 :class:`Batch`: a sequence number (so a duplicated frame is dropped) and the items the writer
 drained from its outbox at once. User messages travel as :class:`Envelope` with the payload
 already encoded (``msgspec.Raw``), so nothing on the way decodes them; only the receiving
-actor's node does.
+actor's node does. ``Batch(0, [])`` is the end marker: a connection that lost a duplicate-link
+race sends it when nothing more will come, and readers that do not know it drop it as a
+duplicate (sequence numbers start at 1).
 
 Tags are part of the protocol: never reuse or renumber one. Adding a new Struct means a new tag;
 changing a field means a new ``PROTOCOL_VERSION``.
