@@ -17,7 +17,7 @@ import resource
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
 import trio
@@ -99,6 +99,41 @@ def percentile(values: Sequence[float], p: float) -> float:
 def best_of(results: Sequence[T], key: Callable[[T], float], *, highest: bool = True) -> T:
     """The best of several runs: highest ``key`` (throughput) or lowest (durations)."""
     return max(results, key=key) if highest else min(results, key=key)
+
+
+async def alternate(
+    repeats: int,
+    n: int,
+    warmup: int,
+    *runners: Callable[[int], Awaitable[dict[str, float]]],
+) -> list[list[dict[str, float]]]:
+    """Warm each runner up once with ``warmup`` items, then run them in turn, ``repeats``
+    times with ``n`` items, so that drifts of a noisy machine hit every side alike.
+
+    Returns the results per runner, in the order given.
+    """
+    for runner in runners:
+        await runner(warmup)
+    results: list[list[dict[str, float]]] = [[] for _ in runners]
+    for _ in range(repeats):
+        for runner, runs in zip(runners, results, strict=True):
+            runs.append(await runner(n))
+    return results
+
+
+def compare(
+    ours_runs: Sequence[dict[str, float]],
+    base_runs: Sequence[dict[str, float]],
+    metric: str,
+    *,
+    highest: bool = True,
+) -> tuple[dict[str, float], dict[str, float], float, float]:
+    """Best run of each side by ``metric``, their ratio (ours / baseline), and the median of
+    the run-by-run ratios: what every scenario reports."""
+    ours = best_of(ours_runs, key=lambda r: r[metric], highest=highest)
+    base = best_of(base_runs, key=lambda r: r[metric], highest=highest)
+    pairs = paired_ratio_median([r[metric] for r in ours_runs], [r[metric] for r in base_runs])
+    return ours, base, ours[metric] / base[metric], pairs
 
 
 def paired_ratio_median(ours: Sequence[float], baseline: Sequence[float]) -> float:

@@ -17,19 +17,21 @@ Also reported, for reading the ratio (not part of the goal): the baseline loop w
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import attrs
 import trio
 import trio.testing
 from _common import (
+    alternate,
     best_of,
+    compare,
     emit,
     gc_paused,
     make_record,
     now,
     now_ns,
-    paired_ratio_median,
     percentile,
     quick_from_argv,
 )
@@ -129,26 +131,19 @@ def run(quick: bool = False) -> dict[str, Any]:
     n = 1_000 if quick else 20_000
     repeats = 2 if quick else 5
 
-    ours_runs: list[dict[str, float]] = []
-    base_runs: list[dict[str, float]] = []
-    timeout_runs: list[dict[str, float]] = []
-
-    async def main() -> None:
-        await _ours_once(min(n, 1_000))
-        await _baseline_once(min(n, 1_000))
-        for _ in range(repeats):
-            ours_runs.append(await _ours_once(n))
-            base_runs.append(await _baseline_once(n))
-            timeout_runs.append(await _baseline_once(n, with_timeout=True))
-
-    trio.run(main)
-    ours = best_of(ours_runs, key=lambda r: r["ops_per_s"])
-    base = best_of(base_runs, key=lambda r: r["ops_per_s"])
-    base_timeout = best_of(timeout_runs, key=lambda r: r["ops_per_s"])
-    ratio = ours["ops_per_s"] / base["ops_per_s"]
-    pairs = paired_ratio_median(
-        [r["ops_per_s"] for r in ours_runs], [r["ops_per_s"] for r in base_runs]
+    ours_runs, base_runs, timeout_runs = trio.run(
+        partial(
+            alternate,
+            repeats,
+            n,
+            min(n, 1_000),
+            _ours_once,
+            _baseline_once,
+            partial(_baseline_once, with_timeout=True),
+        )
     )
+    ours, base, ratio, pairs = compare(ours_runs, base_runs, "ops_per_s")
+    base_timeout = best_of(timeout_runs, key=lambda r: r["ops_per_s"])
     return make_record(
         SCENARIO,
         ours={

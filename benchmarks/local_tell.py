@@ -21,18 +21,20 @@ awaits a trivial ``async def`` per item, as an actor does with its handler.
 from __future__ import annotations
 
 import math
+from functools import partial
 from typing import Any
 
 import attrs
 import trio
 import trio.testing
 from _common import (
+    alternate,
     best_of,
+    compare,
     emit,
     gc_paused,
     make_record,
     now,
-    paired_ratio_median,
     quick_from_argv,
 )
 
@@ -138,27 +140,19 @@ def run(quick: bool = False) -> dict[str, Any]:
     n = 2_000 if quick else 200_000
     repeats = 2 if quick else 9
 
-    ours_runs: list[dict[str, float]] = []
-    base_runs: list[dict[str, float]] = []
-    handler_runs: list[dict[str, float]] = []
-
-    async def main() -> None:
-        # one warm-up of each side, then alternate so drifts hit both equally
-        await _ours_once(min(n, 2_000))
-        await _baseline_once(min(n, 2_000))
-        for _ in range(repeats):
-            ours_runs.append(await _ours_once(n))
-            base_runs.append(await _baseline_once(n))
-            handler_runs.append(await _baseline_once(n, async_handler=True))
-
-    trio.run(main)
-    ours = best_of(ours_runs, key=lambda r: r["msgs_per_s"])
-    base = best_of(base_runs, key=lambda r: r["msgs_per_s"])
-    with_handler = best_of(handler_runs, key=lambda r: r["msgs_per_s"])
-    ratio = ours["msgs_per_s"] / base["msgs_per_s"]
-    pairs = paired_ratio_median(
-        [r["msgs_per_s"] for r in ours_runs], [r["msgs_per_s"] for r in base_runs]
+    ours_runs, base_runs, handler_runs = trio.run(
+        partial(
+            alternate,
+            repeats,
+            n,
+            min(n, 2_000),
+            _ours_once,
+            _baseline_once,
+            partial(_baseline_once, async_handler=True),
+        )
     )
+    ours, base, ratio, pairs = compare(ours_runs, base_runs, "msgs_per_s")
+    with_handler = best_of(handler_runs, key=lambda r: r["msgs_per_s"])
     return make_record(
         SCENARIO,
         ours={

@@ -40,17 +40,19 @@ import math
 import subprocess
 import sys
 import tracemalloc
+from functools import partial
 from typing import Any
 
 import trio
 import trio.testing
 from _common import (
+    alternate,
     best_of,
+    compare,
     emit,
     gc_paused,
     make_record,
     now,
-    paired_ratio_median,
     quick_from_argv,
     rss_bytes,
 )
@@ -278,19 +280,9 @@ def run(quick: bool = False) -> dict[str, Any]:
     n = 500 if quick else 10_000
     repeats = 1 if quick else 5
 
-    ours_runs: list[dict[str, float]] = []
-    child_runs: list[dict[str, float]] = []
-    base_runs: list[dict[str, float]] = []
-
-    async def main() -> None:
-        await _ours_once(min(n, 500))
-        await _baseline_once(min(n, 500))
-        for _ in range(repeats):
-            ours_runs.append(await _ours_once(n))
-            base_runs.append(await _baseline_once(n))
-            child_runs.append(await _ours_children_once(n))
-
-    trio.run(main)
+    ours_runs, base_runs, child_runs = trio.run(
+        partial(alternate, repeats, n, min(n, 500), _ours_once, _baseline_once, _ours_children_once)
+    )
     if quick:
         mem_ours, mem_base = _measure_memory("ours", n), _measure_memory("baseline", n)
         memory_method = "VmRSS delta after gc.collect(), in-process (quick: may understate)"
@@ -299,16 +291,12 @@ def run(quick: bool = False) -> dict[str, Any]:
         mem_base = _memory_in_subprocess("baseline", n)
         memory_method = "VmRSS delta after gc.collect(), fresh subprocess per side"
 
-    ours_spawn = best_of(ours_runs, key=lambda r: r["spawn_s"], highest=False)
+    ours_spawn, base_spawn, spawn_ratio, pairs = compare(
+        ours_runs, base_runs, "spawn_s", highest=False
+    )
     ours_msgs = best_of(ours_runs, key=lambda r: r["msgs_per_s"])
     child = best_of(child_runs, key=lambda r: r["spawn_s"], highest=False)
-    base_spawn = best_of(base_runs, key=lambda r: r["spawn_s"], highest=False)
     base_msgs = best_of(base_runs, key=lambda r: r["channel_msgs_per_s"])
-
-    spawn_ratio = ours_spawn["spawn_s"] / base_spawn["spawn_s"]
-    pairs = paired_ratio_median(
-        [r["spawn_s"] for r in ours_runs], [r["spawn_s"] for r in base_runs]
-    )
     bytes_per_actor = mem_ours["bytes_per_actor"]
     meets = spawn_ratio <= SPAWN_GOAL and bytes_per_actor <= BYTES_GOAL
     return make_record(
@@ -323,9 +311,7 @@ def run(quick: bool = False) -> dict[str, Any]:
             "msgs_per_s_all_runs": [round(r["msgs_per_s"]) for r in ours_runs],
             "shutdown_s": round(ours_spawn["shutdown_s"], 6),
             "bytes_per_actor": round(bytes_per_actor, 1),
-            "bytes_per_actor_after_messages": round(
-                mem_ours["bytes_per_actor_after_messages"], 1
-            ),
+            "bytes_per_actor_after_messages": round(mem_ours["bytes_per_actor_after_messages"], 1),
             "traced_bytes_per_actor": round(mem_ours["traced_bytes_per_actor"], 1),
             "rss_before": mem_ours["rss_before"],
             "rss_after": mem_ours["rss_after"],

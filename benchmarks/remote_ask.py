@@ -29,12 +29,12 @@ import trio
 import trio_websocket
 from _common import (
     best_of,
+    compare,
     emit,
     gc_paused,
     make_record,
     now,
     now_ns,
-    paired_ratio_median,
     percentile,
     quick_from_argv,
 )
@@ -238,11 +238,8 @@ def run(quick: bool = False) -> dict[str, Any]:
                     tcp_runs.append(await _tcp_once(framed, n))
 
     trio.run(main)
-    ours = best_of(ours_runs, key=lambda r: r["p50_us"], highest=False)
-    base = best_of(ws_runs, key=lambda r: r["p50_us"], highest=False)
+    ours, base, ratio, pairs = compare(ours_runs, ws_runs, "p50_us", highest=False)
     tcp = best_of(tcp_runs, key=lambda r: r["p50_us"], highest=False)
-    ratio = ours["p50_us"] / base["p50_us"]
-    pairs = paired_ratio_median([r["p50_us"] for r in ours_runs], [r["p50_us"] for r in ws_runs])
     return make_record(
         SCENARIO,
         ours={

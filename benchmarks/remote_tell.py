@@ -43,11 +43,11 @@ import trio
 import trio_websocket
 from _common import (
     best_of,
+    compare,
     emit,
     gc_paused,
     make_record,
     now,
-    paired_ratio_median,
     quick_from_argv,
 )
 from _remote import (
@@ -249,14 +249,9 @@ def run(quick: bool = False) -> dict[str, Any]:
                     burst_runs.append(await _ours_once(system, sink, b_node, n, n))
 
     trio.run(main)
-    paced = best_of(paced_runs, key=lambda r: r["msgs_per_s"])
+    paced, base, ratio, pairs = compare(paced_runs, base_runs, "msgs_per_s")
     burst = best_of(burst_runs, key=lambda r: r["msgs_per_s"])
-    base = best_of(base_runs, key=lambda r: r["msgs_per_s"])
     per_message = best_of(per_message_runs, key=lambda r: r["msgs_per_s"])
-    ratio = paced["msgs_per_s"] / base["msgs_per_s"]
-    pairs = paired_ratio_median(
-        [r["msgs_per_s"] for r in paced_runs], [r["msgs_per_s"] for r in base_runs]
-    )
     return make_record(
         SCENARIO,
         ours={
