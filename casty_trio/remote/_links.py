@@ -325,8 +325,7 @@ class PeerLink:
                 continue
             recv_seq = frame.seq
             self.messages_in += len(frame.items)
-            for item in frame.items:
-                remoting.receive_item(self, item)
+            remoting.receive_batch(self, frame.items)
 
     async def _malformed(self, conn: Connection, reason: str) -> None:
         self.decode_errors += 1

@@ -12,7 +12,7 @@ import contextlib
 import logging
 import random
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import attrs
 import msgspec
@@ -67,17 +67,30 @@ class RemoteSettings:
 class _RemoteTarget:
     """What stands behind a ref to an actor on another node."""
 
-    __slots__ = ("_link", "_path", "_remoting", "ref")
+    __slots__ = ("_encode", "_link", "_path", "_remoting", "_room", "ref")
 
     def __init__(self, remoting: Remoting, address: ActorAddress) -> None:
         assert address.node is not None
         self._remoting = remoting
         self._link = remoting.link(address.node)  # links live as long as the remoting
         self._path = address.path
+        self._encode = remoting.codec.encode
+        # Bytes left in a frame for payload and type name (4 bytes a character, the most
+        # UTF-8 needs): an envelope that passes this check always fits one frame.
+        self._room = remoting.envelope_limit - 4 * len(address.path)
         self.ref: ActorRef[Any] = ActorRef(address, self)
 
     def deliver(self, message: Any) -> None:
-        self._remoting.send_to(self._link, self._path, message, self.ref)
+        # The hot path of every remote tell: encode here, so that an unencodable message
+        # raises at the tell, then queue the envelope on the link.
+        manifest, payload = self._encode(message)
+        if len(payload) + 4 * len(manifest) > self._room:
+            self._remoting.too_big(manifest, payload)
+        remoting = self._remoting
+        if remoting.closing or not self._link.enqueue(
+            Envelope(self._path, manifest, msgspec.Raw(payload))
+        ):
+            remoting.system._dead_letter(message, self.ref)
 
     def add_watcher(self, watcher: _Watcher) -> None:
         self._remoting.watch_remote(self.ref, watcher)
@@ -118,7 +131,7 @@ class Remoting:
         self.system = system
         self.transport = transport
         self.settings = settings
-        self._envelope_limit = settings.max_frame_size - 1024
+        self.envelope_limit = settings.max_frame_size - 1024
         self.uid = random.getrandbits(62)
         self.node: NodeAddress | None = None
         self.codec: MessageCodec = serializer.bind(self)
@@ -132,7 +145,7 @@ class Remoting:
         # local actors watched by peers: (peer, path) -> the callback registered on the cell
         self._watched_by: dict[tuple[NodeAddress, str], _Watcher] = {}
         self._nursery: trio.Nursery | None = None
-        self._closing = False
+        self.closing = False
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -145,7 +158,7 @@ class Remoting:
 
     async def aclose(self) -> None:
         """Close every link (after a short flush); later sends become dead letters."""
-        self._closing = True
+        self.closing = True
         with trio.move_on_after(1.0):
             for link in tuple(self._links.values()):
                 await link.wait_flushed()
@@ -208,19 +221,12 @@ class Remoting:
             link = self._links[node] = PeerLink(self, node)
         return link
 
-    def send_to(self, link: PeerLink, path: str, message: Any, ref: ActorRef[Any]) -> None:
-        """Encode ``message`` (errors raise here, at the tell) and queue it on ``link``."""
-        manifest, payload = self.codec.encode(message)
-        # The whole envelope must fit in one frame, recipient path and manifest included
-        # (counted at 4 bytes a character, the most UTF-8 needs; len() of a str is O(1)):
-        # a long path once let an envelope pass this check and then break the frame limit.
-        if len(payload) + 4 * (len(path) + len(manifest)) > self._envelope_limit:
-            raise SerializationError(
-                f"message of type {manifest} is {len(payload)} bytes once encoded; with its "
-                f"envelope it does not fit a frame of {self.settings.max_frame_size} bytes"
-            )
-        if self._closing or not link.enqueue(Envelope(path, manifest, msgspec.Raw(payload))):
-            self.system._dead_letter(message, ref)
+    def too_big(self, manifest: str, payload: bytes) -> NoReturn:
+        """Refuse, at the tell, a message whose envelope would not fit one frame."""
+        raise SerializationError(
+            f"message of type {manifest} is {len(payload)} bytes once encoded; with its "
+            f"envelope it does not fit a frame of {self.settings.max_frame_size} bytes"
+        )
 
     def undeliverable(self, node: NodeAddress, envelope: Envelope) -> None:
         """An envelope that will never leave: publish it as a dead letter (still encoded)."""
@@ -235,7 +241,7 @@ class Remoting:
 
     def dial(self, link: PeerLink) -> None:
         """Start connecting ``link`` in the background (sync; one dial at a time per link)."""
-        if self._nursery is None or self._closing or link.dialing:
+        if self._nursery is None or self.closing or link.dialing:
             return
         link.dialing = True
         self._nursery.start_soon(self._dial, link)
@@ -281,7 +287,7 @@ class Remoting:
         If that dial fails the link is declared lost: queued messages become dead letters and
         watchers of the peer's actors receive ``Terminated``.
         """
-        if self._closing or link.connection is not None:
+        if self.closing or link.connection is not None:
             return
         if link.outbox or any(node == link.peer for node, _path in self._watching):
             self.dial(link)
@@ -374,6 +380,38 @@ class Remoting:
         await _close_quietly(conn, reason, code)
 
     # ------------------------------------------------------------------ receiving
+
+    def receive_batch(self, link: PeerLink, items: list[Item]) -> None:
+        """Handle the items of one frame, in order (sync; never blocks on an actor).
+
+        The per-message path of remoting: consecutive envelopes for one recipient (the usual
+        case under load) look the recipient up once.
+        """
+        decode = self.codec.decode
+        last_path: str | None = None
+        target: Any = None
+        for item in items:
+            if type(item) is not Envelope:
+                self.receive_item(link, item)
+                last_path = None  # a watch notice may have changed what lives where
+                continue
+            path = item.recipient
+            if path != last_path:
+                target = self.local_target(path)
+                last_path = path
+            if target is None:
+                self.receive_item(link, item)  # the slow path logs and dead-letters it
+                continue
+            try:
+                message = decode(item.manifest, item.payload)
+            except SerializationError as exc:
+                link.decode_errors += 1
+                _log.warning("undecodable message from %s for %s: %s", link.peer, path, exc)
+                continue
+            try:
+                target.deliver(message)
+            except Exception as exc:  # a full "reject" mailbox: already a dead letter
+                _log.debug("message from %s to %s refused: %s", link.peer, path, exc)
 
     def receive_item(self, link: PeerLink, item: Item) -> None:
         """Handle one item of a frame from ``link`` (sync; never blocks on an actor)."""
