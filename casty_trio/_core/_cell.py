@@ -12,7 +12,6 @@ first, runs ``post_stop``, then cancels whatever is left in its nursery.
 
 from __future__ import annotations
 
-import inspect
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -21,24 +20,19 @@ from typing import TYPE_CHECKING, Any, cast
 import trio
 
 from .._errors import ActorSystemError, MailboxFullError
+from . import _cell_supervision as supervision
 from ._behavior import (
     _SAME,
     Behavior,
-    ExtensionBehavior,
     LifecycleBehavior,
     ReceiveBehavior,
-    SetupBehavior,
     Signal,
     SignalBehavior,
     SpyBehavior,
-    StashBehavior,
-    SupervisedBehavior,
-    TimersBehavior,
 )
 from ._context import ActorContext
 from ._control import _Control
 from ._events import (
-    ActorRestarted,
     ActorStarted,
     ActorStopped,
     SpyEvent,
@@ -47,9 +41,9 @@ from ._events import (
 )
 from ._mailbox import Mailbox, MailboxOverflowStrategy
 from ._ref import ActorAddress, ActorRef
-from ._stash import StashBuffer
 from ._supervision import Directive, SupervisionStrategy
 from ._timers import TimerScheduler, _Timer
+from ._unwrap import unwrap, wants_nursery
 
 if TYPE_CHECKING:
     from ._system import ActorSystem
@@ -68,19 +62,6 @@ _TERMINATED = 2
 
 _Handler = Callable[[ActorContext[Any], Any], Awaitable[Behavior[Any]]]
 _Watcher = Callable[[ActorRef[Any]], None]
-
-
-_WRAPPERS = (SupervisedBehavior, LifecycleBehavior, SpyBehavior)
-_STARTERS = (SetupBehavior, TimersBehavior, StashBehavior)
-
-
-def _wants_nursery(behavior: Behavior[Any]) -> bool:
-    """Whether the behavior starts with code that usually spawns (setup, timers, stash)."""
-    kind = type(behavior)
-    while kind in _WRAPPERS:
-        behavior = behavior.behavior  # type: ignore[attr-defined]
-        kind = type(behavior)
-    return kind in _STARTERS or isinstance(behavior, ExtensionBehavior)
 
 
 class Cell:
@@ -340,7 +321,7 @@ class Cell:
     async def run(self) -> None:
         """Body of the actor's task."""
         try:
-            if self._handler is None and _wants_nursery(self._initial):
+            if self._handler is None and wants_nursery(self._initial):
                 await self._run_in_nursery(started=False)
             else:
                 # A plain receive behavior was started by ``start`` already.
@@ -536,171 +517,18 @@ class Cell:
     async def _unwrap(
         self, behavior: Behavior[Any], *, run_pre_start: bool, reset: bool = False
     ) -> _Handler | None:
-        """Peel decorations off ``behavior`` down to a receive handler (None: stopped).
-
-        Decorations met on the way (strategy, lifecycle hooks, spies) replace the current ones.
-        """
-        hooks: list[LifecycleBehavior[Any]] = []
-        spies: list[SpyBehavior[Any]] = []
-        if reset:
-            self._hooks = ()
-            self._spies = ()
-            self._strategy = None
-        ctx = self.ctx
-        while True:
-            if isinstance(behavior, ReceiveBehavior):
-                break
-            if isinstance(behavior, SupervisedBehavior):
-                self._strategy = behavior.strategy  # unwrapping goes inwards: innermost wins
-                behavior = behavior.behavior
-            elif isinstance(behavior, LifecycleBehavior):
-                hooks.append(behavior)
-                self._hooks = tuple(hooks)
-                if run_pre_start and behavior.pre_start is not None:
-                    await behavior.pre_start(ctx)
-                behavior = behavior.behavior
-            elif isinstance(behavior, SpyBehavior):
-                spies.append(behavior)
-                self._spies = tuple(spies)
-                behavior = behavior.behavior
-            elif isinstance(behavior, SetupBehavior):
-                behavior = await behavior.factory(ctx)
-            elif isinstance(behavior, TimersBehavior):
-                if self._timers is None:
-                    self._timers = TimerScheduler(self)
-                behavior = await _maybe_await(behavior.factory(ctx, self._timers))
-            elif isinstance(behavior, StashBehavior):
-                stash: StashBuffer[Any] = StashBuffer(self, behavior.capacity)
-                behavior = await _maybe_await(behavior.factory(ctx, stash))
-            elif isinstance(behavior, SignalBehavior):
-                if behavior.signal is Signal.stopped:
-                    self.request_stop()
-                    return None
-                raise TypeError(
-                    f"actor {self.path}: Behaviors.{behavior.signal.value}() cannot be used as "
-                    "an initial behavior"
-                )
-            elif isinstance(behavior, ExtensionBehavior):
-                behavior = await behavior.start(ctx)
-            elif behavior is None:
-                raise TypeError(
-                    f"actor {self.path}: a handler or setup returned None; return "
-                    "Behaviors.same() to keep the current behavior"
-                )
-            else:
-                raise TypeError(
-                    f"actor {self.path}: expected a Behavior, got {type(behavior).__name__}"
-                )
-        return behavior.handler
+        return await unwrap(self, behavior, run_pre_start=run_pre_start, reset=reset)
 
     # ------------------------------------------------------------------ failure handling
 
     async def _failed(self, exc: Exception) -> None:
-        """A handler, interceptor, pipe job or child failed with ``exc``: apply supervision."""
-        directive = self._decide(exc)
-        if directive is Directive.restart:
-            await self._restart(exc)
-        elif directive is not Directive.resume:
-            self.request_stop()
-
-    def _effective_strategy(self) -> SupervisionStrategy | None:
-        """The behavior's own strategy, else the configured default for this actor."""
-        return self._strategy or self.system._policies.strategy(self.path)
+        await supervision.failed(self, exc)
 
     def _decide(self, exc: Exception) -> Directive:
-        """Ask the strategy, enforce the restart window, log, and note escalations."""
-        strategy = self._effective_strategy()
-        if strategy is None:
-            self.log.error("actor %s failed; stopping it", self.path, exc_info=exc)
-            return Directive.stop
-        try:
-            directive = strategy.decide(exc)
-        except Exception as decide_exc:
-            self.log.error("supervision decider of %s raised", self.path, exc_info=decide_exc)
-            directive = Directive.stop
-        if directive is Directive.restart:
-            now = trio.current_time()
-            times = self._restart_times
-            if times is None:
-                times = self._restart_times = deque()
-            while times and times[0] <= now - strategy.within:
-                times.popleft()
-            if len(times) >= strategy.max_restarts:
-                self.log.error(
-                    "actor %s failed; %d restarts within %ss exceeded, stopping it",
-                    self.path,
-                    strategy.max_restarts,
-                    strategy.within,
-                    exc_info=exc,
-                )
-                return Directive.stop
-            times.append(now)
-            self.log.warning("actor %s failed; restarting it", self.path, exc_info=exc)
-        elif directive is Directive.resume:
-            self.log.warning("actor %s failed; resuming", self.path, exc_info=exc)
-        elif directive is Directive.escalate:
-            self.log.warning("actor %s failed; escalating to its parent", self.path, exc_info=exc)
-            self._escalation = exc
-        else:
-            self.log.error("actor %s failed; stopping it", self.path, exc_info=exc)
-        return directive
+        return supervision.decide(self, exc)
 
     async def _restart(self, exc: Exception | None) -> None:
-        """Restart until a setup succeeds, the strategy gives up, or a stop is requested.
-
-        ``exc`` is None for a ``Behaviors.restart()`` asked for by the behavior itself.
-        """
-        ctx = self.ctx
-        while True:
-            try:
-                if exc is not None:
-                    for hook in self._hooks:
-                        if hook.pre_restart is not None:
-                            await hook.pre_restart(ctx, exc)
-            except Exception as hook_exc:
-                self.log.error("pre_restart hook of %s raised", self.path, exc_info=hook_exc)
-                self.request_stop()
-                return
-            await self._stop_children()
-            if self._timers is not None:
-                self._timers.cancel_all()
-            self._interceptors = None
-            self._handler = None
-            strategy = self._effective_strategy()
-            if exc is not None and strategy is not None and strategy.backoff is not None:
-                restarts = len(self._restart_times or ()) or 1
-                with trio.CancelScope() as scope:
-                    self._wait_scope = scope
-                    await trio.sleep(strategy.backoff.delay(restarts))
-                self._wait_scope = None
-            if self._stop_requested:
-                return
-            if self.system.event_stream.has_subscribers():
-                self.system.event_stream.publish(ActorRestarted(self.ref, exc))
-            hooks_before = self._hooks
-            try:
-                handler = await self._unwrap(self._initial, run_pre_start=False, reset=True)
-            except Exception as setup_exc:
-                if self._decide(setup_exc) is Directive.restart:
-                    exc = setup_exc
-                    continue
-                self.request_stop()
-                return
-            if handler is None:
-                self.request_stop()
-                return
-            self._handler = handler
-            for hook in self._hooks or hooks_before:
-                if hook.post_restart is not None:
-                    try:
-                        await hook.post_restart(ctx)
-                    except Exception as hook_exc:
-                        self.log.error(
-                            "post_restart hook of %s raised", self.path, exc_info=hook_exc
-                        )
-                        self.request_stop()
-                        return
-            return
+        await supervision.restart(self, exc)
 
     # ------------------------------------------------------------------ stopping
 
@@ -778,9 +606,3 @@ class Cell:
                 parent.post_control(_Control.CHILD_FAILED, escalation)
             else:
                 system._root_failed(escalation)
-
-
-async def _maybe_await(value: Any) -> Any:
-    if inspect.isawaitable(value):
-        return await value
-    return value
