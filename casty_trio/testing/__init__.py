@@ -1,5 +1,7 @@
 """Testing kit: a deterministic simulated network for multi-node tests in one ``trio.run``.
 
+:class:`TestProbe` is a recording actor whose assertions wait for the messages it receives.
+
 Examples:
     >>> from casty_trio.testing import SimNetwork
     >>> net = SimNetwork(seed=1, latency=0.005)
@@ -9,6 +11,7 @@ Examples:
 
 from ._connection import SimConnection
 from ._network import NetworkStatistics, SimNetwork
+from ._probe import TestProbe
 from ._transport import SimTransport
 
-__all__ = ["NetworkStatistics", "SimConnection", "SimNetwork", "SimTransport"]
+__all__ = ["NetworkStatistics", "SimConnection", "SimNetwork", "SimTransport", "TestProbe"]
