@@ -1,5 +1,6 @@
 """Cluster membership: failure detection, downing, gossip. Imports remote, serialization, _core."""
 
+from ._daemon import ClusterSettings
 from ._downing import (
     Decision,
     DecisionKind,
@@ -28,10 +29,14 @@ from ._failure_detector import (
     compute_phi,
 )
 from ._membership import Gossip, Member, MemberStatus, ObserverRecord, UniqueAddress
+from ._system import ClusteredActorSystem, ClusterState, NodeDownedError
 from ._vector_clock import Ordering, VectorClock
 
 __all__ = [
     "ClusterEvent",
+    "ClusterSettings",
+    "ClusterState",
+    "ClusteredActorSystem",
     "Decision",
     "DecisionKind",
     "DownAll",
@@ -47,6 +52,7 @@ __all__ = [
     "MemberLeft",
     "MemberStatus",
     "MemberUp",
+    "NodeDownedError",
     "ObserverRecord",
     "Ordering",
     "PhiAccrualFailureDetector",

@@ -1,0 +1,237 @@
+"""ClusteredActorSystem: a RemoteActorSystem that is a member of a cluster."""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Iterable
+from types import TracebackType
+
+import attrs
+import trio
+
+from .._core import NodeAddress
+from .._errors import CastyError
+from ..config import CastyConfig
+from ..remote import RemoteActorSystem, RemoteSettings, Transport
+from ..serialization import MsgpackSerializer
+from ..tls import TlsConfig
+from ._daemon import DAEMON_NAME, ClusterSettings, LeaveCluster, _Daemon, daemon
+from ._downing import KeepMajority
+from ._membership import (
+    Gossip,
+    Member,
+    MemberStatus,
+    UniqueAddress,
+    leader,
+    unreachable_members,
+)
+from ._wire import CLUSTER_MESSAGES
+
+__all__ = ["ClusterState", "ClusteredActorSystem", "NodeDownedError"]
+
+_log = logging.getLogger("casty_trio.cluster")
+
+
+class NodeDownedError(CastyError):
+    """This node was downed by the cluster (it lost a split-brain decision, or was declared
+    dead by the others) and shut itself down."""
+
+
+@attrs.frozen
+class ClusterState:
+    """A snapshot of the membership as this node sees it.
+
+    Attributes:
+        members: Every member not removed, ordered by address.
+        unreachable: Members some live member cannot reach right now.
+        leader: The leader's address, or ``None``.
+        self_member: This node as a member.
+    """
+
+    members: tuple[Member, ...]
+    unreachable: frozenset[Member]
+    leader: NodeAddress | None
+    self_member: Member | None
+
+    def up(self) -> tuple[Member, ...]:
+        """The members whose status is ``up``."""
+        return tuple(m for m in self.members if m.status is MemberStatus.up)
+
+
+def _state(gossip: Gossip, me: UniqueAddress) -> ClusterState:
+    lead = leader(gossip)
+    return ClusterState(
+        members=tuple(gossip.sorted_members()),
+        unreachable=unreachable_members(gossip),
+        leader=lead.node if lead is not None else None,
+        self_member=gossip.member(me),
+    )
+
+
+class ClusteredActorSystem(RemoteActorSystem):
+    """An actor system that joins a cluster: membership, failure detection, downing.
+
+    Nodes join through ``seed_nodes`` (a node listing no seed, or only itself, forms a new
+    cluster), gossip their membership, detect failures with phi accrual heartbeats and let a
+    split-brain resolver (keep-majority) down unreachable members once the unreachable set was
+    stable for ``stable_after``. Membership events are published on the event stream.
+    Leaving the ``async with`` block is a graceful leave: the other members see this node leave.
+    A node downed by the cluster shuts down and its block raises :class:`NodeDownedError`.
+
+    Examples:
+        >>> async with ClusteredActorSystem(                       # doctest: +SKIP
+        ...     name="app", host="127.0.0.1", port=0, node_id="a",
+        ... ) as system:
+        ...     state = await system.wait_for(1)
+    """
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        host: str,
+        port: int,
+        node_id: str,
+        seed_nodes: Iterable[tuple[str, int] | NodeAddress] | None = None,
+        roles: frozenset[str] = frozenset(),
+        bind_host: str | None = None,
+        config: CastyConfig | None = None,
+        tls: TlsConfig | None = None,
+        required_quorum: int | None = None,
+        serializer: MsgpackSerializer | None = None,
+        transport: Transport | None = None,
+        settings: RemoteSettings | None = None,
+        cluster_settings: ClusterSettings | None = None,
+    ) -> None:
+        super().__init__(
+            name,
+            host=host,
+            port=port,
+            bind_host=bind_host,
+            config=config,
+            tls=tls,
+            serializer=serializer,
+            transport=transport,
+            settings=settings,
+        )
+        self._node_id = node_id
+        self._roles = frozenset(roles)
+        self._seeds = tuple(
+            s if isinstance(s, NodeAddress) else NodeAddress(s[0], s[1]) for s in seed_nodes or ()
+        )
+        self._required_quorum = required_quorum
+        self._cluster_settings = cluster_settings or ClusterSettings()
+        self._uid = random.getrandbits(62)
+        self._daemon: _Daemon | None = None
+        self._gossip = Gossip()
+        self._changed = trio.Event()
+        self._downed: MemberStatus | None = None
+        self._left = trio.Event()
+
+    # ------------------------------------------------------------------ lifecycle
+
+    @property
+    def self_unique(self) -> UniqueAddress:
+        """This node's incarnation: its address and the uid drawn at start."""
+        return UniqueAddress(self.self_node, self._uid)
+
+    async def _start_services(self, nursery: trio.Nursery) -> None:
+        await super()._start_services(nursery)
+        self._remoting.codec.register(*CLUSTER_MESSAGES)
+        me = Member(self.self_unique, self._node_id, MemberStatus.joining, self._roles)
+        self._spawn_root(
+            daemon(self, me, self._seeds, self._cluster_settings, KeepMajority(), self._ready),
+            DAEMON_NAME,
+            None,
+        )
+
+    async def __aenter__(self) -> ClusteredActorSystem:
+        await super().__aenter__()
+        if self._required_quorum is not None:
+            try:
+                await self.wait_for(self._required_quorum)
+            except BaseException as exc:
+                await self.__aexit__(type(exc), exc, exc.__traceback__)
+                raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool:
+        try:
+            if self._downed is None and self._daemon is not None and self._daemon.joined:
+                await self._leave_gracefully()
+        finally:
+            # Always close what __aenter__ opened, even when the leave is cancelled.
+            result = await super().__aexit__(exc_type, exc, tb)
+        if self._downed is MemberStatus.down:
+            raise NodeDownedError(f"node {self.self_node} was downed by the cluster")
+        return result
+
+    async def _leave_gracefully(self, timeout: float = 5.0) -> None:
+        daemon_ref = self.lookup("/" + DAEMON_NAME)
+        if daemon_ref is None:
+            return
+        daemon_ref.tell(LeaveCluster())
+        with trio.move_on_after(timeout):
+            await self._left.wait()
+        await trio.lowlevel.checkpoint()
+
+    def _ready(self, state: _Daemon) -> None:
+        self._daemon = state
+
+    # ------------------------------------------------------------------ daemon callbacks
+
+    def _membership_changed(self, gossip: Gossip) -> None:
+        self._gossip = gossip
+        changed, self._changed = self._changed, trio.Event()
+        changed.set()
+        mine = gossip.member(self.self_unique)
+        if mine is not None and mine.status in (MemberStatus.exiting, MemberStatus.removed):
+            self._left.set()
+
+    def _left_cluster(self, status: MemberStatus) -> None:
+        if status is MemberStatus.down and self._downed is None:
+            self._downed = status
+            _log.error("node %s was downed by the cluster; shutting down", self.self_node)
+            self._left.set()
+            if self._body_scope is not None:
+                self._body_scope.cancel()
+        elif status is MemberStatus.removed:
+            self._left.set()
+
+    # ------------------------------------------------------------------ queries
+
+    async def get_cluster_state(self, *, timeout: float = 5.0) -> ClusterState:
+        """The membership as this node sees it now. A checkpoint."""
+        with trio.fail_after(timeout):
+            await trio.lowlevel.checkpoint()
+        return _state(self._gossip, self.self_unique)
+
+    async def wait_for(self, n: int, *, timeout: float = 60.0) -> ClusterState:
+        """Wait until at least ``n`` members are ``up``; returns the state then.
+
+        Raises:
+            TimeoutError: Fewer than ``n`` members were up after ``timeout`` seconds.
+        """
+        try:
+            with trio.fail_after(timeout):
+                while True:
+                    state = _state(self._gossip, self.self_unique)
+                    if len(state.up()) >= n:
+                        await trio.lowlevel.checkpoint()
+                        return state
+                    await self._changed.wait()
+        except trio.TooSlowError:
+            raise TimeoutError(
+                f"only {len(_state(self._gossip, self.self_unique).up())} of {n} members up "
+                f"after {timeout}s"
+            ) from None
+
+    def cluster_gossip(self) -> Gossip:
+        """The raw membership value (for tools and tests)."""
+        return self._gossip
