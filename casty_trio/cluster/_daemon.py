@@ -235,6 +235,7 @@ class _Daemon:
                 m.unique for m in gossip.members.values() if m.status is MemberStatus.joining
             ),
             leaving=frozenset(m.unique for m in counted if m.status is MemberStatus.leaving),
+            roles={m.unique: m.roles for m in gossip.members.values()},
         )
         decision = self.strategy.decide(view)
         if not decision.to_down:

@@ -6,18 +6,19 @@ import logging
 import random
 from collections.abc import Iterable
 from types import TracebackType
+from typing import Self
 
 import attrs
 import trio
 
 from .._core import NodeAddress
-from .._errors import CastyError
-from ..config import CastyConfig
+from .._errors import CastyError, ConfigError
+from ..config import CastyConfig, ClusterConfig, DowningConfig
 from ..remote import RemoteActorSystem, RemoteSettings, Transport
 from ..serialization import MsgpackSerializer
 from ..tls import TlsConfig
 from ._daemon import DAEMON_NAME, ClusterSettings, LeaveCluster, _Daemon, daemon
-from ._downing import KeepMajority
+from ._downing import DowningStrategy, KeepMajority, make_strategy
 from ._membership import (
     Gossip,
     Member,
@@ -69,15 +70,65 @@ def _state(gossip: Gossip, me: UniqueAddress) -> ClusterState:
     )
 
 
+def _settings_from(cluster: ClusterConfig) -> ClusterSettings:
+    """The membership timings ``[cluster]`` sets (``join_retry`` keeps its default)."""
+    detector = cluster.failure_detector
+    return ClusterSettings(
+        gossip_interval=cluster.gossip.interval,
+        heartbeat_interval=cluster.heartbeat.interval,
+        threshold=detector.threshold,
+        max_sample_size=detector.max_sample_size,
+        min_std_deviation=detector.min_std_deviation,
+        acceptable_heartbeat_pause=detector.acceptable_heartbeat_pause,
+        first_heartbeat_estimate=detector.first_heartbeat_estimate,
+        stable_after=cluster.downing.stable_after,
+    )
+
+
+def _strategy_from(downing: DowningConfig) -> DowningStrategy:
+    """The split-brain strategy ``[cluster.downing]`` names."""
+    return make_strategy(downing.strategy, quorum_size=downing.quorum_size, role=downing.role)
+
+
 class ClusteredActorSystem(RemoteActorSystem):
     """An actor system that joins a cluster: membership, failure detection, downing.
 
     Nodes join through ``seed_nodes`` (a node listing no seed, or only itself, forms a new
     cluster), gossip their membership, detect failures with phi accrual heartbeats and let a
-    split-brain resolver (keep-majority) down unreachable members once the unreachable set was
-    stable for ``stable_after``. Membership events are published on the event stream.
-    Leaving the ``async with`` block is a graceful leave: the other members see this node leave.
-    A node downed by the cluster shuts down and its block raises :class:`NodeDownedError`.
+    split-brain resolver (keep-majority unless configured otherwise) down unreachable members
+    once the unreachable set was stable for ``stable_after``. Membership events are published
+    on the event stream. Leaving the ``async with`` block is a graceful leave: the other members
+    see this node leave. A node downed by the cluster shuts down and its block raises
+    :class:`NodeDownedError`.
+
+    With a ``config``, the timings (``[cluster.gossip]``, ``[cluster.heartbeat]``,
+    ``[cluster.failure_detector]``, ``[cluster.downing] stable_after``), the downing strategy
+    (``[cluster.downing]``), the remoting tunables (``[transport]``) and, when this system
+    builds its own transport, TLS (``[cluster.tls]``) come from it; explicit ``tls``,
+    ``settings``, ``cluster_settings`` and ``downing`` arguments win. The node's identity
+    (host, port, node id, seeds, roles, bind host, required quorum) is given as arguments;
+    :meth:`from_config` reads it from ``[cluster]``.
+
+    Args:
+        name: The system's name, shared by every member.
+        host: The host other nodes reach this one at.
+        port: The port to listen on; 0 picks a free one (see :attr:`self_node`).
+        node_id: A readable name of this node, shown in the membership.
+        seed_nodes: Contact points to join through.
+        roles: This node's roles.
+        bind_host: The interface to listen on (default: ``host``).
+        config: A :class:`~casty_trio.CastyConfig`.
+        tls: Mutual TLS for node-to-node links (default: from ``[cluster.tls]``, else none).
+        required_quorum: Entering the system waits until this many members are up.
+        serializer: The message serializer.
+        transport: A transport to use instead of WebSocket, such as a simulated network's.
+        settings: Remoting tunables (default: from ``[transport]``).
+        cluster_settings: Membership timings (default: from ``[cluster]``).
+        downing: The split-brain strategy (default: from ``[cluster.downing]``, else
+            :class:`~casty_trio.cluster.KeepMajority`).
+
+    Raises:
+        ConfigError: ``[cluster.tls]`` names files that are not a usable certificate and key.
 
     Examples:
         >>> async with ClusteredActorSystem(                       # doctest: +SKIP
@@ -103,7 +154,15 @@ class ClusteredActorSystem(RemoteActorSystem):
         transport: Transport | None = None,
         settings: RemoteSettings | None = None,
         cluster_settings: ClusterSettings | None = None,
+        downing: DowningStrategy | None = None,
     ) -> None:
+        cluster = config.cluster if config is not None else None
+        if tls is None and transport is None and cluster is not None and cluster.tls is not None:
+            # Only a transport this system builds uses TLS; a given one brings its own.
+            paths = cluster.tls
+            tls = TlsConfig.from_paths(
+                certfile=paths.certfile, keyfile=paths.keyfile, cafile=paths.cafile
+            )
         super().__init__(
             name,
             host=host,
@@ -121,13 +180,71 @@ class ClusteredActorSystem(RemoteActorSystem):
             s if isinstance(s, NodeAddress) else NodeAddress(s[0], s[1]) for s in seed_nodes or ()
         )
         self._required_quorum = required_quorum
-        self._cluster_settings = cluster_settings or ClusterSettings()
+        if cluster_settings is None:
+            cluster_settings = ClusterSettings() if cluster is None else _settings_from(cluster)
+        self._cluster_settings = cluster_settings
+        if downing is None:
+            downing = KeepMajority() if cluster is None else _strategy_from(cluster.downing)
+        self._downing = downing
         self._uid = random.getrandbits(62)
         self._daemon: _Daemon | None = None
         self._gossip = Gossip()
         self._changed = trio.Event()
         self._downed: MemberStatus | None = None
         self._left = trio.Event()
+
+    @classmethod
+    def from_config(
+        cls,
+        config: CastyConfig,
+        *,
+        host: str | None = None,
+        port: int | None = None,
+        node_id: str | None = None,
+        seed_nodes: Iterable[tuple[str, int] | NodeAddress] | None = None,
+        bind_host: str | None = None,
+        tls: TlsConfig | None = None,
+        required_quorum: int | None = None,
+    ) -> Self:
+        """A node configured by ``config``: its ``[cluster]`` table gives host, port, node id,
+        seed nodes, roles, bind host and required quorum, ``[system] name`` the name, and the
+        rest of the configuration applies as in the constructor.
+
+        Keyword arguments given (not ``None``) override the configured values; an empty
+        ``seed_nodes`` means no seeds. Without ``node_id`` anywhere the node id is
+        ``"host:port"``. Nothing starts until the system is entered.
+
+        Raises:
+            ValueError: ``config`` has no ``[cluster]`` section (a :class:`ConfigError`).
+            ConfigError: ``[cluster.tls]`` names unusable files.
+
+        Examples:
+            >>> config = load_config("casty.toml")                  # doctest: +SKIP
+            >>> async with ClusteredActorSystem.from_config(config) as system:  # doctest: +SKIP
+            ...     await system.wait_for(3)
+        """
+        cluster = config.cluster
+        if cluster is None:
+            raise ConfigError(
+                "the configuration has no [cluster] section; ClusteredActorSystem.from_config "
+                "reads the node's host, port and seed nodes from it"
+            )
+        host = cluster.host if host is None else host
+        port = cluster.port if port is None else port
+        if node_id is None:
+            node_id = cluster.node_id if cluster.node_id is not None else f"{host}:{port}"
+        return cls(
+            name=config.system.name,
+            host=host,
+            port=port,
+            node_id=node_id,
+            seed_nodes=cluster.seed_addresses if seed_nodes is None else seed_nodes,
+            roles=frozenset(cluster.roles),
+            bind_host=cluster.bind_host if bind_host is None else bind_host,
+            config=config,
+            tls=tls,
+            required_quorum=cluster.required_quorum if required_quorum is None else required_quorum,
+        )
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -141,7 +258,7 @@ class ClusteredActorSystem(RemoteActorSystem):
         self._remoting.codec.register(*CLUSTER_MESSAGES)
         me = Member(self.self_unique, self._node_id, MemberStatus.joining, self._roles)
         self._spawn_root(
-            daemon(self, me, self._seeds, self._cluster_settings, KeepMajority(), self._ready),
+            daemon(self, me, self._seeds, self._cluster_settings, self._downing, self._ready),
             DAEMON_NAME,
             None,
         )

@@ -37,7 +37,7 @@ def _describe(exc: BaseException, kind: type | None) -> str:
     if isinstance(exc, KeyError):
         return "required key missing"
     if isinstance(exc, TypeError | AttributeError) and (
-        "iterable" in str(exc) or "items" in str(exc)
+        "iterable" in str(exc) or "items" in str(exc) or "keys" in str(exc)
     ):
         return "expected a table"
     if isinstance(exc, ValueError | TypeError) and exc.args:
@@ -50,7 +50,18 @@ def _converter() -> cattrs.Converter:
     for kind in (int, float, str, bool):
         converter.register_structure_hook(kind, _strict(kind))
     converter.register_structure_hook_func(_is_literal, _structure_literal)
+    converter.register_structure_hook_func(lambda kind: kind == tuple[str, ...], _structure_strings)
     return converter
+
+
+def _structure_strings(value: Any, _: Any) -> tuple[str, ...]:
+    """A TOML array of strings (and nothing else: a lone string is not a list of characters)."""
+    if not isinstance(value, list):
+        raise TypeError(f"expected a list of strings, got {type(value).__name__} {value!r}")
+    for index, item in enumerate(value):
+        if not isinstance(item, str):
+            raise TypeError(f"item {index}: expected str, got {type(item).__name__} {item!r}")
+    return tuple(value)
 
 
 def _is_literal(kind: Any) -> bool:

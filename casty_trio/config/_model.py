@@ -5,7 +5,9 @@ Every key here has an effect; the docs page "Configuration" lists them with thei
 
 from __future__ import annotations
 
+import math
 import re
+from collections.abc import Iterable
 from typing import Any, Literal
 
 import attrs
@@ -15,10 +17,18 @@ from .._errors import ConfigError
 __all__ = [
     "ActorConfig",
     "CastyConfig",
+    "ClusterConfig",
+    "ClusterTlsConfig",
     "DefaultsConfig",
+    "DowningConfig",
+    "FailureDetectorConfig",
+    "GossipConfig",
+    "HeartbeatConfig",
     "MailboxConfig",
     "SupervisionConfig",
     "SystemConfig",
+    "TransportConfig",
+    "parse_host_port",
 ]
 
 
@@ -42,9 +52,81 @@ def _system_name(instance: object, attribute: attrs.Attribute[str], value: str) 
         raise ValueError(f"{attribute.name} must be a non-empty word without '/', got {value!r}")
 
 
-def _capacity(instance: object, attribute: attrs.Attribute[int | None], value: int | None) -> None:
+def _capacity(instance: object, attribute: attrs.Attribute[Any], value: int | None) -> None:
     if value is not None and value < 1:
         raise ValueError(f"{attribute.name} must be at least 1, got {value}")
+
+
+def _non_negative_finite(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
+    if not 0 <= value < math.inf:  # also refuses nan
+        raise ValueError(f"{attribute.name} must be a non-negative finite number, got {value}")
+
+
+def _port(instance: object, attribute: attrs.Attribute[int], value: int) -> None:
+    if not 0 <= value <= 65535:
+        raise ValueError(f"{attribute.name} must be a port number from 0 to 65535, got {value}")
+
+
+def _word(instance: object, attribute: attrs.Attribute[Any], value: str | None) -> None:
+    if value is not None and (not value or any(c.isspace() for c in value)):
+        raise ValueError(f"{attribute.name} must be a non-empty word, got {value!r}")
+
+
+def _words(
+    instance: object, attribute: attrs.Attribute[tuple[str, ...]], value: tuple[str, ...]
+) -> None:
+    for index, item in enumerate(value):
+        if not item or any(c.isspace() for c in item):
+            raise ValueError(f"{attribute.name}[{index}] must be a non-empty word, got {item!r}")
+
+
+def _strings(value: Iterable[str]) -> tuple[str, ...]:
+    if isinstance(value, str):
+        raise TypeError(f"expected a sequence of strings, got str {value!r}")
+    return tuple(value)
+
+
+def _path(instance: object, attribute: attrs.Attribute[str], value: str) -> None:
+    if not value:
+        raise ValueError(f"{attribute.name} must be a non-empty file path")
+
+
+def parse_host_port(text: str) -> tuple[str, int]:
+    """Split a ``"host:port"`` string (``"[::1]:25520"`` for an IPv6 host).
+
+    Raises:
+        ValueError: Not ``host:port`` with a non-empty host and a port from 1 to 65535.
+
+    Examples:
+        >>> parse_host_port("10.0.0.5:25520")
+        ('10.0.0.5', 25520)
+        >>> parse_host_port("[::1]:25520")
+        ('::1', 25520)
+    """
+    host, sep, port = text.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    elif ":" in host:
+        host = ""  # an IPv6 host must be bracketed
+    if (
+        not sep
+        or not host
+        or any(c.isspace() or c in "[]/" for c in host)
+        or not (port.isascii() and port.isdigit())
+        or not 1 <= int(port) <= 65535
+    ):
+        raise ValueError(f"expected 'host:port' with a port from 1 to 65535, got {text!r}")
+    return host, int(port)
+
+
+def _seed_nodes(
+    instance: object, attribute: attrs.Attribute[tuple[str, ...]], value: tuple[str, ...]
+) -> None:
+    for index, item in enumerate(value):
+        try:
+            parse_host_port(item)
+        except ValueError as exc:
+            raise ValueError(f"{attribute.name}[{index}]: {exc}") from None
 
 
 @attrs.frozen
@@ -124,6 +206,188 @@ class ActorConfig:
     supervision: SupervisionConfig | None = None
 
 
+@attrs.frozen
+class GossipConfig:
+    """``[cluster.gossip]``: membership dissemination.
+
+    Attributes:
+        interval: Seconds between two gossip rounds (each sends this node's view to a peer).
+    """
+
+    interval: float = attrs.field(default=0.2, validator=_positive)
+
+
+@attrs.frozen
+class HeartbeatConfig:
+    """``[cluster.heartbeat]``: the heartbeats that feed failure detection.
+
+    Attributes:
+        interval: Seconds between two heartbeats to each monitored member.
+    """
+
+    interval: float = attrs.field(default=0.5, validator=_positive)
+
+
+@attrs.frozen
+class FailureDetectorConfig:
+    """``[cluster.failure_detector]``: the phi accrual failure detector.
+
+    Attributes:
+        threshold: Phi above which a member is unreachable; higher is slower but surer.
+        max_sample_size: Heartbeat intervals kept per member for the statistics.
+        min_std_deviation: Floor of the standard deviation, in seconds (jitter tolerance).
+        acceptable_heartbeat_pause: Seconds of missing heartbeats tolerated on top of the
+            expected interval (pauses, GC, slow networks).
+        first_heartbeat_estimate: Expected heartbeat interval before any has been measured;
+            at least ``[cluster.heartbeat] interval``.
+    """
+
+    threshold: float = attrs.field(default=8.0, validator=_positive)
+    max_sample_size: int = attrs.field(default=200, validator=_capacity)
+    min_std_deviation: float = attrs.field(default=0.1, validator=_positive)
+    acceptable_heartbeat_pause: float = attrs.field(default=0.0, validator=_non_negative_finite)
+    first_heartbeat_estimate: float = attrs.field(default=1.0, validator=_positive)
+
+
+@attrs.frozen
+class DowningConfig:
+    """``[cluster.downing]``: the split-brain resolver.
+
+    Attributes:
+        strategy: ``keep-majority`` (the side with more members survives), ``static-quorum``
+            (a side with at least ``quorum_size`` members survives) or ``down-all``.
+        stable_after: Seconds the set of unreachable members must stay the same before the
+            resolver decides.
+        quorum_size: With ``static-quorum`` (and only then, where it is required): the members a
+            side needs to stay up.
+        role: Count only members with this role (not with ``down-all``, which counts nobody).
+    """
+
+    strategy: Literal["keep-majority", "static-quorum", "down-all"] = "keep-majority"
+    stable_after: float = attrs.field(default=5.0, validator=_non_negative_finite)
+    quorum_size: int | None = attrs.field(default=None, validator=_capacity)
+    role: str | None = attrs.field(default=None, validator=_word)
+
+    def __attrs_post_init__(self) -> None:
+        if self.strategy == "static-quorum" and self.quorum_size is None:
+            raise ValueError("quorum_size is required with strategy 'static-quorum'")
+        if self.strategy != "static-quorum" and self.quorum_size is not None:
+            raise ValueError(
+                f"quorum_size only applies to strategy 'static-quorum', not {self.strategy!r}"
+            )
+        if self.strategy == "down-all" and self.role is not None:
+            raise ValueError("role has no effect with strategy 'down-all'")
+
+
+@attrs.frozen
+class ClusterTlsConfig:
+    """``[cluster.tls]``: mutual TLS between nodes, from PEM files (all three keys required).
+
+    Paths are used as given: a relative path is relative to the process's working directory.
+
+    Attributes:
+        certfile: This node's certificate (may include the intermediate chain).
+        keyfile: The private key matching ``certfile`` (unencrypted).
+        cafile: The CA certificate(s) that sign every node's certificate.
+    """
+
+    certfile: str = attrs.field(validator=_path)
+    keyfile: str = attrs.field(validator=_path)
+    cafile: str = attrs.field(validator=_path)
+
+
+@attrs.frozen
+class ClusterConfig:
+    """``[cluster]``: this node's identity in a cluster and the membership settings.
+
+    Read by ``ClusteredActorSystem.from_config``; the sub-tables also apply to a
+    ``ClusteredActorSystem(..., config=config)`` built directly.
+
+    Attributes:
+        host: The host other nodes reach this one at.
+        port: The port to listen on; 0 picks a free one.
+        node_id: A readable name of this node; absent means ``"host:port"``.
+        seed_nodes: ``"host:port"`` contact points to join through (``"[::1]:25520"`` for
+            IPv6); none, or only this node itself, forms a new cluster.
+        roles: This node's roles.
+        bind_host: The interface to listen on; absent means ``host``.
+        required_quorum: Entering the system waits until this many members are up.
+        gossip: ``[cluster.gossip]``.
+        heartbeat: ``[cluster.heartbeat]``.
+        failure_detector: ``[cluster.failure_detector]``.
+        downing: ``[cluster.downing]``.
+        tls: ``[cluster.tls]``; absent means plain (unencrypted) connections.
+    """
+
+    host: str = attrs.field(default="127.0.0.1", validator=_word)
+    port: int = attrs.field(default=25520, validator=_port)
+    node_id: str | None = attrs.field(default=None, validator=_word)
+    seed_nodes: tuple[str, ...] = attrs.field(
+        default=(), converter=_strings, validator=_seed_nodes
+    )
+    roles: tuple[str, ...] = attrs.field(default=(), converter=_strings, validator=_words)
+    bind_host: str | None = attrs.field(default=None, validator=_word)
+    required_quorum: int | None = attrs.field(default=None, validator=_capacity)
+    gossip: GossipConfig = GossipConfig()
+    heartbeat: HeartbeatConfig = HeartbeatConfig()
+    failure_detector: FailureDetectorConfig = FailureDetectorConfig()
+    downing: DowningConfig = DowningConfig()
+    tls: ClusterTlsConfig | None = None
+
+    def __attrs_post_init__(self) -> None:
+        # A first estimate below the real interval makes every member look late right after
+        # it joins (the detector expects heartbeats faster than they are sent): false
+        # unreachability, and with a short stable_after, downing, at startup.
+        estimate = self.failure_detector.first_heartbeat_estimate
+        if estimate < self.heartbeat.interval:
+            raise ValueError(
+                f"failure_detector.first_heartbeat_estimate ({estimate}) must be at least "
+                f"heartbeat.interval ({self.heartbeat.interval})"
+            )
+
+    @property
+    def seed_addresses(self) -> tuple[tuple[str, int], ...]:
+        """``seed_nodes`` as ``(host, port)`` pairs.
+
+        Examples:
+            >>> ClusterConfig(seed_nodes=("a:1", "[::1]:2")).seed_addresses
+            (('a', 1), ('::1', 2))
+        """
+        return tuple(parse_host_port(seed) for seed in self.seed_nodes)
+
+
+@attrs.frozen
+class TransportConfig:
+    """``[transport]``: the node-to-node links of remoting (any ``RemoteActorSystem``).
+
+    Attributes:
+        max_frame_size: Largest frame sent or accepted, in bytes (at least 4096).
+        outbox_capacity: Most messages queued for one peer; more become dead letters.
+        handshake_timeout: Seconds a new connection has to complete its handshakes.
+        reconnect_min: First delay, in seconds, before re-dialing a peer after a failed dial.
+        reconnect_max: Longest delay between dials (the delay doubles up to it).
+    """
+
+    max_frame_size: int = attrs.field(default=8 * 1024 * 1024)
+    outbox_capacity: int = attrs.field(default=100_000, validator=_capacity)
+    handshake_timeout: float = attrs.field(default=5.0, validator=_positive)
+    reconnect_min: float = attrs.field(default=0.1, validator=_positive)
+    reconnect_max: float = attrs.field(default=5.0, validator=_positive)
+
+    @max_frame_size.validator
+    def _check_frame(self, attribute: attrs.Attribute[int], value: int) -> None:
+        # Each frame keeps 1 KiB for its header: smaller frames leave no room for messages.
+        if value < 4096:
+            raise ValueError(f"max_frame_size must be at least 4096 bytes, got {value}")
+
+    def __attrs_post_init__(self) -> None:
+        if self.reconnect_min > self.reconnect_max:
+            raise ValueError(
+                f"reconnect_min ({self.reconnect_min}) must not exceed reconnect_max "
+                f"({self.reconnect_max})"
+            )
+
+
 def regex_problem(pattern: str) -> str | None:
     """Why ``pattern`` (an ``[actors]`` key) is not a usable regular expression, if it is not."""
     try:
@@ -137,6 +401,13 @@ def regex_problem(pattern: str) -> str | None:
 class CastyConfig:
     """The whole configuration; ``CastyConfig()`` is every default.
 
+    Attributes:
+        system: ``[system]``.
+        defaults: ``[defaults]``: mailbox and supervision of every actor.
+        actors: ``[actors."<pattern>"]`` tables, in file order.
+        cluster: ``[cluster]``; ``None`` when the file has no such table.
+        transport: ``[transport]``: node-to-node links.
+
     Examples:
         >>> config = parse_config('[defaults.mailbox]\\ncapacity = 1000')  # doctest: +SKIP
         >>> config.defaults.mailbox.capacity                              # doctest: +SKIP
@@ -146,6 +417,8 @@ class CastyConfig:
     system: SystemConfig = SystemConfig()
     defaults: DefaultsConfig = DefaultsConfig()
     actors: dict[str, ActorConfig] = attrs.Factory(dict)
+    cluster: ClusterConfig | None = None
+    transport: TransportConfig = TransportConfig()
     _patterns: tuple[tuple[re.Pattern[str], ActorConfig], ...] = attrs.field(
         init=False, eq=False, repr=False
     )

@@ -37,7 +37,8 @@ class RemoteActorSystem(ActorSystem):
         tls: A :class:`~casty_trio.tls.TlsConfig` for mutual TLS (``wss``).
         serializer: The message serializer (default: ``MsgpackSerializer()``).
         transport: A transport to use instead of WebSocket, such as a simulated network's.
-        settings: Remoting tunables (frame size, outbox capacity, timeouts).
+        settings: Remoting tunables (frame size, outbox capacity, timeouts); default: from the
+            ``[transport]`` table of ``config``.
 
     Examples:
         >>> async with RemoteActorSystem("app", port=0) as system:  # doctest: +SKIP
@@ -59,7 +60,16 @@ class RemoteActorSystem(ActorSystem):
         settings: RemoteSettings | None = None,
     ) -> None:
         super().__init__(name, config=config)
-        self._settings = settings or RemoteSettings()
+        if settings is None:
+            wire = self._config.transport  # [transport], every default without a config
+            settings = RemoteSettings(
+                max_frame_size=wire.max_frame_size,
+                outbox_capacity=wire.outbox_capacity,
+                handshake_timeout=wire.handshake_timeout,
+                reconnect_min=wire.reconnect_min,
+                reconnect_max=wire.reconnect_max,
+            )
+        self._settings = settings
         if transport is None:
             transport = WebSocketTransport(
                 host,
