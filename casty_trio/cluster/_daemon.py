@@ -168,8 +168,19 @@ class _Daemon:
             if isinstance(event, MemberDowned | MemberLeft) and event.member.unique != self.me:
                 self.detectors.remove(event.member.unique)
                 self.system._remoting._node_gone(event.member.node)
-        self.system._membership_changed(new)
         mine = new.member(self.me)
+        was = old.member(self.me)
+        if (
+            mine is not None
+            and mine.status is MemberStatus.exiting
+            and (was is None or was.status is not MemberStatus.exiting)
+        ):
+            # This node is about to go (graceful leave): tell every member it is exiting now,
+            # before the system shuts down, so that nobody mistakes its silence for a failure.
+            push = GossipPush(gossip_to_wire(new), False)
+            for member in self.others():
+                self.daemon_at(member.node).tell(push)
+        self.system._membership_changed(new)
         if mine is not None and mine.status in (MemberStatus.down, MemberStatus.removed):
             self.system._left_cluster(mine.status)
 

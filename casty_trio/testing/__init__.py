@@ -1,6 +1,7 @@
 """Testing kit: a deterministic simulated network for multi-node tests in one ``trio.run``.
 
 :class:`TestProbe` is a recording actor whose assertions wait for the messages it receives.
+:func:`open_test_cluster` runs n clustered nodes on one simulated network.
 
 Examples:
     >>> from casty_trio.testing import SimNetwork
@@ -9,9 +10,18 @@ Examples:
     'sim:1'
 """
 
+from ._cluster import TestCluster, open_test_cluster
 from ._connection import SimConnection
 from ._network import NetworkStatistics, SimNetwork
 from ._probe import TestProbe
 from ._transport import SimTransport
 
-__all__ = ["NetworkStatistics", "SimConnection", "SimNetwork", "SimTransport", "TestProbe"]
+__all__ = [
+    "NetworkStatistics",
+    "SimConnection",
+    "SimNetwork",
+    "SimTransport",
+    "TestCluster",
+    "TestProbe",
+    "open_test_cluster",
+]
