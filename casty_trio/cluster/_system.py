@@ -126,6 +126,8 @@ class ClusteredActorSystem(RemoteActorSystem):
         cluster_settings: Membership timings (default: from ``[cluster]``).
         downing: The split-brain strategy (default: from ``[cluster.downing]``, else
             :class:`~casty_trio.cluster.KeepMajority`).
+        incarnation: This start's uid (default: random). Tests pass a seeded one so that a
+            simulated cluster replays identically; a restarted node must get a new one.
 
     Raises:
         ConfigError: ``[cluster.tls]`` names files that are not a usable certificate and key.
@@ -155,6 +157,7 @@ class ClusteredActorSystem(RemoteActorSystem):
         settings: RemoteSettings | None = None,
         cluster_settings: ClusterSettings | None = None,
         downing: DowningStrategy | None = None,
+        incarnation: int | None = None,
     ) -> None:
         cluster = config.cluster if config is not None else None
         if tls is None and transport is None and cluster is not None and cluster.tls is not None:
@@ -186,7 +189,9 @@ class ClusteredActorSystem(RemoteActorSystem):
         if downing is None:
             downing = KeepMajority() if cluster is None else _strategy_from(cluster.downing)
         self._downing = downing
-        self._uid = random.getrandbits(62)
+        # A fresh uid per start makes a restarted node a new member; tests pass a seeded one
+        # so that a simulated cluster replays the same way for the same seed.
+        self._uid = random.getrandbits(62) if incarnation is None else incarnation
         self._daemon: _Daemon | None = None
         self._gossip = Gossip()
         self._changed = trio.Event()

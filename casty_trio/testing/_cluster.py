@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import random
 from collections.abc import Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Self
@@ -80,6 +81,8 @@ class TestCluster:
         timeout: float,
     ) -> None:
         self._network = SimNetwork(seed=seed, latency=latency)
+        # Incarnations drawn from the seed: the same seed replays the same cluster.
+        self._incarnations = random.Random(seed)
         self._size = n
         self._name = name
         self._config = config
@@ -413,6 +416,7 @@ class TestCluster:
             config=self._config,
             transport=self._network.transport(address.host, address.port),
             cluster_settings=self._cluster_settings,
+            incarnation=self._incarnations.getrandbits(62),
         )
 
     async def _start(self, i: int, seeds: list[NodeAddress]) -> ClusteredActorSystem:

@@ -394,3 +394,15 @@ def test_docstring_examples() -> None:
     )
     assert result.failed == 0
     assert result.attempted > 0
+
+
+async def test_same_seed_replays_the_same_cluster(autojump_clock: Any) -> None:
+    """Incarnations come from the seed, so two runs with one seed build identical members."""
+
+    async def members(seed: int) -> list[tuple[str, int, str]]:
+        async with open_test_cluster(3, seed=seed) as cluster:
+            state = await cluster.wait_for_convergence()
+            return [(m.node_id, m.unique.uid, m.status.value) for m in state.members]
+
+    assert await members(11) == await members(11)
+    assert await members(11) != await members(12)
