@@ -48,7 +48,10 @@ from .cluster import (
     MemberUp,
     NodeDownedError,
     ReachableMember,
+    ReplicationConfig,
+    ShardEnvelope,
     UnreachableMember,
+    entity_shard,
 )
 from .config import CastyConfig, discover_config, load_config
 from .serialization import MsgpackSerializer
@@ -88,7 +91,9 @@ __all__ = [
     "NodeDownedError",
     "OneForOneStrategy",
     "ReachableMember",
+    "ReplicationConfig",
     "SerializationError",
+    "ShardEnvelope",
     "SpyEvent",
     "StashBuffer",
     "StashOverflowError",
@@ -99,5 +104,6 @@ __all__ = [
     "UnreachableMember",
     "__version__",
     "discover_config",
+    "entity_shard",
     "load_config",
 ]

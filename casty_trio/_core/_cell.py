@@ -48,7 +48,7 @@ from ._unwrap import unwrap, wants_nursery
 if TYPE_CHECKING:
     from ._system import ActorSystem
 
-__all__ = ["Cell"]
+__all__ = ["Cell", "stop_after_queued"]
 
 _BATCH = 512  # messages handled between two fairness checkpoints
 _LAUNCH: Any = object()  # in ``_parked``: the actor has no task yet; the next wake-up starts one
@@ -435,6 +435,9 @@ class Cell:
                     return  # unwatched meanwhile
                 self._watching.discard(message.payload)
                 message = Terminated(message.payload)
+            elif kind == _Control.STOP:
+                self.request_stop()
+                return
             else:  # PIPE_FAILED, CHILD_FAILED: this actor fails with that exception
                 await self._failed(message.payload)
                 return
@@ -606,3 +609,20 @@ class Cell:
                 parent.post_control(_Control.CHILD_FAILED, escalation)
             else:
                 system._root_failed(escalation)
+
+
+def stop_after_queued(ref: ActorRef[Any]) -> bool:
+    """Stop the local actor behind ``ref`` once it handled every message queued before now.
+
+    Unlike :meth:`ActorContext.stop`, which stops an actor after the message it is handling,
+    this travels through the mailbox like a poison pill: what was told earlier is handled
+    first. Messages told afterwards become dead letters. Sync, not a checkpoint.
+
+    Returns:
+        ``False`` when ``ref`` is not a local actor (nothing was done).
+    """
+    target = ref._target
+    if type(target) is not Cell:
+        return False
+    target.post_control(_Control.STOP, None)
+    return True

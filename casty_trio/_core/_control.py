@@ -16,6 +16,7 @@ class _Control:
     TERMINATED = 1  # payload: the watched ActorRef
     PIPE_FAILED = 2  # payload: the exception raised by a pipe_to_self job
     CHILD_FAILED = 3  # payload: the exception a child escalated
+    STOP = 4  # payload: None; stop once every message queued before it was handled
 
     def __init__(self, kind: int, payload: Any) -> None:
         self.kind = kind

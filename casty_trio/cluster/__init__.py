@@ -1,5 +1,7 @@
-"""Cluster membership: failure detection, downing, gossip. Imports remote, serialization, _core."""
+"""Cluster membership (gossip, failure detection, downing) and sharding. Imports remote,
+serialization, persistence and _core."""
 
+from ._allocation import LeastShardAllocation, ShardAllocationStrategy
 from ._daemon import ClusterSettings
 from ._downing import (
     Decision,
@@ -29,6 +31,7 @@ from ._failure_detector import (
     compute_phi,
 )
 from ._membership import Gossip, Member, MemberStatus, ObserverRecord, UniqueAddress
+from ._sharding import ReplicationConfig, ShardedBehavior, ShardEnvelope, entity_shard, sharded
 from ._system import ClusteredActorSystem, ClusterState, NodeDownedError
 from ._vector_clock import Ordering, VectorClock
 
@@ -47,6 +50,7 @@ __all__ = [
     "Gossip",
     "KeepMajority",
     "LeaderChanged",
+    "LeastShardAllocation",
     "Member",
     "MemberDowned",
     "MemberLeft",
@@ -57,6 +61,10 @@ __all__ = [
     "Ordering",
     "PhiAccrualFailureDetector",
     "ReachableMember",
+    "ReplicationConfig",
+    "ShardAllocationStrategy",
+    "ShardEnvelope",
+    "ShardedBehavior",
     "StableAfter",
     "StaticQuorum",
     "UniqueAddress",
@@ -64,5 +72,7 @@ __all__ = [
     "VectorClock",
     "compute_phi",
     "diff_events",
+    "entity_shard",
     "make_strategy",
+    "sharded",
 ]

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from types import TracebackType
-from typing import Self
+from typing import Any, Self, TypeVar, overload
 
 import attrs
 import trio
 
-from .._core import NodeAddress
-from .._errors import CastyError, ConfigError
+from .._core import ActorRef, Behavior, Mailbox, NodeAddress
+from .._errors import AskTimeoutError, CastyError, ConfigError
 from ..config import CastyConfig, ClusterConfig, DowningConfig
 from ..remote import RemoteActorSystem, RemoteSettings, Transport
 from ..serialization import MsgpackSerializer
@@ -27,7 +27,13 @@ from ._membership import (
     leader,
     unreachable_members,
 )
+from ._region import RegionLeave, RegionRouting, RegionStatistics, region
+from ._shard_wire import SHARD_MESSAGES
+from ._sharding import ShardedBehavior, ShardEnvelope, sharded
 from ._wire import CLUSTER_MESSAGES
+
+M = TypeVar("M")
+R = TypeVar("R")
 
 __all__ = ["ClusterState", "ClusteredActorSystem", "NodeDownedError"]
 
@@ -197,6 +203,8 @@ class ClusteredActorSystem(RemoteActorSystem):
         self._changed = trio.Event()
         self._downed: MemberStatus | None = None
         self._left = trio.Event()
+        self._membership_listeners: list[Callable[[Gossip], None]] = []
+        self._regions: dict[str, ActorRef[Any]] = {}
 
     @classmethod
     def from_config(
@@ -260,7 +268,7 @@ class ClusteredActorSystem(RemoteActorSystem):
 
     async def _start_services(self, nursery: trio.Nursery) -> None:
         await super()._start_services(nursery)
-        self._remoting.codec.register(*CLUSTER_MESSAGES)
+        self._remoting.codec.register(*CLUSTER_MESSAGES, *SHARD_MESSAGES)
         me = Member(self.self_unique, self._node_id, MemberStatus.joining, self._roles)
         self._spawn_root(
             daemon(self, me, self._seeds, self._cluster_settings, self._downing, self._ready),
@@ -286,6 +294,7 @@ class ClusteredActorSystem(RemoteActorSystem):
     ) -> bool:
         try:
             if self._downed is None and self._daemon is not None and self._daemon.joined:
+                await self._hand_off_shards()
                 await self._leave_gracefully()
         finally:
             # Always close what __aenter__ opened, even when the leave is cancelled.
@@ -303,13 +312,42 @@ class ClusteredActorSystem(RemoteActorSystem):
             await self._left.wait()
         await trio.lowlevel.checkpoint()
 
+    async def _hand_off_shards(self) -> None:
+        """Before leaving: every region hands its shards to other nodes (bounded by the
+        ``handoff_timeout`` of ``[defaults.sharding]``)."""
+        if not self._regions:
+            return
+        events = []
+        for ref in self._regions.values():
+            done = trio.Event()
+            ref.tell(RegionLeave(done))
+            events.append(done)
+        with trio.move_on_after(self.config.defaults.sharding.handoff_timeout) as scope:
+            for done in events:
+                await done.wait()
+        if scope.cancelled_caught:
+            _log.warning("node %s leaves before all its shards were handed off", self.self_node)
+        await trio.lowlevel.checkpoint()
+
     def _ready(self, state: _Daemon) -> None:
         self._daemon = state
 
     # ------------------------------------------------------------------ daemon callbacks
 
+    def _on_membership(self, listener: Callable[[Gossip], None]) -> Callable[[], None]:
+        """Call ``listener(gossip)`` after every membership change; returns the unsubscriber."""
+        self._membership_listeners.append(listener)
+
+        def unsubscribe() -> None:
+            if listener in self._membership_listeners:
+                self._membership_listeners.remove(listener)
+
+        return unsubscribe
+
     def _membership_changed(self, gossip: Gossip) -> None:
         self._gossip = gossip
+        for listener in tuple(self._membership_listeners):
+            listener(gossip)
         changed, self._changed = self._changed, trio.Event()
         changed.set()
         mine = gossip.member(self.self_unique)
@@ -357,3 +395,109 @@ class ClusteredActorSystem(RemoteActorSystem):
     def cluster_gossip(self) -> Gossip:
         """The raw membership value (for tools and tests)."""
         return self._gossip
+
+    # ------------------------------------------------------------------ sharding
+
+    @overload
+    def spawn(  # type: ignore[overload-overlap]
+        self, behavior: ShardedBehavior[M], name: str
+    ) -> ActorRef[ShardEnvelope[M]]: ...
+
+    @overload
+    def spawn(
+        self, behavior: Behavior[M], name: str, *, mailbox: Mailbox[M] | None = None
+    ) -> ActorRef[M]: ...
+
+    def spawn(
+        self, behavior: Behavior[Any], name: str, *, mailbox: Mailbox[Any] | None = None
+    ) -> ActorRef[Any]:
+        """Start a root actor at ``/<name>``; a sharded behavior starts this node's region of
+        the sharded type ``name`` instead.
+
+        Spawn the same sharded type under the same name on every node that takes part: the
+        regions of all nodes form the type, and the returned ref (one per node) takes
+        :class:`ShardEnvelope` messages for any entity, wherever it lives. Not a checkpoint.
+
+        Raises:
+            ValueError: ``name`` is invalid or taken.
+            ActorSystemError: The system is not running.
+
+        Examples:
+            >>> ref = system.spawn(Behaviors.sharded(account), "accounts")  # doctest: +SKIP
+            >>> ref.tell(ShardEnvelope("alice", Deposit(10)))              # doctest: +SKIP
+        """
+        if isinstance(behavior, ShardedBehavior):
+            return self._spawn_region(behavior, name)
+        return super().spawn(behavior, name, mailbox=mailbox)
+
+    def _spawn_region(self, spec: ShardedBehavior[Any], name: str) -> ActorRef[Any]:
+        routing = RegionRouting()
+        settings = self.config.defaults.sharding
+        routing.region = super().spawn(region(self, name, spec, settings, routing), name)
+        ref: ActorRef[Any] = ActorRef(routing.region.address, routing)
+        self._regions[name] = ref
+        return ref
+
+    def region_statistics(self, name: str) -> RegionStatistics:
+        """What this node's region of sharded type ``name`` hosts now. Not a checkpoint.
+
+        Raises:
+            KeyError: No sharded type ``name`` was spawned on this node.
+
+        Examples:
+            >>> sorted(system.region_statistics("accounts").shards)       # doctest: +SKIP
+            [0, 3, 7]
+        """
+        ref = self._regions[name]
+        assert isinstance(ref._target, RegionRouting)
+        return ref._target.statistics()
+
+    def region_ref(
+        self, key: str, factory: Callable[[str], Behavior[M]], *, num_shards: int
+    ) -> ActorRef[ShardEnvelope[M]]:
+        """The ref of this node's region of sharded type ``key``, spawning it if needed.
+
+        Idempotent: later calls return the region the first call spawned (their ``factory``
+        and ``num_shards`` are not used). Not a checkpoint.
+
+        Examples:
+            >>> counters = system.region_ref("counters", counter, num_shards=10)  # doctest: +SKIP
+        """
+        existing = self._regions.get(key)
+        if existing is not None:
+            return existing
+        return self.spawn(sharded(factory, num_shards=num_shards), key)
+
+    async def entity_ask(
+        self,
+        ref: ActorRef[ShardEnvelope[M]],
+        msg_factory: Callable[[ActorRef[R]], ShardEnvelope[M]],
+        *,
+        timeout: float,
+    ) -> R:
+        """Ask a sharded entity: ``msg_factory(reply_to)`` builds the envelope to send.
+
+        Same as :meth:`ask`, with an error that names the entity. A checkpoint; cancelling it
+        abandons the reply.
+
+        Raises:
+            AskTimeoutError: No reply within ``timeout`` seconds.
+
+        Examples:
+            >>> balance = await system.entity_ask(                     # doctest: +SKIP
+            ...     accounts, lambda r: ShardEnvelope("alice", GetBalance(r)), timeout=2.0)
+        """
+        entity: list[str] = []
+
+        def build(reply_to: ActorRef[R]) -> ShardEnvelope[M]:
+            envelope = msg_factory(reply_to)
+            entity.append(envelope.entity_id)
+            return envelope
+
+        try:
+            return await self.ask(ref, build, timeout=timeout)
+        except AskTimeoutError:
+            name = entity[0] if entity else "?"
+            raise AskTimeoutError(
+                f"entity {name!r} of {ref.path} did not reply within {timeout}s"
+            ) from None

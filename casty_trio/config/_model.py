@@ -25,6 +25,7 @@ __all__ = [
     "GossipConfig",
     "HeartbeatConfig",
     "MailboxConfig",
+    "ShardingConfig",
     "SupervisionConfig",
     "SystemConfig",
     "TransportConfig",
@@ -185,12 +186,54 @@ class SupervisionConfig:
             )
 
 
+def _optional_positive(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value is not None:
+        _positive(instance, attribute, value)
+
+
+@attrs.frozen
+class ShardingConfig:
+    """``[defaults.sharding]``: tunables of every sharded type.
+
+    Attributes:
+        buffer_size: Messages a region holds (per type and node) while shard homes are unknown
+            (being resolved or handed off); beyond it new messages become dead letters.
+        retry_interval: Seconds between retries of a region's registration and of shard home
+            requests the coordinator has not answered.
+        handoff_timeout: Seconds a handoff may take; then the coordinator gives up and the
+            shard stays where it was (and the old home stops waiting for markers).
+        rebalance_interval: Seconds between the coordinator's balance checks.
+        rebalance_threshold: Move shards while the most and the least loaded regions differ
+            by more than this many shards.
+        max_simultaneous_rebalance: Shards in handoff at once because of rebalancing.
+        passivate_after: Idle seconds after which an entity is stopped, for sharded types
+            that set no ``passivate_after`` of their own (default: never).
+        recovery_timeout: Seconds a new coordinator waits for the regions of all up members
+            to report their shards before it answers requests anyway.
+
+    Examples:
+        >>> ShardingConfig(rebalance_interval=0.5).max_simultaneous_rebalance
+        10
+    """
+
+    buffer_size: int = attrs.field(default=100_000, validator=_capacity)
+    retry_interval: float = attrs.field(default=0.5, validator=_positive)
+    handoff_timeout: float = attrs.field(default=10.0, validator=_positive)
+    rebalance_interval: float = attrs.field(default=1.0, validator=_positive)
+    rebalance_threshold: int = attrs.field(default=1, validator=_non_negative)
+    max_simultaneous_rebalance: int = attrs.field(default=10, validator=_capacity)
+    passivate_after: float | None = attrs.field(default=None, validator=_optional_positive)
+    recovery_timeout: float = attrs.field(default=1.0, validator=_positive)
+
+
 @attrs.frozen
 class DefaultsConfig:
-    """``[defaults]``: settings for every actor not matched by ``[actors]``."""
+    """``[defaults]``: settings for every actor not matched by ``[actors]``, and the defaults
+    of sharding."""
 
     mailbox: MailboxConfig = MailboxConfig()
     supervision: SupervisionConfig = SupervisionConfig()
+    sharding: ShardingConfig = ShardingConfig()
 
 
 @attrs.frozen

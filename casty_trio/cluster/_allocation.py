@@ -1,0 +1,85 @@
+"""Shard allocation strategies: pure functions of the current allocation.
+
+The coordinator asks a strategy where a new shard goes and which shards to move for balance;
+a strategy sees only plain values (nodes and the shards each hosts) and keeps no state, so it is
+tested without any I/O. Plug another one in by implementing :class:`ShardAllocationStrategy`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from typing import Protocol
+
+import attrs
+
+from .._core import NodeAddress
+
+__all__ = ["LeastShardAllocation", "ShardAllocationStrategy"]
+
+
+class ShardAllocationStrategy(Protocol):
+    """Decides where shards live. Both methods are pure and synchronous."""
+
+    def allocate(
+        self, shard: int, requester: NodeAddress, current: Mapping[NodeAddress, Collection[int]]
+    ) -> NodeAddress:
+        """The node among ``current``'s keys (never empty) that gets the unallocated ``shard``."""
+        ...
+
+    def rebalance(
+        self, current: Mapping[NodeAddress, Collection[int]], in_progress: Collection[int]
+    ) -> set[int]:
+        """Shards to move now (each is then handed off and allocated again with
+        :meth:`allocate`); ``in_progress`` are shards already being moved."""
+        ...
+
+
+@attrs.frozen
+class LeastShardAllocation:
+    """New shards go to the node hosting the fewest; rebalancing moves shards from the most to
+    the least loaded node while they differ by more than ``threshold``.
+
+    Ties break on the node address, so every coordinator decides the same way.
+
+    Args:
+        threshold: Tolerated difference between the most and least loaded node.
+        max_simultaneous: Shards in handoff at once (including ``in_progress``).
+
+    Examples:
+        >>> a, b = NodeAddress("a", 1), NodeAddress("b", 1)
+        >>> strategy = LeastShardAllocation(threshold=1, max_simultaneous=5)
+        >>> strategy.allocate(9, a, {a: {1, 2}, b: {3}})
+        NodeAddress(host='b', port=1)
+        >>> sorted(strategy.rebalance({a: {1, 2, 3, 4}, b: set()}, in_progress=()))
+        [3, 4]
+    """
+
+    threshold: int = 1
+    max_simultaneous: int = 10
+
+    def allocate(
+        self, shard: int, requester: NodeAddress, current: Mapping[NodeAddress, Collection[int]]
+    ) -> NodeAddress:
+        return min(current, key=lambda node: (len(current[node]), node))
+
+    def rebalance(
+        self, current: Mapping[NodeAddress, Collection[int]], in_progress: Collection[int]
+    ) -> set[int]:
+        budget = self.max_simultaneous - len(in_progress)
+        if budget <= 0 or len(current) < 2:
+            return set()
+        busy = set(in_progress)
+        # Shards already moving are counted on neither side until they arrive.
+        movable = {node: sorted(set(shards) - busy) for node, shards in current.items()}
+        counts = {node: len(shards) for node, shards in movable.items()}
+        chosen: set[int] = set()
+        while budget > 0:
+            most = max(counts, key=lambda node: (counts[node], node))
+            least = min(counts, key=lambda node: (counts[node], node))
+            if counts[most] - counts[least] <= self.threshold or not movable[most]:
+                break
+            chosen.add(movable[most].pop())
+            counts[most] -= 1
+            counts[least] += 1
+            budget -= 1
+        return chosen

@@ -1,0 +1,370 @@
+"""The shard coordinator: decides which node hosts each shard of one sharded type.
+
+One runs per type, as the child ``coordinator`` of the region on the oldest up member with the
+type's role (the regions compute that node from the membership, so they agree without asking).
+It keeps no durable state: a new coordinator recovers the allocation from the regions, which
+report the shards they host (with the allocation epoch) when they register; shards that were on
+a node that is gone are simply allocated again on their next message.
+
+Allocation is least-shard-first (:class:`LeastShardAllocation`) among the regions hosting the
+type. Rebalancing, a leaving region and a downed node move shards through the handoff protocol
+described in ``_region.py``; a shard is never allocated while a handoff of it is under way, and
+requests for it wait.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+import attrs
+import trio
+
+from .._core import ActorContext, ActorRef, Behavior, Behaviors, NodeAddress, TimerScheduler
+from ..config import ShardingConfig
+from ._allocation import LeastShardAllocation, ShardAllocationStrategy
+from ._membership import Gossip, MemberStatus
+from ._shard_wire import (
+    BeginHandOff,
+    DropShard,
+    GetShardHome,
+    HandOff,
+    RegionLeaving,
+    RegionLeavingAck,
+    RegionRegistered,
+    RegisterRegion,
+    ShardHome,
+    ShardStopped,
+    check_shard,
+    node_of,
+)
+
+if TYPE_CHECKING:
+    from ._system import ClusteredActorSystem
+
+__all__ = ["COORDINATOR_NAME", "Membership", "coordinator"]
+
+COORDINATOR_NAME = "coordinator"
+
+_log = logging.getLogger("casty_trio.sharding")
+
+_LIVE = (MemberStatus.up, MemberStatus.leaving)
+
+
+@attrs.define
+class _RegionInfo:
+    hosting: bool
+    leaving: bool = False
+
+
+@attrs.define
+class _HandOff:
+    home: NodeAddress
+    epoch: int
+    round: int
+    deadline: float
+
+
+class Membership:
+    """Internal: the membership changed (posted to regions and coordinators by the system)."""
+
+    __slots__ = ("gossip",)
+
+    def __init__(self, gossip: Gossip) -> None:
+        self.gossip = gossip
+
+
+class _RebalanceTick:
+    __slots__ = ()
+
+
+_REBALANCE = _RebalanceTick()
+
+
+class _Coordinator:
+    def __init__(
+        self,
+        system: ClusteredActorSystem,
+        ctx: ActorContext[Any],
+        region_path: str,
+        num_shards: int,
+        settings: ShardingConfig,
+        strategy: ShardAllocationStrategy,
+    ) -> None:
+        self.system = system
+        self.ctx = ctx
+        self.region_path = region_path
+        self.num_shards = num_shards
+        self.settings = settings
+        self.strategy = strategy
+        self.me = system.self_node
+        self.regions: dict[NodeAddress, _RegionInfo] = {}
+        self.allocation: dict[int, tuple[NodeAddress, int]] = {}
+        self.handoffs: dict[int, _HandOff] = {}
+        self.waiting: dict[int, set[NodeAddress]] = {}
+        self.epoch = 0
+        self.rounds = 0
+        self.live: frozenset[NodeAddress] = frozenset()
+        self.recovering = True
+        self.recovery_deadline = trio.current_time() + settings.recovery_timeout
+        self.next_rebalance = trio.current_time() + settings.rebalance_interval
+
+    # ------------------------------------------------------------------ plumbing
+
+    def region(self, node: NodeAddress) -> ActorRef[Any] | None:
+        return self.system.lookup(self.region_path, node=node)
+
+    def tell(self, node: NodeAddress, message: Any) -> None:
+        ref = self.region(node)
+        if ref is not None:
+            ref.tell(message)
+
+    def candidates(self) -> dict[NodeAddress, list[int]]:
+        """Shards per region that may receive shards now."""
+        current: dict[NodeAddress, list[int]] = {
+            node: []
+            for node, info in self.regions.items()
+            if info.hosting and not info.leaving and node in self.live
+        }
+        for shard, (node, _) in self.allocation.items():
+            if node in current:
+                current[node].append(shard)
+        return current
+
+    def announce(self, shard: int) -> None:
+        """Tell every region, and whoever asked, where ``shard`` lives now."""
+        node, epoch = self.allocation[shard]
+        home = ShardHome(shard, node.host, node.port, epoch)
+        self.tell(node, home)  # the home first, so it hosts before forwarded messages arrive
+        for target in set(self.regions) | self.waiting.pop(shard, set()):
+            if target != node:
+                self.tell(target, home)
+
+    def allocate(self, shard: int, requester: NodeAddress) -> bool:
+        current = self.candidates()
+        if not current:
+            return False
+        node = self.strategy.allocate(shard, requester, current)
+        if node not in current:
+            raise ValueError(f"allocation strategy chose {node}, which is not a candidate")
+        self.epoch += 1
+        self.allocation[shard] = (node, self.epoch)
+        return True
+
+    # ------------------------------------------------------------------ requests
+
+    def on_register(self, msg: RegisterRegion) -> None:
+        node = node_of(msg.host, msg.port)
+        info = self.regions.get(node)
+        if info is None:
+            self.regions[node] = _RegionInfo(msg.hosting)
+        else:
+            info.hosting = msg.hosting
+        for shard, epoch in msg.shards:
+            self.claim(check_shard(shard, self.num_shards), node, epoch)
+        self.tell(node, RegionRegistered(self.me.host, self.me.port))
+        self.maybe_recovered()
+        if not self.recovering:
+            self.serve_waiting()
+
+    def claim(self, shard: int, node: NodeAddress, epoch: int) -> None:
+        """A region reports hosting ``shard``: adopt it, or settle a double claim."""
+        self.epoch = max(self.epoch, epoch)
+        current = self.allocation.get(shard)
+        if current is None or current[0] == node or current[0] not in self.live:
+            if shard not in self.handoffs:
+                self.allocation[shard] = (node, epoch)
+            return
+        # Two live regions claim it: the later allocation (then the lower address) keeps it.
+        if (epoch, current[0]) > (current[1], node):
+            self.allocation[shard] = (node, epoch)
+            loser, loser_epoch = current
+        else:
+            loser, loser_epoch = node, epoch
+        _log.warning(
+            "coordinator %s: shard %d claimed twice; %s drops it", self.region_path, shard, loser
+        )
+        self.tell(loser, DropShard(shard, loser_epoch))
+
+    def on_get_home(self, msg: GetShardHome) -> None:
+        shard = check_shard(msg.shard, self.num_shards)
+        requester = node_of(msg.host, msg.port)
+        if self.recovering or shard in self.handoffs:
+            self.waiting.setdefault(shard, set()).add(requester)
+            return
+        current = self.allocation.get(shard)
+        if current is not None:
+            node, epoch = current
+            self.tell(requester, ShardHome(shard, node.host, node.port, epoch))
+            return
+        self.waiting.setdefault(shard, set()).add(requester)
+        if self.allocate(shard, requester):
+            self.announce(shard)
+
+    def serve_waiting(self) -> None:
+        for shard in list(self.waiting):
+            if shard in self.handoffs:
+                continue
+            if shard in self.allocation or self.allocate(shard, self.me):
+                self.announce(shard)
+
+    def maybe_recovered(self) -> None:
+        if not self.recovering:
+            return
+        expected = {node for node in self.live}
+        if expected <= set(self.regions) or trio.current_time() >= self.recovery_deadline:
+            self.recovering = False
+            _log.debug(
+                "coordinator %s at %s: %d shards known from %d regions",
+                self.region_path,
+                self.me,
+                len(self.allocation),
+                len(self.regions),
+            )
+            self.serve_waiting()
+
+    # ------------------------------------------------------------------ handoff
+
+    def start_hand_off(self, shard: int) -> None:
+        home, epoch = self.allocation[shard]
+        if home not in self.live:
+            del self.allocation[shard]
+            return
+        self.rounds += 1
+        deadline = trio.current_time() + self.settings.handoff_timeout
+        self.handoffs[shard] = _HandOff(home, epoch, self.rounds, deadline)
+        regions = [node for node in self.regions if node in self.live]
+        begin = BeginHandOff(shard, epoch, self.rounds, home.host, home.port)
+        for node in regions:
+            self.tell(node, begin)
+        self.tell(home, HandOff(shard, epoch, self.rounds, [(n.host, n.port) for n in regions]))
+
+    def on_stopped(self, msg: ShardStopped) -> None:
+        shard = check_shard(msg.shard, self.num_shards)
+        node = node_of(msg.host, msg.port)
+        if self.allocation.get(shard) == (node, msg.epoch):
+            del self.allocation[shard]
+        handoff = self.handoffs.get(shard)
+        if handoff is not None and handoff.home == node:
+            del self.handoffs[shard]
+            self.reallocate(shard)
+        elif shard in self.waiting and shard not in self.handoffs:
+            self.reallocate(shard)
+        if not self.handoffs:
+            self.rebalance()
+
+    def reallocate(self, shard: int) -> None:
+        """After a handoff: allocate ``shard`` again and tell every region, which flush."""
+        self.waiting.setdefault(shard, set())
+        if shard not in self.allocation and not self.allocate(shard, self.me):
+            return  # no region can take it now; requests wait for one
+        self.announce(shard)
+
+    def on_leaving(self, msg: RegionLeaving) -> None:
+        node = node_of(msg.host, msg.port)
+        info = self.regions.setdefault(node, _RegionInfo(hosting=False))
+        info.leaving = True
+        self.tell(node, RegionLeavingAck(self.me.host, self.me.port))
+        for shard, (home, _) in list(self.allocation.items()):
+            if home == node and shard not in self.handoffs:
+                self.start_hand_off(shard)
+
+    def on_tick(self) -> None:
+        self.maybe_recovered()
+        now = trio.current_time()
+        for shard, handoff in list(self.handoffs.items()):
+            if now >= handoff.deadline:
+                _log.warning(
+                    "coordinator %s: handoff of shard %d from %s timed out; it stays there",
+                    self.region_path,
+                    shard,
+                    handoff.home,
+                )
+                del self.handoffs[shard]
+                if self.allocation.get(shard) == (handoff.home, handoff.epoch):
+                    self.announce(shard)
+                else:
+                    self.reallocate(shard)
+        if now >= self.next_rebalance:
+            self.next_rebalance = now + self.settings.rebalance_interval
+            self.rebalance()
+
+    def rebalance(self) -> None:
+        if self.recovering:
+            return
+        for shard in sorted(self.strategy.rebalance(self.candidates(), tuple(self.handoffs))):
+            if shard in self.allocation and shard not in self.handoffs:
+                self.start_hand_off(shard)
+
+    # ------------------------------------------------------------------ membership
+
+    def on_membership(self, gossip: Gossip) -> None:
+        self.live = frozenset(m.node for m in gossip.members.values() if m.status in _LIVE)
+        for node in [n for n in self.regions if n not in self.live]:
+            del self.regions[node]
+        for shard, (node, _) in list(self.allocation.items()):
+            if node not in self.live:
+                del self.allocation[shard]
+        for shard, handoff in list(self.handoffs.items()):
+            if handoff.home not in self.live:
+                del self.handoffs[shard]
+                self.reallocate(shard)
+        for requesters in self.waiting.values():
+            requesters &= self.live
+        self.maybe_recovered()
+        if not self.recovering:
+            self.serve_waiting()
+
+    # ------------------------------------------------------------------ dispatch
+
+    async def receive(self, ctx: ActorContext[Any], msg: Any) -> Behavior[Any]:
+        try:
+            if isinstance(msg, GetShardHome):
+                self.on_get_home(msg)
+            elif isinstance(msg, ShardStopped):
+                self.on_stopped(msg)
+            elif isinstance(msg, RegisterRegion):
+                self.on_register(msg)
+            elif isinstance(msg, RegionLeaving):
+                self.on_leaving(msg)
+            elif isinstance(msg, _RebalanceTick):
+                self.on_tick()
+            elif isinstance(msg, Membership):
+                self.on_membership(msg.gossip)
+            else:
+                _log.warning("coordinator %s: unexpected %s", self.region_path, type(msg).__name__)
+        except ValueError as exc:
+            _log.warning(
+                "coordinator %s: dropped an invalid %s: %s",
+                self.region_path,
+                type(msg).__name__,
+                exc,
+            )
+        return Behaviors.same()
+
+
+def coordinator(
+    system: ClusteredActorSystem,
+    region_path: str,
+    num_shards: int,
+    settings: ShardingConfig,
+    strategy: ShardAllocationStrategy | None = None,
+) -> Behavior[Any]:
+    """The behavior of the coordinator of the sharded type whose regions live at
+    ``region_path``."""
+    if strategy is None:
+        strategy = LeastShardAllocation(
+            threshold=settings.rebalance_threshold,
+            max_simultaneous=settings.max_simultaneous_rebalance,
+        )
+    chosen = strategy
+
+    def with_timers(ctx: ActorContext[Any], timers: TimerScheduler[Any]) -> Behavior[Any]:
+        state = _Coordinator(system, ctx, region_path, num_shards, settings, chosen)
+        state.on_membership(system.cluster_gossip())
+        timers.start_periodic(
+            "rebalance", _REBALANCE, min(settings.rebalance_interval, settings.recovery_timeout)
+        )
+        return Behaviors.receive(state.receive)
+
+    return Behaviors.with_timers(with_timers)

@@ -1,0 +1,652 @@
+"""The shard region: one actor per sharded type per node, owning that type's entities here.
+
+A region routes :class:`ShardEnvelope` messages: to a local entity when this node hosts the
+shard, to the region of the shard's home node otherwise, and into a bounded buffer while the
+home is unknown (asked of the coordinator) or moving (handoff). Entities are children of the
+region, started on their first message and watched.
+
+The ref users hold is not the region's own: its target, :class:`RegionRouting`, hands messages
+for entities that are running here and have nothing waiting in the region straight to the
+entity's mailbox (one dict lookup, no hop through the region). Everything else goes through the
+region's mailbox; a per-entity count of those messages keeps the fast path shut while any is
+queued, so the fast path never overtakes a message of the same sender.
+
+Handoff, seen from the shard's home: the coordinator sends every region ``BeginHandOff``;
+each stops routing the shard, buffers it, and sends a ``HandOffMarker`` to the home behind
+whatever it forwarded earlier (same link, so FIFO). When the home has the marker of every
+region it stops the shard's entities after their queued messages (:func:`stop_after_queued`),
+then reports ``ShardStopped``; the coordinator allocates the shard again and every region
+flushes its buffer to the new home, in order.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+import attrs
+import msgspec
+import trio
+
+from .._core import (
+    ActorContext,
+    ActorRef,
+    Behavior,
+    Behaviors,
+    NodeAddress,
+    Terminated,
+    TimerScheduler,
+    stop_after_queued,
+)
+from .._errors import SerializationError
+from ..config import ShardingConfig
+from ._coordinator import COORDINATOR_NAME, Membership, coordinator
+from ._membership import Gossip, MemberStatus
+from ._shard_wire import (
+    BeginHandOff,
+    DropShard,
+    GetShardHome,
+    HandOff,
+    HandOffMarker,
+    RegionLeaving,
+    RegionLeavingAck,
+    RegionRegistered,
+    RegisterRegion,
+    ShardDeliver,
+    ShardHome,
+    ShardStopped,
+    check_shard,
+    node_of,
+)
+from ._sharding import ShardedBehavior, ShardEnvelope, entity_shard
+
+if TYPE_CHECKING:
+    from ._system import ClusteredActorSystem
+
+__all__ = ["RegionLeave", "RegionRouting", "RegionStatistics", "coordinator_node", "region"]
+
+_log = logging.getLogger("casty_trio.sharding")
+
+_ACTIVE, _COLLECTING, _STOPPING = 0, 1, 2
+_LIVE = (MemberStatus.up, MemberStatus.leaving)
+
+
+class RegionLeave:
+    """Internal: hand every shard of this node off, then set ``done``."""
+
+    __slots__ = ("done",)
+
+    def __init__(self, done: trio.Event) -> None:
+        self.done = done
+
+
+class _Tick:
+    __slots__ = ()
+
+
+class _PassivationTick:
+    __slots__ = ()
+
+
+_TICK = _Tick()
+_PASSIVATION_TICK = _PassivationTick()
+
+
+def coordinator_node(gossip: Gossip, role: str | None) -> NodeAddress | None:
+    """Where the coordinator of a type with ``role`` runs: the oldest up (or leaving) member
+    having the role; ``None`` while there is none."""
+    best = None
+    for member in gossip.members.values():
+        if member.status in _LIVE and member.has_role(role):
+            key = (member.up_number, member.node)
+            if best is None or key < best[0]:
+                best = (key, member.node)
+    return best[1] if best is not None else None
+
+
+@attrs.frozen
+class RegionStatistics:
+    """A snapshot of one node's region of a sharded type.
+
+    Attributes:
+        shards: The shards this node hosts.
+        entities: Entities running here.
+        buffered: Messages waiting for a shard home.
+        coordinator: Where this region believes the type's coordinator runs.
+    """
+
+    shards: frozenset[int]
+    entities: int
+    buffered: int
+    coordinator: NodeAddress | None
+
+
+class _Entity:
+    __slots__ = ("deliver", "eid", "last", "ref", "shard", "stopping", "waiting")
+
+    def __init__(self, eid: str, shard: int, ref: ActorRef[Any], tick: int) -> None:
+        self.eid = eid
+        self.shard = shard
+        self.ref = ref
+        self.deliver = ref.tell
+        self.last = tick
+        self.stopping = False
+        self.waiting: list[Any] = []
+
+
+class _Hosted:
+    """A shard this node hosts."""
+
+    __slots__ = ("awaiting", "deadline", "entities", "epoch", "markers", "round", "shard", "state")
+
+    def __init__(self, shard: int, epoch: int) -> None:
+        self.shard = shard
+        self.epoch = epoch
+        self.state = _ACTIVE
+        self.entities: dict[str, _Entity] = {}
+        self.markers: set[tuple[int, NodeAddress]] = set()
+        self.awaiting: set[NodeAddress] = set()
+        self.round = 0
+        self.deadline = 0.0
+
+
+class RegionRouting:
+    """The target behind the ref that ``spawn(Behaviors.sharded(...), name)`` returns.
+
+    ``deliver`` is that ref's ``tell``: the fast path to running entities, else the region.
+    """
+
+    __slots__ = ("fast", "pending", "region", "state", "tick")
+
+    region: ActorRef[Any]  # set right after the region is spawned
+
+    def __init__(self) -> None:
+        self.fast: dict[str, _Entity] = {}
+        self.pending: dict[str, int] = {}
+        self.tick = 0
+        self.state: _Region | None = None
+
+    def statistics(self) -> RegionStatistics:
+        """What the region holds right now."""
+        state = self.state
+        if state is None:
+            return RegionStatistics(frozenset(), 0, 0, None)
+        return RegionStatistics(
+            frozenset(state.hosted),
+            sum(len(h.entities) for h in state.hosted.values()),
+            state.buffered,
+            state.coordinator_at,
+        )
+
+    def deliver(self, envelope: Any) -> None:
+        try:
+            eid = envelope.entity_id
+        except AttributeError:
+            raise TypeError(
+                f"a sharded region takes ShardEnvelope messages, not {type(envelope).__name__}"
+            ) from None
+        entity = self.fast.get(eid)
+        if entity is not None:
+            entity.last = self.tick
+            entity.deliver(envelope.message)
+            return
+        pending = self.pending
+        pending[eid] = pending.get(eid, 0) + 1
+        self.region.tell(envelope)
+
+    def add_watcher(self, watcher: Callable[[ActorRef[Any]], None]) -> None:
+        self.region._target.add_watcher(watcher)
+
+    def remove_watcher(self, watcher: Callable[[ActorRef[Any]], None]) -> None:
+        self.region._target.remove_watcher(watcher)
+
+
+class _Region:
+    """The region's state and handlers (used by its actor only)."""
+
+    def __init__(
+        self,
+        system: ClusteredActorSystem,
+        ctx: ActorContext[Any],
+        name: str,
+        spec: ShardedBehavior[Any],
+        settings: ShardingConfig,
+        routing: RegionRouting,
+    ) -> None:
+        self.system = system
+        self.ctx = ctx
+        self.name = name
+        self.path = "/" + name
+        self.spec = spec
+        self.num_shards = spec.num_shards
+        self.settings = settings
+        self.routing = routing
+        self.me = system.self_node
+        self.hosting = spec.role is None or spec.role in system._roles
+        self.codec = system._remoting.codec
+        self.homes: dict[int, NodeAddress] = {}
+        self.hosted: dict[int, _Hosted] = {}
+        self.by_ref: dict[ActorRef[Any], _Entity] = {}
+        self.buffers: dict[int, deque[tuple[str, Any]]] = {}
+        self.buffered = 0
+        self.requested: set[int] = set()
+        self.regions: dict[NodeAddress, ActorRef[Any]] = {}
+        self.coordinator_at: NodeAddress | None = None
+        self.coordinator_ref: ActorRef[Any] | None = None
+        self.registered = False
+        self.live: frozenset[NodeAddress] = frozenset()
+        self.leave: trio.Event | None = None
+        self.leave_acked = False
+
+    # ------------------------------------------------------------------ plumbing
+
+    def region_at(self, node: NodeAddress) -> ActorRef[Any] | None:
+        if node == self.me:
+            return self.ctx.self
+        ref = self.regions.get(node)
+        if ref is None:
+            ref = self.regions[node] = self.system.lookup(self.path, node=node)  # type: ignore[assignment]
+        return ref
+
+    def to_coordinator(self, message: Any) -> None:
+        node = self.coordinator_at
+        if node is None:
+            return
+        if self.coordinator_ref is None:
+            self.coordinator_ref = self.system.lookup(f"{self.path}/{COORDINATOR_NAME}", node=node)
+        if self.coordinator_ref is not None:
+            self.coordinator_ref.tell(message)
+
+    def dead_letter(self, eid: str, message: Any) -> None:
+        self.system._dead_letter(ShardEnvelope(eid, message), self.ctx.self)
+
+    # ------------------------------------------------------------------ routing
+
+    def route(self, eid: str, message: Any, forwarded: bool) -> None:
+        shard = entity_shard(eid, self.num_shards)
+        hosted = self.hosted.get(shard)
+        if hosted is not None:
+            if hosted.state != _STOPPING:
+                self.deliver_local(hosted, eid, message)
+                return
+        elif forwarded:
+            # The sender thought this node is the home and it is not: ask the coordinator
+            # rather than trust a cache that may point back at the sender.
+            self.homes.pop(shard, None)
+        else:
+            home = self.homes.get(shard)
+            if home is not None and home != self.me:
+                self.forward(home, eid, shard, message)
+                return
+        self.buffer(shard, eid, message)
+
+    def deliver_local(self, hosted: _Hosted, eid: str, message: Any) -> None:
+        entity = hosted.entities.get(eid)
+        if entity is None:
+            entity = self.start_entity(hosted, eid)
+            if entity is None:
+                self.dead_letter(eid, message)
+                return
+        elif entity.stopping:
+            entity.waiting.append(message)
+            return
+        routing = self.routing
+        entity.last = routing.tick
+        entity.deliver(message)
+        if hosted.state == _ACTIVE and eid not in routing.pending:
+            routing.fast[eid] = entity
+
+    def start_entity(self, hosted: _Hosted, eid: str) -> _Entity | None:
+        try:
+            behavior = self.spec.entity_factory(eid)
+            ref = self.ctx.spawn(behavior, "e." + quote(eid, safe=""))
+        except Exception:
+            _log.exception("%s: could not start entity %r", self.path, eid)
+            return None
+        self.ctx.watch(ref)
+        entity = _Entity(eid, hosted.shard, ref, self.routing.tick)
+        hosted.entities[eid] = entity
+        self.by_ref[ref] = entity
+        return entity
+
+    def forward(self, home: NodeAddress, eid: str, shard: int, message: Any) -> None:
+        ref = self.region_at(home)
+        if ref is None:
+            self.dead_letter(eid, message)
+            return
+        try:
+            manifest, payload = self.codec.encode(message)
+        except SerializationError as exc:
+            _log.error(
+                "%s: message for entity %r cannot be sent to %s: %s", self.path, eid, home, exc
+            )
+            self.dead_letter(eid, message)
+            return
+        ref.tell(ShardDeliver(eid, shard, manifest, msgspec.Raw(payload)))
+
+    def buffer(self, shard: int, eid: str, message: Any) -> None:
+        if self.buffered >= self.settings.buffer_size:
+            _log.warning(
+                "%s: buffer full (%d messages waiting for shard homes); message for %r dropped",
+                self.path,
+                self.buffered,
+                eid,
+            )
+            self.dead_letter(eid, message)
+            return
+        queue = self.buffers.get(shard)
+        if queue is None:
+            queue = self.buffers[shard] = deque()
+        queue.append((eid, message))
+        self.buffered += 1
+        if shard not in self.hosted:
+            self.request_home(shard)
+
+    def request_home(self, shard: int) -> None:
+        if shard in self.requested:
+            return
+        self.requested.add(shard)
+        if self.registered:
+            self.to_coordinator(GetShardHome(shard, self.me.host, self.me.port))
+
+    def flush(self, shard: int) -> None:
+        queue = self.buffers.pop(shard, None)
+        if queue is None:
+            return
+        self.buffered -= len(queue)
+        for eid, message in queue:
+            self.route(eid, message, False)
+
+    # ------------------------------------------------------------------ entity lifecycle
+
+    def on_terminated(self, ref: ActorRef[Any]) -> None:
+        entity = self.by_ref.pop(ref, None)
+        if entity is None:
+            return
+        hosted = self.hosted.get(entity.shard)
+        if hosted is None:
+            return
+        if hosted.entities.get(entity.eid) is entity:
+            del hosted.entities[entity.eid]
+        if self.routing.fast.get(entity.eid) is entity:
+            del self.routing.fast[entity.eid]
+        waiting = entity.waiting
+        if waiting:
+            if hosted.state == _STOPPING:
+                # Older than anything buffered for the shard since the stop began.
+                queue = self.buffers.setdefault(entity.shard, deque())
+                queue.extendleft((entity.eid, m) for m in reversed(waiting))
+                self.buffered += len(waiting)
+            else:
+                for message in waiting:
+                    self.deliver_local(hosted, entity.eid, message)
+        if hosted.state == _STOPPING and not hosted.entities:
+            self.shard_stopped(hosted)
+
+    def passivate_idle(self) -> None:
+        routing = self.routing
+        routing.tick += 1
+        now = routing.tick
+        for hosted in self.hosted.values():
+            for entity in hosted.entities.values():
+                # Ticks come every passivate_after / 2: three apart means idle at least that long.
+                if not entity.stopping and now - entity.last >= 3:
+                    if routing.fast.get(entity.eid) is entity:
+                        del routing.fast[entity.eid]
+                    entity.stopping = True
+                    stop_after_queued(entity.ref)
+
+    # ------------------------------------------------------------------ handoff
+
+    def begin_stop(self, hosted: _Hosted) -> None:
+        hosted.state = _STOPPING
+        fast = self.routing.fast
+        for entity in hosted.entities.values():
+            if fast.get(entity.eid) is entity:
+                del fast[entity.eid]
+            if not entity.stopping:
+                entity.stopping = True
+                stop_after_queued(entity.ref)
+        if not hosted.entities:
+            self.shard_stopped(hosted)
+
+    def shard_stopped(self, hosted: _Hosted) -> None:
+        del self.hosted[hosted.shard]
+        self.homes.pop(hosted.shard, None)
+        self.to_coordinator(ShardStopped(hosted.shard, hosted.epoch, self.me.host, self.me.port))
+        if hosted.shard in self.buffers:
+            self.request_home(hosted.shard)
+        self.check_left()
+
+    def on_begin_hand_off(self, msg: BeginHandOff) -> None:
+        home = node_of(msg.host, msg.port)
+        self.homes.pop(check_shard(msg.shard, self.num_shards), None)
+        if home == self.me:
+            return
+        ref = self.region_at(home)
+        if ref is not None:
+            ref.tell(HandOffMarker(msg.shard, msg.round, self.me.host, self.me.port))
+
+    def on_marker(self, msg: HandOffMarker) -> None:
+        hosted = self.hosted.get(msg.shard)
+        if hosted is None:
+            return
+        sender = node_of(msg.host, msg.port)
+        if hosted.state == _COLLECTING and msg.round == hosted.round:
+            hosted.awaiting.discard(sender)
+            if not hosted.awaiting:
+                self.begin_stop(hosted)
+        else:
+            hosted.markers.add((msg.round, sender))
+
+    def on_hand_off(self, msg: HandOff) -> None:
+        hosted = self.hosted.get(check_shard(msg.shard, self.num_shards))
+        if hosted is None or hosted.epoch != msg.epoch:
+            # Not (or no longer) here: say so, so the coordinator can go on.
+            self.to_coordinator(ShardStopped(msg.shard, msg.epoch, self.me.host, self.me.port))
+            return
+        if hosted.state != _ACTIVE:
+            return
+        hosted.state = _COLLECTING
+        hosted.round = msg.round
+        hosted.deadline = trio.current_time() + self.settings.handoff_timeout
+        regions = {node_of(host, port) for host, port in msg.regions}
+        seen = {node for round_, node in hosted.markers if round_ == msg.round}
+        hosted.markers.clear()
+        hosted.awaiting = (regions & self.live) - seen - {self.me}
+        if not hosted.awaiting:
+            self.begin_stop(hosted)
+
+    def on_shard_home(self, msg: ShardHome) -> None:
+        shard = check_shard(msg.shard, self.num_shards)
+        home = node_of(msg.host, msg.port)
+        hosted = self.hosted.get(shard)
+        if home == self.me:
+            if hosted is None:
+                self.hosted[shard] = _Hosted(shard, msg.epoch)
+            elif hosted.state == _COLLECTING:
+                hosted.state = _ACTIVE  # the coordinator gave up this handoff
+        elif hosted is not None and hosted.state != _STOPPING:
+            _log.warning(
+                "%s: shard %d moved to %s while hosted here; stopping it", self.path, shard, home
+            )
+            self.begin_stop(hosted)
+        self.homes[shard] = home
+        self.requested.discard(shard)
+        self.flush(shard)
+
+    def on_drop(self, msg: DropShard) -> None:
+        hosted = self.hosted.get(msg.shard)
+        if hosted is not None and hosted.epoch == msg.epoch and hosted.state != _STOPPING:
+            self.begin_stop(hosted)
+
+    # ------------------------------------------------------------------ membership, coordinator
+
+    def on_membership(self, gossip: Gossip) -> None:
+        self.live = frozenset(m.node for m in gossip.members.values() if m.status in _LIVE)
+        for shard, home in list(self.homes.items()):
+            if home not in self.live:
+                del self.homes[shard]
+        for node in list(self.regions):
+            if node not in self.live:
+                del self.regions[node]
+        for hosted in list(self.hosted.values()):
+            if hosted.state == _COLLECTING:
+                hosted.awaiting &= self.live
+                if not hosted.awaiting:
+                    self.begin_stop(hosted)
+        self.place_coordinator(coordinator_node(gossip, self.spec.role))
+        child = self.ctx.child(COORDINATOR_NAME)
+        if child is not None:
+            child.tell(Membership(gossip))
+
+    def place_coordinator(self, node: NodeAddress | None) -> None:
+        if node == self.coordinator_at:
+            return
+        old, self.coordinator_at = self.coordinator_at, node
+        self.coordinator_ref = None
+        self.registered = False
+        self.leave_acked = False
+        child = self.ctx.child(COORDINATOR_NAME)
+        if old == self.me and child is not None:
+            self.ctx.stop(child)
+        if node == self.me and child is None:
+            self.ctx.spawn(
+                coordinator(self.system, self.path, self.num_shards, self.settings),
+                COORDINATOR_NAME,
+            )
+        self.register()
+
+    def register(self) -> None:
+        shards = [(h.shard, h.epoch) for h in self.hosted.values() if h.state != _STOPPING]
+        self.to_coordinator(RegisterRegion(self.me.host, self.me.port, self.hosting, shards))
+
+    def on_registered(self, msg: RegionRegistered) -> None:
+        if node_of(msg.host, msg.port) != self.coordinator_at or self.registered:
+            return
+        self.registered = True
+        for shard in self.requested:
+            self.to_coordinator(GetShardHome(shard, self.me.host, self.me.port))
+        if self.leave is not None:
+            self.to_coordinator(RegionLeaving(self.me.host, self.me.port))
+
+    def on_tick(self) -> None:
+        if not self.registered:
+            self.coordinator_ref = None  # look it up again: it may have started meanwhile
+            self.register()
+        else:
+            for shard in self.requested:
+                self.to_coordinator(GetShardHome(shard, self.me.host, self.me.port))
+            if self.leave is not None and not self.leave_acked:
+                self.to_coordinator(RegionLeaving(self.me.host, self.me.port))
+        now = trio.current_time()
+        for hosted in list(self.hosted.values()):
+            if hosted.state == _COLLECTING and now >= hosted.deadline:
+                _log.warning(
+                    "%s: handoff of shard %d: no marker from %s in time; stopping it anyway",
+                    self.path,
+                    hosted.shard,
+                    ", ".join(map(str, sorted(hosted.awaiting))),
+                )
+                self.begin_stop(hosted)
+
+    def on_leave(self, msg: RegionLeave) -> None:
+        self.leave = msg.done
+        self.leave_acked = False
+        if self.registered:
+            self.to_coordinator(RegionLeaving(self.me.host, self.me.port))
+        self.check_left()
+
+    def on_leaving_ack(self, msg: RegionLeavingAck) -> None:
+        if node_of(msg.host, msg.port) == self.coordinator_at:
+            self.leave_acked = True
+            self.check_left()
+
+    def check_left(self) -> None:
+        acked = self.leave_acked or self.coordinator_at is None
+        if self.leave is not None and acked and not self.hosted:
+            self.leave.set()
+
+    # ------------------------------------------------------------------ dispatch
+
+    async def receive(self, ctx: ActorContext[Any], msg: Any) -> Behavior[Any]:
+        if type(msg) is ShardEnvelope:
+            eid = msg.entity_id
+            pending = self.routing.pending
+            count = pending.get(eid)
+            if count is not None:
+                if count <= 1:
+                    del pending[eid]
+                else:
+                    pending[eid] = count - 1
+            self.route(eid, msg.message, False)
+            return Behaviors.same()
+        try:
+            self.dispatch(msg)
+        except (ValueError, SerializationError) as exc:
+            _log.warning("%s: dropped an invalid %s: %s", self.path, type(msg).__name__, exc)
+        return Behaviors.same()
+
+    def dispatch(self, msg: Any) -> None:
+        if isinstance(msg, ShardDeliver):
+            check_shard(msg.shard, self.num_shards)
+            message = self.codec.decode(msg.manifest, msg.payload)
+            self.route(msg.entity_id, message, True)
+        elif isinstance(msg, Terminated):
+            self.on_terminated(msg.ref)
+        elif isinstance(msg, ShardHome):
+            self.on_shard_home(msg)
+        elif isinstance(msg, BeginHandOff):
+            self.on_begin_hand_off(msg)
+        elif isinstance(msg, HandOffMarker):
+            self.on_marker(msg)
+        elif isinstance(msg, HandOff):
+            self.on_hand_off(msg)
+        elif isinstance(msg, _Tick):
+            self.on_tick()
+        elif isinstance(msg, _PassivationTick):
+            self.passivate_idle()
+        elif isinstance(msg, Membership):
+            self.on_membership(msg.gossip)
+        elif isinstance(msg, RegionRegistered):
+            self.on_registered(msg)
+        elif isinstance(msg, RegionLeave):
+            self.on_leave(msg)
+        elif isinstance(msg, RegionLeavingAck):
+            self.on_leaving_ack(msg)
+        elif isinstance(msg, DropShard):
+            self.on_drop(msg)
+        else:
+            _log.warning("%s: unexpected message %r", self.path, type(msg).__name__)
+
+
+def region(
+    system: ClusteredActorSystem,
+    name: str,
+    spec: ShardedBehavior[Any],
+    settings: ShardingConfig,
+    routing: RegionRouting,
+) -> Behavior[Any]:
+    """The behavior of the region of sharded type ``name`` on ``system``."""
+
+    def with_timers(ctx: ActorContext[Any], timers: TimerScheduler[Any]) -> Behavior[Any]:
+        state = routing.state = _Region(system, ctx, name, spec, settings, routing)
+        timers.start_periodic("retry", _TICK, settings.retry_interval)
+        passivate_after = spec.passivate_after or settings.passivate_after
+        if passivate_after is not None:
+            timers.start_periodic("passivate", _PASSIVATION_TICK, passivate_after / 2)
+        unsubscribe = system._on_membership(lambda gossip: ctx.self.tell(Membership(gossip)))
+        state.on_membership(system.cluster_gossip())
+
+        async def post_stop(ctx: ActorContext[Any]) -> None:
+            unsubscribe()
+            routing.fast.clear()
+            if state.leave is not None:
+                state.leave.set()
+
+        return Behaviors.with_lifecycle(Behaviors.receive(state.receive), post_stop=post_stop)
+
+    return Behaviors.with_timers(with_timers)

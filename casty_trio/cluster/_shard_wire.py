@@ -1,0 +1,193 @@
+"""The sharding protocol: messages between shard regions and their coordinator.
+
+Every message is a msgspec Struct (``frozen, array_like, gc=False``) with a stable tag; sharding
+owns tags 40-59 (the cluster owns 20-39, the remoting core 1-7): never reuse or renumber one.
+Nodes are carried as ``host``/``port`` pairs; the regions of a type live at ``/<type name>`` and
+its coordinator at ``/<type name>/coordinator`` on every node, so nothing else names them.
+
+A user message travels inside :class:`ShardDeliver` already encoded (``manifest`` and the
+``payload`` bytes as :class:`msgspec.Raw`): a region forwarding it never decodes it, and the
+receiving region decodes it with its system's codec, refs included.
+
+Receivers validate what a type cannot express (a shard outside ``0..num_shards-1``, an empty
+host, a port outside ``1..65535``) with :func:`node_of` and :func:`check_shard`, and drop and log
+a message that fails.
+
+Examples:
+    >>> import msgspec
+    >>> data = msgspec.msgpack.encode(ShardHome(7, "10.0.0.1", 25520, 3))
+    >>> msgspec.msgpack.decode(data, type=ShardHome)
+    ShardHome(shard=7, host='10.0.0.1', port=25520, epoch=3)
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from .._core import NodeAddress
+
+__all__ = [
+    "SHARD_MESSAGES",
+    "BeginHandOff",
+    "DropShard",
+    "GetShardHome",
+    "HandOff",
+    "HandOffMarker",
+    "RegionLeaving",
+    "RegionLeavingAck",
+    "RegionRegistered",
+    "RegisterRegion",
+    "ShardDeliver",
+    "ShardHome",
+    "ShardStopped",
+    "check_shard",
+    "node_of",
+]
+
+
+class ShardDeliver(msgspec.Struct, frozen=True, array_like=True, gc=False, tag=40):
+    """Region to region: a message for ``entity_id`` of ``shard``, encoded by the sender."""
+
+    entity_id: str
+    shard: int
+    manifest: str
+    payload: msgspec.Raw
+
+
+class RegisterRegion(msgspec.Struct, frozen=True, array_like=True, gc=False, tag=41):
+    """Region to coordinator: this node runs the region; the shards it hosts, with epochs."""
+
+    host: str
+    port: int
+    hosting: bool
+    shards: list[tuple[int, int]]
+
+
+class RegionRegistered(msgspec.Struct, frozen=True, array_like=True, gc=False, tag=42):
+    """Coordinator to region: registration accepted by the coordinator at ``host:port``."""
+
+    host: str
+    port: int
+
+
+class GetShardHome(msgspec.Struct, frozen=True, array_like=True, gc=False, tag=43):
+    """Region to coordinator: where does ``shard`` live? (``host:port`` asks.)"""
+
+    shard: int
+    host: str
+    port: int
+
+
+class ShardHome(msgspec.Struct, frozen=True, array_like=True, gc=False, tag=44):
+    """Coordinator to regions: ``shard`` lives at ``host:port`` since allocation ``epoch``."""
+
+    shard: int
+    host: str
+    port: int
+    epoch: int
+
+
+class BeginHandOff(msgspec.Struct, frozen=True, array_like=True, gc=False, tag=45):
+    """Coordinator to every region: stop routing ``shard`` to ``host:port``; buffer it, and
+    send a :class:`HandOffMarker` there behind whatever was already forwarded. ``round``
+    numbers the handoff attempt so that markers of an aborted attempt never count."""
+
+    shard: int
+    epoch: int
+    round: int
+    host: str
+    port: int
+
+
+class HandOffMarker(msgspec.Struct, frozen=True, array_like=True, gc=False, tag=46):
+    """Region to the shard's current home: nothing more for ``shard`` comes from ``host:port``
+    in handoff ``round``."""
+
+    shard: int
+    round: int
+    host: str
+    port: int
+
+
+class HandOff(msgspec.Struct, frozen=True, array_like=True, gc=False, tag=47):
+    """Coordinator to the shard's home: once every region in ``regions`` sent its marker,
+    stop the shard's entities (after their queued messages) and report :class:`ShardStopped`."""
+
+    shard: int
+    epoch: int
+    round: int
+    regions: list[tuple[str, int]]
+
+
+class ShardStopped(msgspec.Struct, frozen=True, array_like=True, gc=False, tag=48):
+    """Home to coordinator: ``shard`` (allocation ``epoch``) no longer runs at ``host:port``."""
+
+    shard: int
+    epoch: int
+    host: str
+    port: int
+
+
+class RegionLeaving(msgspec.Struct, frozen=True, array_like=True, gc=False, tag=49):
+    """Region to coordinator: this node leaves; move its shards away, allocate none to it."""
+
+    host: str
+    port: int
+
+
+class RegionLeavingAck(msgspec.Struct, frozen=True, array_like=True, gc=False, tag=50):
+    """Coordinator to a leaving region: noted; its shards are being handed off."""
+
+    host: str
+    port: int
+
+
+class DropShard(msgspec.Struct, frozen=True, array_like=True, gc=False, tag=51):
+    """Coordinator to a region: you host ``shard`` with a stale ``epoch``; stop it."""
+
+    shard: int
+    epoch: int
+
+
+SHARD_MESSAGES: tuple[type[msgspec.Struct], ...] = (
+    ShardDeliver,
+    RegisterRegion,
+    RegionRegistered,
+    GetShardHome,
+    ShardHome,
+    BeginHandOff,
+    HandOffMarker,
+    HandOff,
+    ShardStopped,
+    RegionLeaving,
+    RegionLeavingAck,
+    DropShard,
+)
+
+
+def node_of(host: str, port: int) -> NodeAddress:
+    """The node a message names, validated.
+
+    Raises:
+        ValueError: An empty host or a port outside ``1..65535``.
+
+    Examples:
+        >>> node_of("h", 0)
+        Traceback (most recent call last):
+        ...
+        ValueError: invalid node address 'h':0 in a sharding message
+    """
+    if not host or not 0 < port < 65536:
+        raise ValueError(f"invalid node address {host!r:.64}:{port} in a sharding message")
+    return NodeAddress(host, port)
+
+
+def check_shard(shard: int, num_shards: int) -> int:
+    """``shard`` if it is a shard of a type with ``num_shards`` shards.
+
+    Raises:
+        ValueError: It is not.
+    """
+    if not 0 <= shard < num_shards:
+        raise ValueError(f"shard {shard} out of range 0..{num_shards - 1}")
+    return shard
