@@ -205,6 +205,7 @@ class ClusteredActorSystem(RemoteActorSystem):
         self._left = trio.Event()
         self._membership_listeners: list[Callable[[Gossip], None]] = []
         self._regions: dict[str, ActorRef[Any]] = {}
+        self._leave_started = False
 
     @classmethod
     def from_config(
@@ -293,9 +294,7 @@ class ClusteredActorSystem(RemoteActorSystem):
         tb: TracebackType | None,
     ) -> bool:
         try:
-            if self._downed is None and self._daemon is not None and self._daemon.joined:
-                await self._hand_off_shards()
-                await self._leave_gracefully()
+            await self._leave_cluster()
         finally:
             # Always close what __aenter__ opened, even when the leave is cancelled.
             result = await super().__aexit__(exc_type, exc, tb)
@@ -312,6 +311,36 @@ class ClusteredActorSystem(RemoteActorSystem):
             await self._left.wait()
         await trio.lowlevel.checkpoint()
 
+    async def shutdown(self, *, timeout: float | None = None) -> None:
+        """Leave the cluster gracefully, then stop every actor.
+
+        First every sharded region hands its shards to other nodes, then the other members
+        see this node leave (``MemberLeft``, not a failure), then the actors stop as in
+        :meth:`ActorSystem.shutdown`. Leaving the ``async with`` block does the same.
+        Idempotent. A checkpoint.
+
+        Args:
+            timeout: Grace period for the actors' stop (see :meth:`ActorSystem.shutdown`).
+
+        Examples:
+            >>> await system.shutdown()                                 # doctest: +SKIP
+        """
+        await self._leave_cluster()
+        await super().shutdown(timeout=timeout)
+
+    async def _leave_cluster(self) -> None:
+        """Hand shards off and leave, once; nothing to do when downed or never joined.
+
+        Deliberately no checkpoint when there is nothing to do: ``__aexit__`` calls this while
+        still inside the body's cancel scope, which a downed node has cancelled.
+        """
+        if self._leave_started:
+            return
+        self._leave_started = True
+        if self._downed is None and self._daemon is not None and self._daemon.joined:
+            await self._hand_off_shards()
+            await self._leave_gracefully()
+
     async def _hand_off_shards(self) -> None:
         """Before leaving: every region hands its shards to other nodes (bounded by the
         ``handoff_timeout`` of ``[defaults.sharding]``)."""
@@ -320,7 +349,8 @@ class ClusteredActorSystem(RemoteActorSystem):
         events = []
         for ref in self._regions.values():
             done = trio.Event()
-            ref.tell(RegionLeave(done))
+            assert isinstance(ref._target, RegionRouting)
+            ref._target.region.tell(RegionLeave(done))
             events.append(done)
         with trio.move_on_after(self.config.defaults.sharding.handoff_timeout) as scope:
             for done in events:

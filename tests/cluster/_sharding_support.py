@@ -81,15 +81,18 @@ def counter(registry: Registry | None = None) -> Any:
     return factory
 
 
-def appender(entity_id: str) -> Behavior[Any]:
-    def logging_(entries: list[tuple[str, int]]) -> Behavior[Any]:
+def appender(deliveries: dict[str, list[tuple[str, int]]]) -> Any:
+    """Entities that record every Append they handle in ``deliveries`` (shared by all nodes
+    of a simulated cluster, so it spans incarnations and nodes)."""
+
+    def factory(entity_id: str) -> Behavior[Any]:
         async def receive(ctx: ActorContext[Any], msg: Any) -> Behavior[Any]:
             if isinstance(msg, Append):
-                entries.append((msg.sender, msg.seq))
+                deliveries.setdefault(entity_id, []).append((msg.sender, msg.seq))
             elif isinstance(msg, GetLog):
-                msg.reply_to.tell(Log(list(entries)))
+                msg.reply_to.tell(Log(list(deliveries.get(entity_id, []))))
             return Behaviors.same()
 
         return Behaviors.receive(receive)
 
-    return logging_([])
+    return factory
