@@ -5,6 +5,7 @@ Everything public is importable from here::
     from casty_trio import ActorSystem, Behaviors, ActorRef
 """
 
+from ._behaviors import Behaviors
 from ._core import (
     ActorAddress,
     ActorContext,
@@ -15,7 +16,6 @@ from ._core import (
     ActorSystem,
     Backoff,
     Behavior,
-    Behaviors,
     DeadLetter,
     Directive,
     EventStream,
@@ -35,6 +35,8 @@ from ._errors import (
     AskTimeoutError,
     CastyError,
     ConfigError,
+    JournalClosedError,
+    JournalError,
     MailboxFullError,
     SerializationError,
     StashOverflowError,
@@ -51,6 +53,14 @@ from .cluster import (
     UnreachableMember,
 )
 from .config import CastyConfig, discover_config, load_config
+from .persistence import (
+    EventJournal,
+    InMemoryJournal,
+    PersistedEvent,
+    Snapshot,
+    SnapshotEvery,
+    SqliteJournal,
+)
 from .serialization import MsgpackSerializer
 
 __version__ = "0.1.0"
@@ -75,7 +85,11 @@ __all__ = [
     "ConfigError",
     "DeadLetter",
     "Directive",
+    "EventJournal",
     "EventStream",
+    "InMemoryJournal",
+    "JournalClosedError",
+    "JournalError",
     "LeaderChanged",
     "Mailbox",
     "MailboxFullError",
@@ -87,9 +101,13 @@ __all__ = [
     "NodeAddress",
     "NodeDownedError",
     "OneForOneStrategy",
+    "PersistedEvent",
     "ReachableMember",
     "SerializationError",
+    "Snapshot",
+    "SnapshotEvery",
     "SpyEvent",
+    "SqliteJournal",
     "StashBuffer",
     "StashOverflowError",
     "SupervisionStrategy",
