@@ -95,7 +95,9 @@ class SqliteJournal:
         ...         await journal.persist("acc-1", [PersistedEvent(1, Deposited(5), 0.0)])
         ...     async with SqliteJournal(path, types=[Deposited]) as journal:  # reopened
         ...         return [e.event for e in await journal.load("acc-1")]
-        >>> trio.run(main, ":memory:")  # doctest: +SKIP
+        >>> import os, tempfile
+        >>> with tempfile.TemporaryDirectory() as directory:
+        ...     trio.run(main, os.path.join(directory, "bank.db"))
         [Deposited(amount=5)]
     """
 
