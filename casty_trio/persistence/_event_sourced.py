@@ -11,7 +11,7 @@ from __future__ import annotations
 import inspect
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 import attrs
 
@@ -163,6 +163,8 @@ class EventSourcedBehavior(ExtensionBehavior[M], Generic[M, S]):
     folds replicated events with ``on_event`` into ``initial_state``, for example).
     ``replicator`` is set by the sharding layer (``attrs.evolve``), never by users.
     """
+
+    opens_nursery: ClassVar[bool] = False  # entities rarely spawn: open it on first need
 
     entity_id: str
     journal: EventJournal

@@ -609,3 +609,31 @@ def test_facade_behaviors_extends_the_core_factory() -> None:
     assert casty_trio.Behaviors is Behaviors
     assert issubclass(Behaviors, CoreBehaviors)
     assert Behaviors.same() is CoreBehaviors.same()
+
+
+async def test_entities_open_their_nursery_only_when_needed(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async def on_command(ctx: ActorContext[Any], state: int, msg: Any) -> Behavior[Any]:
+        if msg == "spawn":
+
+            async def child(ctx: ActorContext[Any]) -> Behavior[Any]:
+                return Behaviors.ignore()
+
+            ctx.spawn(Behaviors.setup(child), "child")  # a child with a task of its own
+            return Behaviors.same()
+        msg.tell(len(ctx.children))
+        return Behaviors.same()
+
+    behavior = Behaviors.event_sourced(
+        entity_id="e", journal=InMemoryJournal(), initial_state=0,
+        on_event=lambda s, e: s, on_command=on_command,
+    )
+    async with ActorSystem(name="t") as system:
+        ref = system.spawn(behavior, "e")
+        assert await system.ask(ref, lambda r: r, timeout=1.0) == 0
+        cell = system._cells["/e"]
+        assert cell._nursery is None  # recovery and commands need no nursery
+        ref.tell("spawn")
+        assert await system.ask(ref, lambda r: r, timeout=1.0) == 1
+        assert cell._nursery is not None
