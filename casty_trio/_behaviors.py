@@ -124,8 +124,9 @@ class Behaviors(_CoreBehaviors):
         Failures: if the journal raises, ``reply`` is not called, ``on_failure(exc)`` is (if
         given) and the actor fails with the journal's exception, so its supervision decides
         (a restart recovers the state from the journal again). If replication raises,
-        ``reply`` is not called and ``on_failure(exc)`` is, but the actor keeps running: the
-        events stay persisted and applied. A failed snapshot is only logged.
+        ``reply`` is not called and ``on_failure(exc)`` is, but the actor keeps running (and
+        continues with ``then``): the events stay persisted and applied. A failed snapshot is
+        only logged.
 
         ``reply`` and ``on_failure`` may be plain or async callables.
 
