@@ -402,7 +402,9 @@ async def test_snapshot_every_n_events(autojump_clock: trio.testing.MockClock) -
         # a batch crossing a multiple snapshots the state after the whole batch
         assert await system.ask(ref, lambda r: DepositMany((1, 1, 1), r), timeout=1.0) == 10
         assert journal.snapshots_saved == [3, 6, 10]
-    assert await journal.load_snapshot("acc") == Snapshot(10, 10, pytest.approx(0, abs=1e12))
+    snapshot = await journal.load_snapshot("acc")
+    assert snapshot is not None
+    assert (snapshot.sequence_nr, snapshot.state) == (10, 10)
     trace.clear()
     async with ActorSystem(name="t") as system:
         ref = system.spawn(account(journal, trace, snapshot_policy=SnapshotEvery(3)), "acc")
