@@ -5,6 +5,7 @@ Everything public is importable from here::
     from casty_trio import ActorSystem, Behaviors, ActorRef
 """
 
+from ._behaviors import Behaviors
 from ._core import (
     ActorAddress,
     ActorContext,
@@ -15,7 +16,6 @@ from ._core import (
     ActorSystem,
     Backoff,
     Behavior,
-    Behaviors,
     DeadLetter,
     Directive,
     EventStream,
@@ -35,6 +35,8 @@ from ._errors import (
     AskTimeoutError,
     CastyError,
     ConfigError,
+    JournalClosedError,
+    JournalError,
     MailboxFullError,
     SerializationError,
     StashOverflowError,
@@ -54,6 +56,14 @@ from .cluster import (
     entity_shard,
 )
 from .config import CastyConfig, discover_config, load_config
+from .persistence import (
+    EventJournal,
+    InMemoryJournal,
+    PersistedEvent,
+    Snapshot,
+    SnapshotEvery,
+    SqliteJournal,
+)
 from .serialization import MsgpackSerializer
 
 __version__ = "0.1.0"
@@ -78,7 +88,11 @@ __all__ = [
     "ConfigError",
     "DeadLetter",
     "Directive",
+    "EventJournal",
     "EventStream",
+    "InMemoryJournal",
+    "JournalClosedError",
+    "JournalError",
     "LeaderChanged",
     "Mailbox",
     "MailboxFullError",
@@ -90,11 +104,15 @@ __all__ = [
     "NodeAddress",
     "NodeDownedError",
     "OneForOneStrategy",
+    "PersistedEvent",
     "ReachableMember",
     "ReplicationConfig",
     "SerializationError",
     "ShardEnvelope",
+    "Snapshot",
+    "SnapshotEvery",
     "SpyEvent",
+    "SqliteJournal",
     "StashBuffer",
     "StashOverflowError",
     "SupervisionStrategy",

@@ -6,6 +6,8 @@ The tree::
     ├── ActorSystemError (also RuntimeError)   the system is not running, or was entered twice
     ├── AskTimeoutError (also TimeoutError)    no reply arrived before an ask's deadline
     ├── ConfigError (also ValueError)          a configuration file or value is invalid
+    ├── JournalError                           an event journal could not store or load
+    │   └── JournalClosedError                 the journal was closed with ``aclose()``
     ├── MailboxFullError                       a bounded mailbox with the ``reject`` policy is full
     ├── SerializationError                     a message cannot be encoded, or a payload decoded
     └── StashOverflowError                     a stash buffer is at capacity
@@ -21,6 +23,8 @@ __all__ = [
     "AskTimeoutError",
     "CastyError",
     "ConfigError",
+    "JournalClosedError",
+    "JournalError",
     "MailboxFullError",
     "SerializationError",
     "StashOverflowError",
@@ -57,6 +61,24 @@ class AskTimeoutError(CastyError, TimeoutError):
 
 class ConfigError(CastyError, ValueError):
     """The configuration is invalid; the message names each offending key."""
+
+
+class JournalError(CastyError):
+    """An event journal failed to store or load events or snapshots ("it broke").
+
+    Journals map their storage's own errors (``sqlite3.Error``, encoding errors, ...) to this
+    class at their boundary, chaining the original as ``__cause__``. In an event-sourced actor a
+    failed persist never runs the command's ``reply``; it runs ``on_failure`` and fails the actor
+    with the journal's exception, so supervision decides what happens next.
+
+    Examples:
+        >>> issubclass(JournalClosedError, JournalError)
+        True
+    """
+
+
+class JournalClosedError(JournalError):
+    """The journal was used after its ``aclose()`` ("we closed it")."""
 
 
 class MailboxFullError(CastyError):

@@ -25,6 +25,7 @@ def load(name: str) -> ModuleType:
 def test_every_example_is_covered() -> None:
     assert {p.stem for p in EXAMPLES.glob("*.py")} == {
         "bank_account",
+        "event_sourced_account",
         "supervision_tree",
         "timers_and_stash",
     }
@@ -33,6 +34,12 @@ def test_every_example_is_covered() -> None:
 async def test_bank_account(capsys: pytest.CaptureFixture[str]) -> None:
     assert await load("bank_account").main() == 42
     assert "balance of /acc-1: 42" in capsys.readouterr().out
+
+
+async def test_event_sourced_account(capsys: pytest.CaptureFixture[str]) -> None:
+    # real clock: SQLite works in a worker thread, which the virtual clock would jump over
+    assert await load("event_sourced_account").main() == [45, 60]
+    assert "balance of acc-1: 60" in capsys.readouterr().out
 
 
 async def test_supervision_tree(autojump_clock: Any) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, Generic, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeAlias, TypeVar
 
 import attrs
 
@@ -129,9 +129,15 @@ class ExtensionBehavior(Behavior[M]):
 
     The cell treats it like a setup: it awaits :meth:`start` and runs the behavior it returns.
     Subclasses are frozen values, so other components can inspect them without running them.
+
+    ``opens_nursery`` says whether the actor should open its nursery before :meth:`start` (as
+    for a setup, which usually spawns). Subclasses whose actors rarely spawn, such as entities,
+    set it to False: the nursery is then opened the first time the actor needs one.
     """
 
     __slots__ = ()
+
+    opens_nursery: ClassVar[bool] = True
 
     async def start(self, ctx: ActorContext[M]) -> Behavior[M]:
         """Turn this value into a running behavior for the actor behind ``ctx``."""
