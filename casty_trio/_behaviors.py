@@ -1,6 +1,6 @@
 """The public ``Behaviors`` factory: the core behaviors plus those of the upper layers.
 
-``casty_trio._core`` cannot know about persistence (or, later, sharding), so the factory users
+``casty_trio._core`` cannot know about persistence or sharding, so the factory users
 import from :mod:`casty_trio` is this subclass, which adds their behaviors.
 """
 
@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 from ._core import ActorContext, Behavior
 from ._core import Behaviors as _CoreBehaviors
+from .cluster import ReplicationConfig, ShardedBehavior, sharded
 from .persistence import (
     EventJournal,
     EventSourcedBehavior,
@@ -147,3 +148,46 @@ class Behaviors(_CoreBehaviors):
             ('opened',)
         """
         return PersistedBehavior(events, then, reply, on_failure)
+
+    @staticmethod
+    def sharded(
+        entity_factory: Callable[[str], Behavior[M]],
+        *,
+        num_shards: int = 100,
+        replication: ReplicationConfig | None = None,
+        role: str | None = None,
+        passivate_after: float | None = None,
+    ) -> ShardedBehavior[M]:
+        """Entities spread over a cluster: spawn it on a ``ClusteredActorSystem``.
+
+        ``system.spawn(Behaviors.sharded(factory), name)`` on every node that takes part
+        returns a ref taking :class:`~casty_trio.ShardEnvelope` messages: the entity with id
+        ``entity_id`` runs ``entity_factory(entity_id)`` on the node that owns its shard
+        (``entity_shard(entity_id, num_shards)``), is started by its first message and is
+        moved, not duplicated, when shards rebalance. See the Sharding guide.
+
+        Args:
+            entity_factory: Builds the behavior of the entity with the given id.
+            num_shards: Shards ids are hashed into; the same on every node.
+            replication: Replica copies of event-sourced entities.
+            role: Only nodes with this role host shards; the others route only.
+            passivate_after: Stop entities idle this many seconds (default from
+                ``[defaults.sharding] passivate_after``); the next message revives them.
+
+        Raises:
+            ValueError: ``num_shards`` below 1, ``passivate_after`` not positive, or
+                ``min_acks`` above ``replicas``.
+
+        Examples:
+            >>> def account(entity_id: str) -> Behavior[int]:
+            ...     return Behaviors.ignore()
+            >>> Behaviors.sharded(account, num_shards=10).num_shards
+            10
+        """
+        return sharded(
+            entity_factory,
+            num_shards=num_shards,
+            replication=replication,
+            role=role,
+            passivate_after=passivate_after,
+        )

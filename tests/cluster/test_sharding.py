@@ -6,8 +6,7 @@ from typing import Any
 
 import trio
 
-from casty_trio import ShardEnvelope, entity_shard
-from casty_trio.cluster import sharded
+from casty_trio import Behaviors, ShardEnvelope, entity_shard
 from casty_trio.testing import open_test_cluster
 
 from ._sharding_support import Add, Append, Counted, Get, GetLog, Log, Registry, appender, counter
@@ -16,7 +15,7 @@ from ._sharding_support import Add, Append, Counted, Get, GetLog, Log, Registry,
 async def test_single_node_counts(autojump_clock: Any) -> None:
     async with open_test_cluster(1) as cluster:
         node = cluster.node(0)
-        ref = node.spawn(sharded(counter(), num_shards=10), "counters")
+        ref = node.spawn(Behaviors.sharded(counter(), num_shards=10), "counters")
         for i in range(100):
             ref.tell(ShardEnvelope(f"e{i % 10}", Add(1)))
         for i in range(10):
@@ -30,7 +29,7 @@ async def test_three_nodes_one_instance_per_id(autojump_clock: Any) -> None:
     registry = Registry()
     async with open_test_cluster(3) as cluster:
         refs = [
-            cluster.node(i).spawn(sharded(counter(registry), num_shards=30), "counters")
+            cluster.node(i).spawn(Behaviors.sharded(counter(registry), num_shards=30), "counters")
             for i in range(3)
         ]
         ids = [f"id-{k}" for k in range(1000)]
@@ -53,7 +52,8 @@ async def test_three_nodes_one_instance_per_id(autojump_clock: Any) -> None:
 async def test_shards_spread_over_nodes(autojump_clock: Any) -> None:
     async with open_test_cluster(3) as cluster:
         refs = [
-            cluster.node(i).spawn(sharded(counter(), num_shards=30), "counters") for i in range(3)
+            cluster.node(i).spawn(Behaviors.sharded(counter(), num_shards=30), "counters")
+            for i in range(3)
         ]
         for k in range(300):
             refs[k % 3].tell(ShardEnvelope(f"id-{k}", Add(1)))
@@ -98,7 +98,7 @@ async def test_a_joining_node_takes_shards_under_load_losing_nothing(autojump_cl
     async with open_test_cluster(4) as cluster:
         await cluster.stop(3)
         deliveries: dict[str, list[tuple[str, int]]] = {}
-        spec = sharded(appender(deliveries), num_shards=30)
+        spec = Behaviors.sharded(appender(deliveries), num_shards=30)
         refs = {i: cluster.node(i).spawn(spec, "logs") for i in range(3)}
         stop = trio.Event()
         sent: dict[str, dict[str, int]] = {f"n{i}": {} for i in range(3)}
@@ -120,7 +120,7 @@ async def test_a_joining_node_takes_shards_under_load_losing_nothing(autojump_cl
 async def test_a_graceful_leave_under_load_loses_nothing(autojump_clock: Any) -> None:
     async with open_test_cluster(3) as cluster:
         deliveries: dict[str, list[tuple[str, int]]] = {}
-        spec = sharded(appender(deliveries), num_shards=30)
+        spec = Behaviors.sharded(appender(deliveries), num_shards=30)
         refs = {i: cluster.node(i).spawn(spec, "logs") for i in range(3)}
         stop = trio.Event()
         sent: dict[str, dict[str, int]] = {f"n{i}": {} for i in range(2)}
@@ -136,3 +136,96 @@ async def test_a_graceful_leave_under_load_loses_nothing(autojump_clock: Any) ->
         shards = [len(cluster.node(i).region_statistics("logs").shards) for i in range(2)]
         assert sum(shards) == USED_SHARDS, shards
         await _check_logs(cluster.node(0), refs[0], sent)
+
+
+# ---------------------------------------------------------------------- failures
+
+
+async def _ask_all(node: Any, ref: Any, ids: list[str]) -> dict[str, Counted]:
+    answers = {}
+    for eid in ids:
+        answers[eid] = await node.ask(
+            ref, lambda r, eid=eid: ShardEnvelope(eid, Get(r)), timeout=10
+        )
+    return answers
+
+
+async def test_a_killed_nodes_shards_are_reallocated(autojump_clock: Any) -> None:
+    async with open_test_cluster(3) as cluster:
+        spec = Behaviors.sharded(counter(), num_shards=30)
+        refs = [cluster.node(i).spawn(spec, "counters") for i in range(3)]
+        ids = [f"id-{k}" for k in range(90)]
+        await _ask_all(cluster.node(0), refs[0], ids)
+        lost = cluster.node(2).region_statistics("counters").shards
+        assert lost
+        await cluster.kill(2)
+        with trio.fail_after(30):
+            for i in (0, 1):
+                while cluster.address(2) in _up_nodes(cluster.node(i)):
+                    await trio.sleep(0.5)
+        answers = await _ask_all(cluster.node(1), refs[1], ids)
+        assert len(answers) == 90
+        hosted = [cluster.node(i).region_statistics("counters").shards for i in range(2)]
+        assert lost <= hosted[0] | hosted[1]
+        assert not hosted[0] & hosted[1]
+
+
+async def test_coordinator_moves_when_its_node_is_killed(autojump_clock: Any) -> None:
+    async with open_test_cluster(3) as cluster:
+        spec = Behaviors.sharded(counter(), num_shards=30)
+        refs = [cluster.node(i).spawn(spec, "counters") for i in range(3)]
+        ids = [f"id-{k}" for k in range(60)]
+        await _ask_all(cluster.node(1), refs[1], ids)
+        assert cluster.node(1).region_statistics("counters").coordinator == cluster.address(0)
+        await cluster.kill(0)
+        with trio.fail_after(60):
+            while cluster.node(1).region_statistics("counters").coordinator == cluster.address(0):
+                await trio.sleep(0.5)
+        coordinator = cluster.node(1).region_statistics("counters").coordinator
+        assert coordinator in (cluster.address(1), cluster.address(2))
+        answers = await _ask_all(cluster.node(2), refs[2], ids)
+        assert len(answers) == 60
+        hosted = [cluster.node(i).region_statistics("counters").shards for i in (1, 2)]
+        assert not hosted[0] & hosted[1]
+        assert len(hosted[0] | hosted[1]) == len({entity_shard(e, 30) for e in ids})
+
+
+async def test_idle_entities_passivate_and_revive(autojump_clock: Any) -> None:
+    registry = Registry()
+    async with open_test_cluster(2) as cluster:
+        spec = Behaviors.sharded(counter(registry), num_shards=10, passivate_after=5.0)
+        refs = [cluster.node(i).spawn(spec, "counters") for i in range(2)]
+        for k in range(20):
+            refs[k % 2].tell(ShardEnvelope(f"p-{k}", Add(1)))
+        await trio.sleep(2)
+        assert sum(cluster.node(i).region_statistics("counters").entities for i in range(2)) == 20
+        # keep one entity busy: it must not passivate
+        for _ in range(10):
+            refs[0].tell(ShardEnvelope("p-0", Add(1)))
+            await trio.sleep(1)
+        assert sum(cluster.node(i).region_statistics("counters").entities for i in range(2)) == 1
+        assert all(n == 0 for eid, n in registry.live.items() if eid != "p-0")
+        got: Counted = await cluster.node(1).ask(
+            refs[1], lambda r: ShardEnvelope("p-5", Get(r)), timeout=5
+        )
+        assert got.value == 0 and got.incarnations == 2  # a new incarnation, state not kept
+        busy: Counted = await cluster.node(1).ask(
+            refs[1], lambda r: ShardEnvelope("p-0", Get(r)), timeout=5
+        )
+        assert busy.value == 11 and busy.incarnations == 1
+
+
+async def test_role_restricted_placement(autojump_clock: Any) -> None:
+    async with open_test_cluster(3, roles={0: ["worker"], 1: ["worker"]}) as cluster:
+        spec = Behaviors.sharded(counter(), num_shards=20, role="worker")
+        refs = [cluster.node(i).spawn(spec, "counters") for i in range(3)]
+        ids = [f"id-{k}" for k in range(60)]
+        answers = await _ask_all(cluster.node(2), refs[2], ids)
+        assert len(answers) == 60
+        assert not cluster.node(2).region_statistics("counters").shards
+        assert cluster.node(0).region_statistics("counters").shards
+        assert cluster.node(1).region_statistics("counters").shards
+
+
+def _up_nodes(system: Any) -> set[Any]:
+    return {m.node for m in system.cluster_gossip().members.values() if m.status.value == "up"}
