@@ -96,3 +96,44 @@ def appender(deliveries: dict[str, list[tuple[str, int]]]) -> Any:
         return Behaviors.receive(receive)
 
     return factory
+
+
+@attrs.frozen
+class Deposit:
+    amount: int
+    reply_to: ActorRef[int]
+
+
+@attrs.frozen
+class Balance:
+    reply_to: ActorRef[int]
+
+
+@attrs.frozen
+class Deposited:
+    amount: int
+
+
+def account(journal: Any) -> Any:
+    """Event-sourced accounts keeping their history in ``journal`` (shared by every node)."""
+
+    def factory(entity_id: str) -> Behavior[Any]:
+        async def on_command(ctx: ActorContext[Any], balance: int, msg: Any) -> Behavior[Any]:
+            if isinstance(msg, Deposit):
+                reply_to = msg.reply_to
+                return Behaviors.persisted(
+                    [Deposited(msg.amount)], reply=lambda: reply_to.tell(balance + msg.amount)
+                )
+            if isinstance(msg, Balance):
+                msg.reply_to.tell(balance)
+            return Behaviors.same()
+
+        return Behaviors.event_sourced(
+            entity_id=entity_id,
+            journal=journal,
+            initial_state=0,
+            on_event=lambda balance, event: balance + event.amount,
+            on_command=on_command,
+        )
+
+    return factory
