@@ -42,7 +42,8 @@ class LeastShardAllocation:
     Ties break on the node address, so every coordinator decides the same way.
 
     Args:
-        threshold: Tolerated difference between the most and least loaded node.
+        threshold: Tolerated difference between the most and least loaded node, at least 1
+            (with 0, a shard count that does not divide evenly would move shards forever).
         max_simultaneous: Shards in handoff at once (including ``in_progress``).
 
     Examples:
@@ -56,6 +57,13 @@ class LeastShardAllocation:
 
     threshold: int = 1
     max_simultaneous: int = 10
+
+    def __attrs_post_init__(self) -> None:
+        if self.threshold < 1 or self.max_simultaneous < 1:
+            raise ValueError(
+                f"threshold and max_simultaneous must be at least 1, got {self.threshold} and "
+                f"{self.max_simultaneous}"
+            )
 
     def allocate(
         self, shard: int, requester: NodeAddress, current: Mapping[NodeAddress, Collection[int]]

@@ -220,7 +220,7 @@ class ShardingConfig:
     retry_interval: float = attrs.field(default=0.5, validator=_positive)
     handoff_timeout: float = attrs.field(default=10.0, validator=_positive)
     rebalance_interval: float = attrs.field(default=1.0, validator=_positive)
-    rebalance_threshold: int = attrs.field(default=1, validator=_non_negative)
+    rebalance_threshold: int = attrs.field(default=1, validator=_capacity)
     max_simultaneous_rebalance: int = attrs.field(default=10, validator=_capacity)
     passivate_after: float | None = attrs.field(default=None, validator=_optional_positive)
     recovery_timeout: float = attrs.field(default=1.0, validator=_positive)

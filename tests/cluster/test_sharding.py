@@ -195,7 +195,9 @@ async def test_coordinator_moves_when_its_node_is_killed(autojump_clock: Any) ->
             # Until a node learns that node 0 is down, what it routes there is lost
             # (at-most-once): wait for both survivors to know.
             for i in (1, 2):
-                while cluster.node(i).region_statistics("counters").coordinator == cluster.address(0):
+                while cluster.node(i).region_statistics("counters").coordinator == cluster.address(
+                    0
+                ):
                     await trio.sleep(0.5)
         coordinator = cluster.node(1).region_statistics("counters").coordinator
         assert coordinator in (cluster.address(1), cluster.address(2))
