@@ -260,7 +260,7 @@ async def test_event_sourced_entities_recover_after_handoff_and_failover(
         spec = Behaviors.sharded(account(journal), num_shards=12)
         refs = [cluster.node(i).spawn(spec, "accounts") for i in range(3)]
         ids = [f"acct-{k}" for k in range(24)]
-        for round_ in range(3):
+        for _ in range(3):
             for k, eid in enumerate(ids):
                 node = cluster.node(k % 3)
                 await node.ask(

@@ -100,10 +100,10 @@ def test_sharding_config_is_parsed_and_validated() -> None:
     assert (sharding.rebalance_interval, sharding.max_simultaneous_rebalance) == (0.25, 3)
     assert sharding.passivate_after == 30
     with pytest.raises(
-        ConfigError, match="rebalance_threshold must be at least 1.*defaults.sharding"
+        ConfigError, match=r"rebalance_threshold must be at least 1.*defaults\.sharding"
     ):
         parse_config("[defaults.sharding]\nrebalance_threshold = 0\n")
     with pytest.raises(
-        ConfigError, match="unknown key.*buffer_sise @ casty.toml.defaults.sharding"
+        ConfigError, match=r"unknown key.*buffer_sise @ casty\.toml\.defaults\.sharding"
     ):
         parse_config("[defaults.sharding]\nbuffer_sise = 10\n")
