@@ -33,6 +33,7 @@ from ._core import (
 from ._errors import (
     ActorSystemError,
     AskTimeoutError,
+    BarrierTimeoutError,
     CastyError,
     ConfigError,
     MailboxFullError,
@@ -66,6 +67,7 @@ __all__ = [
     "ActorSystemError",
     "AskTimeoutError",
     "Backoff",
+    "BarrierTimeoutError",
     "Behavior",
     "Behaviors",
     "CastyConfig",

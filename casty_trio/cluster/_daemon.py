@@ -44,6 +44,8 @@ from ._wire import (
     GossipPush,
     Heartbeat,
     Join,
+    NodeStatus,
+    StatusRequest,
     Welcome,
     gossip_from_wire,
     gossip_to_wire,
@@ -284,6 +286,10 @@ class _Daemon:
             self.on_welcome(msg)
         elif isinstance(msg, GetGossip):
             msg.reply_to.tell(self.gossip)
+        elif isinstance(msg, StatusRequest):
+            # From anyone with our system name, member or not (``casty-trio status``).
+            status = NodeStatus(unique_address_to_wire(self.me), gossip_to_wire(self.gossip))
+            msg.reply_to.tell(status)
         elif isinstance(msg, LeaveCluster) and self.joined:
             self.update(leave(self.gossip, self.me, by=self.me))
         return Behaviors.same()
