@@ -18,6 +18,7 @@ It leaves (gracefully) and exits when its stdin closes.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 import subprocess
@@ -131,6 +132,9 @@ async def _remote_node(spec: dict[str, Any]) -> None:
 def node_main(argv: list[str]) -> None:
     """A node process: ``script --node JSON`` (keys: mode, node_id, port, seed, n, settings)."""
     spec = json.loads(argv[argv.index("--node") + 1])
+    # Refused dials and unreachable peers are expected here (a node is killed): keep stderr
+    # for real failures.
+    logging.getLogger("casty_trio").setLevel(logging.ERROR)
     trio.run(_cluster_node if spec["mode"] == "cluster" else _remote_node, spec)
 
 
