@@ -27,7 +27,15 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-SCENARIOS = ("local_tell", "local_ask", "many_actors", "remote_tell", "remote_ask")
+SCENARIOS = (
+    "local_tell",
+    "local_ask",
+    "many_actors",
+    "remote_tell",
+    "remote_ask",
+    "cluster_formation",
+    "failure_detection",
+)
 REQUIRED_KEYS = frozenset({"scenario", "ours", "baseline", "ratio", "goal", "meets_goal"})
 
 

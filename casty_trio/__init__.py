@@ -33,6 +33,7 @@ from ._core import (
 from ._errors import (
     ActorSystemError,
     AskTimeoutError,
+    BarrierTimeoutError,
     CastyError,
     ConfigError,
     JournalClosedError,
@@ -79,6 +80,7 @@ __all__ = [
     "ActorSystemError",
     "AskTimeoutError",
     "Backoff",
+    "BarrierTimeoutError",
     "Behavior",
     "Behaviors",
     "CastyConfig",

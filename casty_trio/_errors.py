@@ -5,6 +5,7 @@ The tree::
     CastyError
     ├── ActorSystemError (also RuntimeError)   the system is not running, or was entered twice
     ├── AskTimeoutError (also TimeoutError)    no reply arrived before an ask's deadline
+    ├── BarrierTimeoutError (also TimeoutError) a cluster barrier was not complete in time
     ├── ConfigError (also ValueError)          a configuration file or value is invalid
     ├── JournalError                           an event journal could not store or load
     │   └── JournalClosedError                 the journal was closed with ``aclose()``
@@ -21,6 +22,7 @@ from __future__ import annotations
 __all__ = [
     "ActorSystemError",
     "AskTimeoutError",
+    "BarrierTimeoutError",
     "CastyError",
     "ConfigError",
     "JournalClosedError",
@@ -55,6 +57,19 @@ class AskTimeoutError(CastyError, TimeoutError):
 
     Examples:
         >>> isinstance(AskTimeoutError("no reply"), TimeoutError)
+        True
+    """
+
+
+class BarrierTimeoutError(CastyError, TimeoutError):
+    """Fewer participants than expected reached a cluster barrier before its timeout.
+
+    Raised by :meth:`ClusteredActorSystem.barrier <casty_trio.ClusteredActorSystem.barrier>`;
+    the call no longer counts as a participant once it is raised. It is also a built-in
+    :class:`TimeoutError`.
+
+    Examples:
+        >>> isinstance(BarrierTimeoutError("2 of 3 arrived"), TimeoutError)
         True
     """
 

@@ -12,7 +12,15 @@ from pathlib import Path
 import pytest
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
-SCENARIOS = ["local_tell", "local_ask", "many_actors", "remote_tell", "remote_ask"]
+SCENARIOS = [
+    "local_tell",
+    "local_ask",
+    "many_actors",
+    "remote_tell",
+    "remote_ask",
+    "cluster_formation",
+    "failure_detection",
+]
 REQUIRED = {"scenario", "ours", "baseline", "ratio", "goal", "meets_goal"}
 
 
@@ -39,3 +47,10 @@ def test_scenario_quick_run_returns_a_record(name: str, monkeypatch: pytest.Monk
         assert record["ours"]["frames_out"] >= 1
     if name == "remote_ask":
         assert record["baseline"]["raw_tcp"]["p50_us"] > 0
+    if name == "cluster_formation":
+        for n in (2, 3):
+            assert record["ours"][f"nodes_{n}"]["best_s"] > 0
+            assert record["baseline"][f"nodes_{n}"]["best_s"] > 0
+    if name == "failure_detection":
+        assert record["ours"]["fast_profile"]["best_s"] > 0
+        assert record["ours"]["default_profile"] is None  # skipped in quick mode

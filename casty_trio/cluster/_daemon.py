@@ -44,6 +44,8 @@ from ._wire import (
     GossipPush,
     Heartbeat,
     Join,
+    NodeStatus,
+    StatusRequest,
     Welcome,
     gossip_from_wire,
     gossip_to_wire,
@@ -153,14 +155,27 @@ class _Daemon:
             if m.unique != self.me and m.status in _LIVE
         ]
 
-    def update(self, new: Gossip) -> None:
-        """Adopt ``new`` (after leader actions), publish what changed, react to it."""
-        new = leader_actions(new, self.me)
+    def update(self, new: Gossip, *, spread: bool = False) -> None:
+        """Adopt ``new`` (after leader actions), publish what changed, react to it.
+
+        A status change made here (``spread``: a join handled, a leave, a downing decision;
+        or a leader action) is pushed to every member at once, asking for their merged state
+        back, instead of waiting for gossip rounds to carry it: a member joins, is moved up and
+        is seen up everywhere within a few round trips, not a few gossip intervals. Merges of
+        received gossip are not pushed on (that would echo every change n times).
+        """
+        acted = leader_actions(new, self.me)
+        spread = spread or _statuses(acted) != _statuses(new)
+        new = acted
         old = self.gossip
         if new is old or new == old:
             self.gossip = new
             return
         self.gossip = new
+        if spread and self.joined:
+            push = GossipPush(gossip_to_wire(new), True)
+            for member in self.others():
+                self.daemon_at(member.node).tell(push)
         events = diff_events(old, new, self_unique=self.me)
         stream = self.system.event_stream
         for event in events:
@@ -261,7 +276,7 @@ class _Daemon:
             gossip = down(gossip, unique, by=self.me)
         if decision.kind is DecisionKind.DOWN_REACHABLE or decision.downs_self:
             gossip = down(gossip, self.me, by=self.me)
-        self.update(gossip)
+        self.update(gossip, spread=True)
 
     # ------------------------------------------------------------------ messages
 
@@ -284,8 +299,12 @@ class _Daemon:
             self.on_welcome(msg)
         elif isinstance(msg, GetGossip):
             msg.reply_to.tell(self.gossip)
+        elif isinstance(msg, StatusRequest):
+            # From anyone with our system name, member or not (``casty-trio status``).
+            status = NodeStatus(unique_address_to_wire(self.me), gossip_to_wire(self.gossip))
+            msg.reply_to.tell(status)
         elif isinstance(msg, LeaveCluster) and self.joined:
-            self.update(leave(self.gossip, self.me, by=self.me))
+            self.update(leave(self.gossip, self.me, by=self.me), spread=True)
         return Behaviors.same()
 
     def decode(self, wire: Any) -> Gossip | None:
@@ -320,7 +339,7 @@ class _Daemon:
         except ValueError as exc:
             _log.warning("%s: dropped an invalid join: %s", self.me, exc)
             return
-        self.update(join(self.gossip, joiner, by=self.me))
+        self.update(join(self.gossip, joiner, by=self.me), spread=True)
         self.daemon_at(joiner.node).tell(Welcome(gossip_to_wire(self.gossip)))
 
     def on_welcome(self, msg: Welcome) -> None:
@@ -332,6 +351,10 @@ class _Daemon:
         self.joined = True
         _log.info("%s joined the cluster", self.me)
         self.update(seen_by(merge(self.gossip, theirs), self.me))
+
+
+def _statuses(gossip: Gossip) -> dict[UniqueAddress, MemberStatus]:
+    return {unique: member.status for unique, member in gossip.members.items()}
 
 
 def daemon(

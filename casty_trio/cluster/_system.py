@@ -17,6 +17,7 @@ from ..config import CastyConfig, ClusterConfig, DowningConfig
 from ..remote import RemoteActorSystem, RemoteSettings, Transport
 from ..serialization import MsgpackSerializer
 from ..tls import TlsConfig
+from ._barrier import BARRIER_NAME, barrier_actor, wait_at_barrier
 from ._daemon import DAEMON_NAME, ClusterSettings, LeaveCluster, _Daemon, daemon
 from ._downing import DowningStrategy, KeepMajority, make_strategy
 from ._membership import (
@@ -276,6 +277,7 @@ class ClusteredActorSystem(RemoteActorSystem):
             DAEMON_NAME,
             None,
         )
+        self._spawn_root(barrier_actor(self), BARRIER_NAME, None)
 
     async def __aenter__(self) -> ClusteredActorSystem:
         await super().__aenter__()
@@ -421,6 +423,34 @@ class ClusteredActorSystem(RemoteActorSystem):
                 f"only {len(_state(self._gossip, self.self_unique).up())} of {n} members up "
                 f"after {timeout}s"
             ) from None
+
+    async def barrier(self, name: str, n: int, *, timeout: float = 60.0) -> None:
+        """Wait until ``n`` participants, on any nodes, called ``barrier(name, n)``.
+
+        All of them are released together. Several calls may come from one node (each counts
+        once), and a barrier is reusable: once a round is released, the next calls at the same
+        ``name`` start a new round. The round is counted by the oldest ``up`` member; calls
+        made while it changes (it leaves or is downed) move to the new one. A call that times
+        out or is cancelled stops counting. A checkpoint; cancelling it withdraws the call.
+
+        Args:
+            name: The barrier's name, shared by its participants (1 to 256 characters).
+            n: How many calls the round waits for, at least 1.
+            timeout: Seconds to wait for the others.
+
+        Raises:
+            ValueError: ``n`` below 1 or an invalid ``name``; or a round at ``name`` is in
+                progress with another ``n`` (only this call fails; the round goes on).
+            BarrierTimeoutError: Fewer than ``n`` participants arrived within ``timeout``
+                (also a ``TimeoutError``).
+
+        Examples:
+            Each of three nodes (or tasks) runs::
+
+                await system.barrier("loaded", 3, timeout=30)
+                # every participant gets here together
+        """
+        await wait_at_barrier(self, name, n, timeout=timeout)
 
     def cluster_gossip(self) -> Gossip:
         """The raw membership value (for tools and tests)."""

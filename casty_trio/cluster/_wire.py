@@ -29,9 +29,15 @@ for every gossip built with the functions of :mod:`casty_trio.cluster._membershi
 of it (``by=`` and the observer are the node itself, a member once it has joined), so a node
 must not gossip before it is a member of its own state.
 
+Besides the daemons' protocol, the module holds the cluster's other wire messages: the
+barrier's (:class:`BarrierArrive`, :class:`BarrierRelease`, checked by
+:func:`check_barrier_arrive` and :func:`check_barrier_release`) and the status query any
+remoting endpoint of the same system name may send to a daemon, member or not
+(:class:`StatusRequest`, answered with a :class:`NodeStatus`).
+
 Tags are part of the protocol, like those of :mod:`casty_trio.serialization._wire` (which uses
-1-7): the cluster owns tags 20-39; never reuse or renumber one. Adding a Struct means a new tag;
-changing a field changes the protocol.
+1-7): the cluster owns tags 20-39 (state 20-29, messages 30-39); never reuse or renumber one.
+Adding a Struct means a new tag; changing a field changes the protocol. Tags 25-29 are free.
 
 Examples:
     >>> from casty_trio import NodeAddress
@@ -49,15 +55,19 @@ Examples:
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 import msgspec
 
-from .._core import NodeAddress
+from .._core import ActorRef, NodeAddress
 from ._membership import Gossip, Member, MemberStatus, ObserverRecord, UniqueAddress
 from ._vector_clock import VectorClock
 
 __all__ = [
     "CLUSTER_MESSAGES",
+    "MAX_BARRIER_NAME",
+    "BarrierArrive",
+    "BarrierRelease",
     "ClusterMessage",
     "GossipPush",
     "GossipWire",
@@ -67,9 +77,13 @@ __all__ = [
     "JoinRefused",
     "Leave",
     "MemberWire",
+    "NodeStatus",
     "ObserverWire",
+    "StatusRequest",
     "UniqueAddressWire",
     "Welcome",
+    "check_barrier_arrive",
+    "check_barrier_release",
     "gossip_from_wire",
     "gossip_to_wire",
     "member_from_wire",
@@ -116,6 +130,13 @@ class GossipWire(msgspec.Struct, frozen=True, array_like=True, gc=False, tag=23)
     reachability: list[ObserverWire]
     version: dict[str, int]
     seen: list[UniqueAddressWire]
+
+
+class NodeStatus(msgspec.Struct, frozen=True, array_like=True, gc=False, tag=24):
+    """Answer to :class:`StatusRequest`: the answering node and its current gossip."""
+
+    node: UniqueAddressWire
+    gossip: GossipWire
 
 
 # --------------------------------------------------------------------------- messages (tags 30-39)
@@ -166,8 +187,48 @@ class JoinRefused(msgspec.Struct, frozen=True, array_like=True, gc=False, tag=36
     reason: str
 
 
-ClusterMessage = Join | Welcome | GossipPush | Heartbeat | HeartbeatAck | Leave | JoinRefused
-"""Every message the cluster daemons exchange."""
+class BarrierArrive(msgspec.Struct, frozen=True, array_like=True, gc=False, tag=37):
+    """To the barrier host: call ``call`` of the node whose barrier actor is ``reply_to`` waits
+    at barrier ``name`` for ``n`` participants; with ``withdraw`` it stops waiting (timeout or
+    cancellation). Re-sent (same ``call``) until released; the host counts a call once."""
+
+    name: str
+    n: int
+    call: int
+    reply_to: ActorRef[Any]
+    withdraw: bool = False
+
+
+class BarrierRelease(msgspec.Struct, frozen=True, array_like=True, gc=False, tag=38):
+    """From the barrier host to a participant's barrier actor: call ``call`` at ``name`` is
+    released (``error`` empty) or refused (``error`` says why, e.g. another ``n``)."""
+
+    name: str
+    call: int
+    error: str
+
+
+class StatusRequest(msgspec.Struct, frozen=True, array_like=True, gc=False, tag=39):
+    """To a cluster daemon, from anyone with the same system name (members or tools such as
+    ``casty-trio status``): answer with a :class:`NodeStatus` to ``reply_to``."""
+
+    reply_to: ActorRef[NodeStatus]
+
+
+ClusterMessage = (
+    Join
+    | Welcome
+    | GossipPush
+    | Heartbeat
+    | HeartbeatAck
+    | Leave
+    | JoinRefused
+    | BarrierArrive
+    | BarrierRelease
+    | StatusRequest
+    | NodeStatus
+)
+"""Every message of the cluster protocol."""
 
 CLUSTER_MESSAGES: tuple[type[msgspec.Struct], ...] = (
     Join,
@@ -177,8 +238,15 @@ CLUSTER_MESSAGES: tuple[type[msgspec.Struct], ...] = (
     HeartbeatAck,
     Leave,
     JoinRefused,
+    BarrierArrive,
+    BarrierRelease,
+    StatusRequest,
+    NodeStatus,
 )
 """The message types of :data:`ClusterMessage`, for ``codec.register(*CLUSTER_MESSAGES)``."""
+
+MAX_BARRIER_NAME = 256
+"""Longest barrier name (in characters) a node accepts."""
 
 # --------------------------------------------------------------------------- to wire
 
@@ -408,3 +476,47 @@ def _gossip_from_wire(wire: GossipWire) -> Gossip:
 
 def _key(unique: UniqueAddress) -> _Key:
     return (unique.node.host, unique.node.port, unique.uid)
+
+
+def _check_barrier_name(name: str) -> None:
+    if not name:
+        raise ValueError("barrier: empty name")
+    if len(name) > MAX_BARRIER_NAME:
+        raise ValueError(f"barrier: name of {len(name)} characters (at most {MAX_BARRIER_NAME})")
+
+
+def check_barrier_arrive(msg: BarrierArrive) -> None:
+    """Check what the types of a :class:`BarrierArrive` cannot express.
+
+    Raises:
+        ValueError: Empty or overlong name, a negative call id, or (unless withdrawing) fewer
+            than one participant.
+
+    Examples:
+        >>> check_barrier_arrive(BarrierArrive("", 2, 1, None))  # type: ignore[arg-type]
+        Traceback (most recent call last):
+        ...
+        ValueError: barrier: empty name
+    """
+    _check_barrier_name(msg.name)
+    if msg.call < 0:
+        raise ValueError(f"barrier {msg.name!r}: negative call id {msg.call}")
+    if not msg.withdraw and msg.n < 1:
+        raise ValueError(f"barrier {msg.name!r}: {msg.n} participants (at least 1)")
+
+
+def check_barrier_release(msg: BarrierRelease) -> None:
+    """Check what the types of a :class:`BarrierRelease` cannot express.
+
+    Raises:
+        ValueError: Empty or overlong name, or a negative call id.
+
+    Examples:
+        >>> check_barrier_release(BarrierRelease("round", -1, ""))
+        Traceback (most recent call last):
+        ...
+        ValueError: barrier 'round': negative call id -1
+    """
+    _check_barrier_name(msg.name)
+    if msg.call < 0:
+        raise ValueError(f"barrier {msg.name!r}: negative call id {msg.call}")

@@ -118,3 +118,16 @@ async def test_events_are_published_once(autojump_clock: Any) -> None:
                     break
         assert seen == ["node-0", "node-1"]  # each member up exactly once, in order
     assert a.cluster_gossip().member(a.self_unique) is not None
+
+
+async def test_a_cluster_forms_within_a_few_round_trips(autojump_clock: Any) -> None:
+    # Status changes are pushed to every member at once: forming does not wait for gossip
+    # rounds (0.2 s each, to a random member). 5 ms of latency per hop.
+    from casty_trio.testing import open_test_cluster
+
+    start = trio.current_time()
+    async with open_test_cluster(5, seed=11, latency=0.005) as cluster:
+        formed = trio.current_time() - start
+        assert formed < 0.15, formed
+        state = await cluster.wait_for_convergence()
+        assert len(state.up()) == 5

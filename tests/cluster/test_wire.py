@@ -33,6 +33,8 @@ from casty_trio.cluster._membership import (
 )
 from casty_trio.cluster._wire import (
     CLUSTER_MESSAGES,
+    BarrierArrive,
+    BarrierRelease,
     GossipPush,
     GossipWire,
     Heartbeat,
@@ -41,7 +43,9 @@ from casty_trio.cluster._wire import (
     JoinRefused,
     Leave,
     MemberWire,
+    NodeStatus,
     ObserverWire,
+    StatusRequest,
     UniqueAddressWire,
     Welcome,
     gossip_from_wire,
@@ -53,7 +57,7 @@ from casty_trio.cluster._wire import (
 )
 from casty_trio.serialization import MessageCodec
 from casty_trio.serialization import _wire as transport_wire
-from tests.serialization._messages import FakeRefs
+from tests.serialization._messages import FakeRefs, make_ref
 
 S = MemberStatus
 
@@ -303,6 +307,14 @@ SAMPLES: list[msgspec.Struct] = [
     HeartbeatAck(_U, 17),
     Leave(_U),
     JoinRefused("incompatible configuration"),
+    NodeStatus(_U, _G),
+    BarrierRelease("round-1", 7, ""),
+]
+# Messages carrying actor refs: they travel only through a system's codec.
+REF_SAMPLES: list[msgspec.Struct] = [
+    BarrierArrive("round-1", 3, 7, make_ref("/$barrier", system="test", host="h", port=1)),
+    BarrierArrive("round-1", 3, 7, make_ref("/$barrier", port=2), withdraw=True),
+    StatusRequest(make_ref("/$ask/1", port=3)),
 ]
 
 
@@ -315,7 +327,7 @@ def _structs(module: ModuleType) -> list[type[msgspec.Struct]]:
 
 
 def test_every_struct_has_a_sample() -> None:
-    assert {type(s) for s in SAMPLES} == set(_structs(wire_module))
+    assert {type(s) for s in [*SAMPLES, *REF_SAMPLES]} == set(_structs(wire_module))
     assert set(CLUSTER_MESSAGES) == {
         Join,
         Welcome,
@@ -324,6 +336,10 @@ def test_every_struct_has_a_sample() -> None:
         HeartbeatAck,
         Leave,
         JoinRefused,
+        BarrierArrive,
+        BarrierRelease,
+        StatusRequest,
+        NodeStatus,
     }
 
 
@@ -338,7 +354,9 @@ def test_msgpack_round_trip(sample: msgspec.Struct) -> None:
 
 
 @pytest.mark.parametrize(
-    "message", [s for s in SAMPLES if type(s) in CLUSTER_MESSAGES], ids=lambda s: type(s).__name__
+    "message",
+    [s for s in [*SAMPLES, *REF_SAMPLES] if type(s) in CLUSTER_MESSAGES],
+    ids=lambda s: type(s).__name__,
 )
 def test_messages_go_through_a_strict_codec(message: msgspec.Struct) -> None:
     codec = MessageCodec(FakeRefs(), strict=True)
@@ -347,6 +365,7 @@ def test_messages_go_through_a_strict_codec(message: msgspec.Struct) -> None:
     assert manifest == f"casty_trio.cluster._wire:{type(message).__name__}"
     assert codec.decode(manifest, payload) == message
     assert codec.decode(manifest, msgspec.Raw(payload)) == message
+    assert msgspec.msgpack.decode(payload)[0] == type(message).__struct_config__.tag
 
 
 def test_a_strict_codec_refuses_garbled_messages() -> None:
@@ -364,7 +383,7 @@ def test_a_strict_codec_refuses_garbled_messages() -> None:
 def test_tags_are_explicit_unique_and_clear_of_the_transport() -> None:
     ours = {cls: cls.__struct_config__.tag for cls in _structs(wire_module)}
     theirs = {cls: cls.__struct_config__.tag for cls in _structs(transport_wire)}
-    assert len(ours) == 11 and len(theirs) >= 7
+    assert len(ours) == 15 and len(theirs) >= 7
     tags = [*ours.values(), *theirs.values()]
     assert len(set(tags)) == len(tags)
     assert all(isinstance(t, int) and 20 <= t <= 39 for t in ours.values())
