@@ -452,6 +452,32 @@ class ClusteredActorSystem(RemoteActorSystem):
         """
         await wait_at_barrier(self, name, n, timeout=timeout)
 
+    def lookup(
+        self, path: str, *, node: NodeAddress | str | None = None
+    ) -> ActorRef[Any] | None:
+        """A ref to the actor at ``path``: local by default, or on ``node``.
+
+        ``node`` is a :class:`NodeAddress` or a member's node id (``node_id=`` of its system).
+        A local lookup, or one naming a node id no current member has, returns ``None``; a
+        remote lookup returns a ref without a round trip (messages to nothing become dead
+        letters there). Not a checkpoint.
+
+        Examples:
+            >>> system.lookup("/orders", node="worker-1")              # doctest: +SKIP
+            ActorRef(casty://app@10.0.0.7:25520/orders)
+        """
+        if isinstance(node, str):
+            members = [
+                m
+                for m in self._gossip.members.values()
+                if m.node_id == node and m.status is not MemberStatus.removed
+            ]
+            if not members:
+                return None
+            live = [m for m in members if m.status is not MemberStatus.down]
+            node = (live or members)[0].node
+        return super().lookup(path, node=node)
+
     def cluster_gossip(self) -> Gossip:
         """The raw membership value (for tools and tests)."""
         return self._gossip

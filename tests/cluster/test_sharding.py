@@ -278,3 +278,43 @@ async def test_event_sourced_entities_recover_after_handoff_and_failover(
                 refs[0], lambda r, eid=eid: ShardEnvelope(eid, Balance(r)), timeout=10
             )
             assert balance == 30, (eid, balance)
+
+
+async def test_one_live_incarnation_per_id_while_shards_move(autojump_clock: Any) -> None:
+    registry = Registry()
+    async with open_test_cluster(4) as cluster:
+        await cluster.stop(3)
+        spec = Behaviors.sharded(counter(registry), num_shards=40)
+        refs = [cluster.node(i).spawn(spec, "counters") for i in range(3)]
+        ids = [f"id-{k}" for k in range(200)]
+        stop = trio.Event()
+
+        async def traffic(i: int) -> None:
+            while not stop.is_set():
+                for eid in ids:
+                    refs[i].tell(ShardEnvelope(eid, Add(1)))
+                await trio.sleep(0.1)
+
+        async with trio.open_nursery() as nursery:
+            for i in range(3):
+                nursery.start_soon(traffic, i)
+            await trio.sleep(1)
+            await cluster.restart(3)
+            await cluster.wait_for_up(4)
+            refs.append(cluster.node(3).spawn(spec, "counters"))
+            await trio.sleep(5)
+            await cluster.stop(1)  # a graceful leave moves its shards again
+            await trio.sleep(5)
+            stop.set()
+        assert cluster.node(3).region_statistics("counters").shards
+        assert set(registry.max_live) == set(ids)
+        assert max(registry.max_live.values()) == 1
+
+
+async def test_lookup_by_node_id(autojump_clock: Any) -> None:
+    async with open_test_cluster(2) as cluster:
+        cluster.node(1).spawn(Behaviors.ignore(), "sink")
+        ref = cluster.node(0).lookup("/sink", node="node-1")
+        assert ref is not None and ref.address.node == cluster.address(1)
+        assert cluster.node(0).lookup("/sink", node="no-such-node") is None
+        assert cluster.node(1).lookup("/sink", node="node-1") is not None
