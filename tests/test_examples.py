@@ -26,6 +26,7 @@ def test_every_example_is_covered() -> None:
     assert {p.stem for p in EXAMPLES.glob("*.py")} == {
         "bank_account",
         "event_sourced_account",
+        "sharded_counters",
         "supervision_tree",
         "timers_and_stash",
     }
@@ -60,3 +61,10 @@ async def test_timers_and_stash(autojump_clock: Any, capsys: pytest.CaptureFixtu
     answers = await load("timers_and_stash").main()
     assert answers == ["session-1 answered 'first'", "session-1 answered 'second'"]
     assert "3 heartbeats" in capsys.readouterr().out
+
+
+async def test_sharded_counters(autojump_clock: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    totals = await load("sharded_counters").main()
+    assert totals == {f"page-{k}": 3 * k + 3 for k in range(12)}
+    out = capsys.readouterr().out
+    assert "node-2 left" in out and "totals:" in out
