@@ -63,6 +63,10 @@ def counters(journal: EventJournal) -> Any:
     return counter
 
 
+def _shards(system: Any) -> list[int]:
+    return sorted(system.region_statistics("hits").shards)
+
+
 async def main() -> dict[str, int]:
     journal = InMemoryJournal()
     ids = [f"page-{k}" for k in range(12)]
@@ -74,11 +78,11 @@ async def main() -> dict[str, int]:
                 ref.tell(ShardEnvelope(page, Add(k + i)))
         await trio.sleep(1)
         for i in range(3):
-            print(f"node-{i} hosts shards {sorted(cluster.node(i).region_statistics('hits').shards)}")
+            print(f"node-{i} hosts shards {_shards(cluster.node(i))}")
         await cluster.stop(2)
         print("node-2 left")
         for i in range(2):
-            print(f"node-{i} hosts shards {sorted(cluster.node(i).region_statistics('hits').shards)}")
+            print(f"node-{i} hosts shards {_shards(cluster.node(i))}")
         totals = {}
         for page in ids:
             totals[page] = await cluster.node(0).ask(
