@@ -185,7 +185,9 @@ async def _ask_once(
         for i in range(n):
             eid = ids[i % len(ids)]
             t0 = now_ns()
-            reply = await ask(ref, lambda r, i=i, eid=eid: ShardEnvelope(eid, Ping(i, r)), timeout=5)
+            reply = await ask(
+                ref, lambda r, i=i, eid=eid: ShardEnvelope(eid, Ping(i, r)), timeout=5
+            )
             latencies[i] = now_ns() - t0
         end = now()
     assert reply == Pong(n - 1)

@@ -83,9 +83,7 @@ def run(quick: bool = False) -> dict[str, Any]:
         ) as system:
             await system.wait_for(1, timeout=30)
             runner = _Runner(system, entities)
-            sharded, local = await alternate(
-                repeats, n, min(n, 1_000), runner.once, local_ask_once
-            )
+            sharded, local = await alternate(repeats, n, min(n, 1_000), runner.once, local_ask_once)
         return sharded, local
 
     sharded_runs, local_runs = trio.run(main)

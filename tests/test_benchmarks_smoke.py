@@ -12,7 +12,17 @@ from pathlib import Path
 import pytest
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
-SCENARIOS = ["local_tell", "local_ask", "many_actors", "remote_tell", "remote_ask"]
+SCENARIOS = [
+    "local_tell",
+    "local_ask",
+    "many_actors",
+    "remote_tell",
+    "remote_ask",
+    "sharded_tell",
+    "sharded_ask",
+    "cross_node_sharded",
+    "rebalance",
+]
 REQUIRED = {"scenario", "ours", "baseline", "ratio", "goal", "meets_goal"}
 
 
@@ -39,3 +49,13 @@ def test_scenario_quick_run_returns_a_record(name: str, monkeypatch: pytest.Monk
         assert record["ours"]["frames_out"] >= 1
     if name == "remote_ask":
         assert record["baseline"]["raw_tcp"]["p50_us"] > 0
+    if name == "sharded_tell":
+        assert record["ours"]["fast_path_entities"] == record["entities"]
+        assert record["ours"]["cold"]["msgs_per_s"] > 0
+    if name == "cross_node_sharded":
+        assert record["a_hosted_shards"] == 0  # every entity lives in the other process
+        assert record["ask_ratio"] > 0
+    if name == "rebalance":
+        assert record["lost"] == 0
+        run = record["ours"]["runs"][0]
+        assert run["shards_after"][3] >= run["share_target"]
