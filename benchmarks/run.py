@@ -8,7 +8,7 @@ Usage::
 
 Each scenario prints one JSON record (``scenario``, ``ours``, ``baseline``, ``ratio``, ``goal``,
 ``meets_goal``, ...); they are relayed to stdout as they arrive. A summary goes to stderr.
-The whole run is bounded by ``--budget`` seconds (default 300): a scenario still running when
+The whole run is bounded by ``--budget`` seconds (default 600): a scenario still running when
 the budget is spent is killed and counts as a crash.
 
 Exit status: 0 when every scenario produced a valid record, even if some goal is missed
@@ -35,6 +35,10 @@ SCENARIOS = (
     "remote_ask",
     "cluster_formation",
     "failure_detection",
+    "sharded_tell",
+    "sharded_ask",
+    "cross_node_sharded",
+    "rebalance",
 )
 REQUIRED_KEYS = frozenset({"scenario", "ours", "baseline", "ratio", "goal", "meets_goal"})
 
@@ -52,8 +56,8 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--budget",
         type=float,
-        default=300.0,
-        help="seconds the whole run may take (default: 300)",
+        default=600.0,
+        help="seconds the whole run may take (default: 600)",
     )
     return parser.parse_args(argv)
 

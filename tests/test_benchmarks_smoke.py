@@ -20,6 +20,10 @@ SCENARIOS = [
     "remote_ask",
     "cluster_formation",
     "failure_detection",
+    "sharded_tell",
+    "sharded_ask",
+    "cross_node_sharded",
+    "rebalance",
 ]
 REQUIRED = {"scenario", "ours", "baseline", "ratio", "goal", "meets_goal"}
 
@@ -54,3 +58,13 @@ def test_scenario_quick_run_returns_a_record(name: str, monkeypatch: pytest.Monk
     if name == "failure_detection":
         assert record["ours"]["fast_profile"]["best_s"] > 0
         assert record["ours"]["default_profile"] is None  # skipped in quick mode
+    if name == "sharded_tell":
+        assert record["ours"]["fast_path_entities"] == record["entities"]
+        assert record["ours"]["cold"]["msgs_per_s"] > 0
+    if name == "cross_node_sharded":
+        assert record["a_hosted_shards"] == 0  # every entity lives in the other process
+        assert record["ask_ratio"] > 0
+    if name == "rebalance":
+        assert record["lost"] == 0
+        run = record["ours"]["runs"][0]
+        assert run["shards_after"][3] >= run["share_target"]
