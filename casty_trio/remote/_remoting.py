@@ -31,6 +31,7 @@ from ..serialization._wire import (
     Unwatch,
     Watch,
     WireMessage,
+    envelope_header,
 )
 from ._links import LinkStatistics, PeerLink
 from ._transport import CloseCode, Connection, ConnectionClosed, Transport, TransportError
@@ -67,30 +68,53 @@ class RemoteSettings:
 class _RemoteTarget:
     """What stands behind a ref to an actor on another node."""
 
-    __slots__ = ("_encode", "_link", "_path", "_remoting", "_room", "ref")
+    __slots__ = (
+        "_encode",
+        "_header",
+        "_limit",
+        "_link",
+        "_manifest",
+        "_path",
+        "_remoting",
+        "_type",
+        "ref",
+    )
 
     def __init__(self, remoting: Remoting, address: ActorAddress) -> None:
         assert address.node is not None
         self._remoting = remoting
         self._link = remoting.link(address.node)  # links live as long as the remoting
         self._path = address.path
-        self._encode = remoting.codec.encode
-        # Bytes left in a frame for payload and type name (4 bytes a character, the most
-        # UTF-8 needs): an envelope that passes this check always fits one frame.
-        self._room = remoting.envelope_limit - 4 * len(address.path)
+        self._encode = remoting.codec.payload_encoder
+        self._limit = remoting.envelope_limit
+        # The last message type sent, its manifest and envelope header (most refs only ever
+        # see one type): a tell of the same type skips the codec's lookups.
+        self._type: type | None = None
+        self._manifest = ""
+        self._header = b""
         self.ref: ActorRef[Any] = ActorRef(address, self)
 
     def deliver(self, message: Any) -> None:
         # The hot path of every remote tell: encode here, so that an unencodable message
-        # raises at the tell, then queue the envelope on the link.
-        manifest, payload = self._encode(message)
-        if len(payload) + 4 * len(manifest) > self._room:
-            self._remoting.too_big(manifest, payload)
+        # raises at the tell, then queue the encoded envelope on the link.
+        if type(message) is not self._type:
+            self._prepare(type(message))
+        try:
+            payload = self._encode(message)
+        except Exception as exc:
+            raise self._remoting.codec.encode_failed(self._manifest, exc) from exc
+        header = self._header
+        if len(header) + len(payload) > self._limit:
+            self._remoting.too_big(self._manifest, payload)
         remoting = self._remoting
-        if remoting.closing or not self._link.enqueue(
-            Envelope(self._path, manifest, msgspec.Raw(payload))
-        ):
+        if remoting.closing or not self._link.enqueue(header + payload):
             remoting.system._dead_letter(message, self.ref)
+
+    def _prepare(self, cls: type) -> None:
+        manifest = self._remoting.codec.manifest(cls)  # raises if cls may not be sent
+        self._type = cls
+        self._manifest = manifest
+        self._header = envelope_header(self._path, manifest)
 
     def add_watcher(self, watcher: _Watcher) -> None:
         self._remoting.watch_remote(self.ref, watcher)
@@ -137,6 +161,7 @@ class Remoting:
         self.codec: MessageCodec = serializer.bind(self)
         self.frame_encoder = msgspec.msgpack.Encoder()
         self.frame_decoder = msgspec.msgpack.Decoder(WireMessage)
+        self.item_decoder = msgspec.msgpack.Decoder(Item)  # the outbox's items, when dropped
         self._hello_decoder = msgspec.msgpack.Decoder(Hello | Reject)
         self._links: dict[NodeAddress, PeerLink] = {}
         self._exports: dict[str, Any] = {}
@@ -465,7 +490,7 @@ class Remoting:
         watchers = self._watching.get(key)
         if watchers is None:
             self._watching[key] = [watcher]
-            if not self.link(node).enqueue(Watch(ref.address.path)):
+            if not self.link(node).enqueue_control(Watch(ref.address.path)):
                 self._remote_died(node, ref.address.path)
         elif watcher not in watchers:
             watchers.append(watcher)
@@ -479,7 +504,7 @@ class Remoting:
             watchers.remove(watcher)
             if not watchers:
                 del self._watching[key]
-                self.link(node).enqueue(Unwatch(ref.address.path))
+                self.link(node).enqueue_control(Unwatch(ref.address.path))
 
     def _remote_died(self, node: NodeAddress, path: str) -> None:
         watchers = self._watching.pop((node, path), None)
@@ -495,7 +520,7 @@ class Remoting:
 
         def notify(_ref: ActorRef[Any]) -> None:
             self._watched_by.pop(key, None)
-            self.link(peer).enqueue(DeathNotice(path))
+            self.link(peer).enqueue_control(DeathNotice(path))
 
         self._watched_by[key] = notify
         target = self.local_target(path)

@@ -9,11 +9,18 @@ actor's node does. ``Batch(0, [])`` is the end marker: a connection that lost a 
 race sends it when nothing more will come, and readers that do not know it drop it as a
 duplicate (sequence numbers start at 1).
 
+On the sending side items are encoded one by one as they are queued (:func:`envelope_header`
+gives the bytes an envelope starts with, so a ref can cache them) and a frame is those bytes
+joined behind a batch header (:func:`batch_frame`): the same bytes as encoding the
+:class:`Batch`, without building a Struct per message and encoding everything again.
+
 Tags are part of the protocol: never reuse or renumber one. Adding a new Struct means a new tag;
 changing a field means a new ``PROTOCOL_VERSION``.
 """
 
 from __future__ import annotations
+
+import struct
 
 import msgspec
 
@@ -28,6 +35,8 @@ __all__ = [
     "Unwatch",
     "Watch",
     "WireMessage",
+    "batch_frame",
+    "envelope_header",
 ]
 
 PROTOCOL_VERSION = 1
@@ -87,3 +96,31 @@ class Batch(msgspec.Struct, frozen=True, array_like=True, gc=False, tag=7):
 
 
 WireMessage = Hello | Reject | Batch
+
+
+_ENVELOPE_TAG = 3
+_BATCH_HEAD = b"\x93\x07"  # a 3-element array, then Batch's tag (7)
+_ARRAY16 = struct.Struct(">BH")
+_ARRAY32 = struct.Struct(">BI")
+
+
+def envelope_header(recipient: str, manifest: str) -> bytes:
+    """The encoded start of an :class:`Envelope`: everything before its payload's bytes.
+
+    ``envelope_header(r, m) + payload`` is exactly ``encode(Envelope(r, m, Raw(payload)))``.
+    """
+    # (tag, recipient, manifest) encodes as a 3-element array; an Envelope has 4 elements.
+    return b"\x94" + msgspec.msgpack.encode((_ENVELOPE_TAG, recipient, manifest))[1:]
+
+
+def batch_frame(seq: int, items: list[bytes]) -> bytes:
+    """A :class:`Batch` frame from items already encoded one by one (the same bytes as
+    encoding ``Batch(seq, decoded items)``)."""
+    count = len(items)
+    if count < 16:
+        header = bytes((0x90 | count,))
+    elif count < 0x10000:
+        header = _ARRAY16.pack(0xDC, count)
+    else:
+        header = _ARRAY32.pack(0xDD, count)
+    return b"".join((_BATCH_HEAD, msgspec.msgpack.encode(seq), header, *items))
