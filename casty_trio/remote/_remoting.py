@@ -409,12 +409,13 @@ class Remoting:
     def receive_batch(self, link: PeerLink, items: list[Item]) -> None:
         """Handle the items of one frame, in order (sync; never blocks on an actor).
 
-        The per-message path of remoting: consecutive envelopes for one recipient (the usual
-        case under load) look the recipient up once.
+        The per-message path of remoting: consecutive envelopes for one recipient, or of one
+        type (the usual case under load), look the recipient or the payload decoder up once.
         """
-        decode = self.codec.decode
         last_path: str | None = None
-        target: Any = None
+        deliver: Any = None
+        last_manifest: str | None = None
+        decode: Any = None
         for item in items:
             if type(item) is not Envelope:
                 self.receive_item(link, item)
@@ -423,20 +424,32 @@ class Remoting:
             path = item.recipient
             if path != last_path:
                 target = self.local_target(path)
+                if target is None:
+                    self.receive_item(link, item)  # the slow path logs and dead-letters it
+                    continue
+                deliver = target.deliver
                 last_path = path
-            if target is None:
-                self.receive_item(link, item)  # the slow path logs and dead-letters it
+            manifest = item.manifest
+            if manifest != last_manifest:
+                try:
+                    decode = self.codec.payload_decoder(manifest)
+                except SerializationError as exc:
+                    self._undecodable(link, path, exc)
+                    continue
+                last_manifest = manifest
+            try:
+                message = decode(item.payload)
+            except Exception as exc:  # RecursionError too: nothing from a peer may escape
+                self._undecodable(link, path, self.codec.decode_failed(manifest, exc))
                 continue
             try:
-                message = decode(item.manifest, item.payload)
-            except SerializationError as exc:
-                link.decode_errors += 1
-                _log.warning("undecodable message from %s for %s: %s", link.peer, path, exc)
-                continue
-            try:
-                target.deliver(message)
+                deliver(message)
             except Exception as exc:  # a full "reject" mailbox: already a dead letter
                 _log.debug("message from %s to %s refused: %s", link.peer, path, exc)
+
+    def _undecodable(self, link: PeerLink, path: str, exc: SerializationError) -> None:
+        link.decode_errors += 1
+        _log.warning("undecodable message from %s for %s: %s", link.peer, path, exc)
 
     def receive_item(self, link: PeerLink, item: Item) -> None:
         """Handle one item of a frame from ``link`` (sync; never blocks on an actor)."""
@@ -449,10 +462,7 @@ class Remoting:
             try:
                 message = self.codec.decode(item.manifest, item.payload)
             except SerializationError as exc:
-                link.decode_errors += 1
-                _log.warning(
-                    "undecodable message from %s for %s: %s", link.peer, item.recipient, exc
-                )
+                self._undecodable(link, item.recipient, exc)
                 return
             try:
                 target.deliver(message)
