@@ -5,22 +5,22 @@ one writer task drains everything queued into one frame (batching under load, im
 when idle) and one reader task hands incoming items to the :class:`Remoting` without ever
 blocking on an actor (``tell`` is synchronous), so a slow actor never stalls the link.
 
-Items are queued already encoded (a tell encodes its envelope at once), so a frame is the queued
-bytes joined behind a batch header; the rare paths that need the items back (dead letters,
-re-queueing watch notices) decode them.
+Items are queued already encoded (a tell encodes its message at once, see ``_outbox.py``), so
+a frame is the queued bytes joined behind a batch header; the rare paths that need the items
+back (dead letters, re-queueing watch notices) decode them.
 """
 
 from __future__ import annotations
 
 import logging
-from collections import deque
 from typing import TYPE_CHECKING
 
 import attrs
 import trio
 
 from .._core import NodeAddress
-from ..serialization._wire import Batch, DeathNotice, Envelope, Hello, Unwatch, Watch, batch_frame
+from ..serialization._wire import Batch, DeathNotice, Hello, Unwatch, Watch, batch_frame
+from ._outbox import Entry, Outbox, frame, split
 from ._transport import CloseCode, Connection, ConnectionClosed
 
 if TYPE_CHECKING:
@@ -77,8 +77,7 @@ class PeerLink:
     def __init__(self, remoting: Remoting, peer: NodeAddress) -> None:
         self.remoting = remoting
         self.peer = peer
-        self.outbox: deque[bytes] = deque()  # items, each encoded on its own
-        self.queued = 0  # bytes in the outbox
+        self.outbox = Outbox()
         self.capacity = remoting.settings.outbox_capacity
         self.connection: Connection | None = None
         self.outbound = False  # whether the current connection was dialed by us
@@ -93,14 +92,15 @@ class PeerLink:
 
     # ------------------------------------------------------------------ sending (sync)
 
-    def enqueue(self, item: bytes) -> bool:
-        """Queue an encoded item for the peer; False when the outbox is full (caller
-        dead-letters)."""
-        if len(self.outbox) >= self.capacity:
+    def enqueue(self, header: bytes, payload: bytes) -> bool:
+        """Queue a message for the peer: its encoded payload behind the ref's
+        ``envelopes_header``. False when the outbox is full (the caller dead-letters it)."""
+        outbox = self.outbox
+        if outbox.count >= self.capacity:
             self.dropped += 1
             return False
-        self.outbox.append(item)
-        self.queued += len(item)
+        outbox.add_message(header, payload)
+        # The wake-up, inlined (as in enqueue_control): this is the path of every remote tell.
         wakeup = self._wakeup
         if wakeup is not None:
             self._wakeup = None
@@ -111,23 +111,29 @@ class PeerLink:
 
     def enqueue_control(self, item: Watch | Unwatch | DeathNotice) -> bool:
         """Queue a watch notice (see :meth:`enqueue`)."""
-        return self.enqueue(self.remoting.frame_encoder.encode(item))
+        outbox = self.outbox
+        if outbox.count >= self.capacity:
+            self.dropped += 1
+            return False
+        outbox.add_control(self.remoting.frame_encoder.encode(item))
+        wakeup = self._wakeup
+        if wakeup is not None:
+            self._wakeup = None
+            wakeup.set()
+        elif self.connection is None and not self.dialing:
+            self.remoting.dial(self)
+        return True
 
     def drop_outbox(self, reason: str) -> None:
         """Turn everything queued into dead letters (peer unreachable)."""
         if not self.outbox:
             return
-        # Emptied in place: a writer holds the same deque.
-        items = list(self.outbox)
-        self.outbox.clear()
-        self.queued = 0
-        self.dropped += len(items)
-        _log.warning("%d messages to %s dropped: %s", len(items), self.peer, reason)
-        decode = self.remoting.item_decoder.decode
-        for data in items:
-            item = decode(data)
-            if type(item) is Envelope:
-                self.remoting.undeliverable(self.peer, item)
+        notices, envelopes = split(self.outbox.drain(), self.remoting.item_decoder)
+        count = len(notices) + len(envelopes)
+        self.dropped += count
+        _log.warning("%d messages to %s dropped: %s", count, self.peer, reason)
+        for envelope in envelopes:
+            self.remoting.undeliverable(self.peer, envelope)
 
     async def wait_flushed(self) -> None:
         """Wait until everything queued has been written (or no connection is coming)."""
@@ -215,7 +221,6 @@ class PeerLink:
         # larger than that still travels alone, up to max_frame_size.
         limit = min(self.remoting.settings.max_frame_size - 64, _FRAME_TARGET)
         outbox = self.outbox
-        popleft = outbox.popleft
         # Frames are numbered per connection (as the wire protocol says), so that the reader
         # of each connection drops duplicates of its own frames only. A number shared by the
         # link made the reader of one connection drop the frames of another (two connections
@@ -237,44 +242,29 @@ class PeerLink:
                     self._wakeup = wakeup = trio.Event()
                     await wakeup.wait()
                     continue
-                if self.queued <= limit:
-                    # All of it fits one frame (the usual case): no Python loop per message.
-                    items = list(outbox)
-                    outbox.clear()
-                    self.queued = 0
-                else:
-                    items = []
-                    size = 0
-                    while outbox and (size + len(outbox[0]) <= limit or not items):
-                        size += len(outbox[0])
-                        items.append(popleft())
-                    self.queued -= size
+                entries, count = outbox.take(limit)
                 seq += 1
-                frame = batch_frame(seq, items)
+                data = frame(seq, entries)
                 try:
-                    await conn.send(frame)
+                    await conn.send(data)
                 except BaseException:
                     # Taken from the outbox but not sent (closed or cancelled): without this
                     # the items vanished silently.
-                    self._unsent(items)
+                    self._unsent(entries)
                     raise
                 self.frames_out += 1
-                self.messages_out += len(items)
-                self.bytes_out += len(frame)
+                self.messages_out += count
+                self.bytes_out += len(data)
         except ConnectionClosed as exc:
             _log.info("link to %s: writer stopped: %s", self.peer, exc)
             scope.cancel()
 
-    def _unsent(self, items: list[bytes]) -> None:
+    def _unsent(self, entries: list[Entry]) -> None:
         """Items a writer took but could not send: messages become dead letters (at most once:
         the transport may have delivered part of them); watch notices, which are idempotent,
         go back to the front of the outbox for the next connection."""
-        decode = self.remoting.item_decoder.decode
-        decoded = [(data, decode(data)) for data in items]
-        control = [data for data, item in decoded if type(item) is not Envelope]
-        self.outbox.extendleft(reversed(control))
-        self.queued += sum(map(len, control))
-        envelopes = [item for _data, item in decoded if type(item) is Envelope]
+        notices, envelopes = split(entries, self.remoting.item_decoder)
+        self.outbox.put_back(notices)
         if envelopes:
             self.dropped += len(envelopes)
             _log.warning(

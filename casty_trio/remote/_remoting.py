@@ -25,13 +25,14 @@ from ..serialization._wire import (
     PROTOCOL_VERSION,
     DeathNotice,
     Envelope,
+    Envelopes,
     Hello,
     Item,
     Reject,
     Unwatch,
     Watch,
     WireMessage,
-    envelope_header,
+    envelopes_header,
 )
 from ._links import LinkStatistics, PeerLink
 from ._transport import CloseCode, Connection, ConnectionClosed, Transport, TransportError
@@ -76,6 +77,7 @@ class _RemoteTarget:
         "_manifest",
         "_path",
         "_remoting",
+        "_room",
         "_type",
         "ref",
     )
@@ -87,11 +89,12 @@ class _RemoteTarget:
         self._path = address.path
         self._encode = remoting.codec.payload_encoder
         self._limit = remoting.envelope_limit
-        # The last message type sent, its manifest and envelope header (most refs only ever
+        # The last message type sent, its manifest and envelopes header (most refs only ever
         # see one type): a tell of the same type skips the codec's lookups.
         self._type: type | None = None
         self._manifest = ""
         self._header = b""
+        self._room = 0
         self.ref: ActorRef[Any] = ActorRef(address, self)
 
     def deliver(self, message: Any) -> None:
@@ -103,18 +106,20 @@ class _RemoteTarget:
             payload = self._encode(message)
         except Exception as exc:
             raise self._remoting.codec.encode_failed(self._manifest, exc) from exc
-        header = self._header
-        if len(header) + len(payload) > self._limit:
+        if len(payload) > self._room:
             self._remoting.too_big(self._manifest, payload)
         remoting = self._remoting
-        if remoting.closing or not self._link.enqueue(header + payload):
+        if remoting.closing or not self._link.enqueue(self._header, payload):
             remoting.system._dead_letter(message, self.ref)
 
     def _prepare(self, cls: type) -> None:
         manifest = self._remoting.codec.manifest(cls)  # raises if cls may not be sent
         self._type = cls
         self._manifest = manifest
-        self._header = envelope_header(self._path, manifest)
+        self._header = envelopes_header(self._path, manifest)
+        # Bytes left for a payload: the envelope must fit one frame, even alone in its item
+        # (an array header takes at most 5 bytes).
+        self._room = self._limit - len(self._header) - 5
 
     def add_watcher(self, watcher: _Watcher) -> None:
         self._remoting.watch_remote(self.ref, watcher)
@@ -409,15 +414,21 @@ class Remoting:
     def receive_batch(self, link: PeerLink, items: list[Item]) -> None:
         """Handle the items of one frame, in order (sync; never blocks on an actor).
 
-        The per-message path of remoting: consecutive envelopes for one recipient, or of one
-        type (the usual case under load), look the recipient or the payload decoder up once.
+        The per-message path of remoting: messages for one recipient, or of one type (the usual
+        case under load, most of them in one ``Envelopes`` item), look the recipient or the
+        payload decoder up once.
         """
         last_path: str | None = None
         deliver: Any = None
         last_manifest: str | None = None
         decode: Any = None
         for item in items:
-            if type(item) is not Envelope:
+            payloads: list[msgspec.Raw]
+            if type(item) is Envelopes:
+                payloads = item.payloads
+            elif type(item) is Envelope:
+                payloads = [item.payload]
+            else:
                 self.receive_item(link, item)
                 last_path = None  # a watch notice may have changed what lives where
                 continue
@@ -434,26 +445,32 @@ class Remoting:
                 try:
                     decode = self.codec.payload_decoder(manifest)
                 except SerializationError as exc:
-                    self._undecodable(link, path, exc)
+                    self._undecodable(link, path, exc, len(payloads))
                     continue
                 last_manifest = manifest
-            try:
-                message = decode(item.payload)
-            except Exception as exc:  # RecursionError too: nothing from a peer may escape
-                self._undecodable(link, path, self.codec.decode_failed(manifest, exc))
-                continue
-            try:
-                deliver(message)
-            except Exception as exc:  # a full "reject" mailbox: already a dead letter
-                _log.debug("message from %s to %s refused: %s", link.peer, path, exc)
+            for payload in payloads:
+                try:
+                    message = decode(payload)
+                except Exception as exc:  # RecursionError too: nothing from a peer may escape
+                    self._undecodable(link, path, self.codec.decode_failed(manifest, exc))
+                    continue
+                try:
+                    deliver(message)
+                except Exception as exc:  # a full "reject" mailbox: already a dead letter
+                    _log.debug("message from %s to %s refused: %s", link.peer, path, exc)
 
-    def _undecodable(self, link: PeerLink, path: str, exc: SerializationError) -> None:
-        link.decode_errors += 1
+    def _undecodable(
+        self, link: PeerLink, path: str, exc: SerializationError, count: int = 1
+    ) -> None:
+        link.decode_errors += count
         _log.warning("undecodable message from %s for %s: %s", link.peer, path, exc)
 
     def receive_item(self, link: PeerLink, item: Item) -> None:
         """Handle one item of a frame from ``link`` (sync; never blocks on an actor)."""
-        if type(item) is Envelope:
+        if type(item) is Envelopes:
+            for payload in item.payloads:
+                self.receive_item(link, Envelope(item.recipient, item.manifest, payload))
+        elif type(item) is Envelope:
             target = self.local_target(item.recipient)
             if target is None:
                 _log.debug("message from %s for unknown %s dropped", link.peer, item.recipient)

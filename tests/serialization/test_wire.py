@@ -12,12 +12,15 @@ from casty_trio.serialization._wire import (
     Batch,
     DeathNotice,
     Envelope,
+    Envelopes,
     Item,
     Unwatch,
     Watch,
     WireMessage,
+    array_head,
     batch_frame,
     envelope_header,
+    envelopes_header,
 )
 
 TEXT = st.text(max_size=300)
@@ -26,6 +29,12 @@ PAYLOADS = st.one_of(st.integers(-(2**63), 2**64 - 1), st.text(), st.binary(max_
 )
 ITEMS = st.one_of(
     st.builds(lambda r, m, p: Envelope(r, m, msgspec.Raw(p)), TEXT, TEXT, PAYLOADS),
+    st.builds(
+        lambda r, m, ps: Envelopes(r, m, [msgspec.Raw(p) for p in ps]),
+        TEXT,
+        TEXT,
+        st.lists(PAYLOADS, max_size=20),
+    ),
     st.builds(Watch, TEXT),
     st.builds(Unwatch, TEXT),
     st.builds(DeathNotice, TEXT),
@@ -39,6 +48,17 @@ def test_envelope_header_plus_payload_is_the_encoded_envelope(
 ) -> None:
     expected = msgspec.msgpack.encode(Envelope(recipient, manifest, msgspec.Raw(payload)))
     assert envelope_header(recipient, manifest) + payload == expected
+
+
+@given(TEXT, TEXT, st.lists(PAYLOADS, max_size=40))
+def test_envelopes_header_plus_payloads_is_the_encoded_item(
+    recipient: str, manifest: str, payloads: list[bytes]
+) -> None:
+    expected = msgspec.msgpack.encode(
+        Envelopes(recipient, manifest, [msgspec.Raw(p) for p in payloads])
+    )
+    encoded = envelopes_header(recipient, manifest) + array_head(len(payloads))
+    assert encoded + b"".join(payloads) == expected
 
 
 @given(SEQS, st.lists(ITEMS, max_size=20))
