@@ -4,19 +4,23 @@ The outbox outlives connections: items wait there while the link (re)connects. W
 one writer task drains everything queued into one frame (batching under load, immediate send
 when idle) and one reader task hands incoming items to the :class:`Remoting` without ever
 blocking on an actor (``tell`` is synchronous), so a slow actor never stalls the link.
+
+Items are queued already encoded (a tell encodes its message at once, see ``_outbox.py``), so
+a frame is the queued bytes joined behind a batch header; the rare paths that need the items
+back (dead letters, re-queueing watch notices) decode them.
 """
 
 from __future__ import annotations
 
 import logging
-from collections import deque
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import attrs
 import trio
 
 from .._core import NodeAddress
-from ..serialization._wire import Batch, Envelope, Hello, Item
+from ..serialization._wire import Batch, DeathNotice, Hello, Unwatch, Watch, batch_frame
+from ._outbox import Entry, Outbox, frame, split
 from ._transport import CloseCode, Connection, ConnectionClosed
 
 if TYPE_CHECKING:
@@ -26,13 +30,12 @@ __all__ = ["LinkStatistics", "PeerLink"]
 
 _log = logging.getLogger("casty_trio.remote")
 
-_ITEM_OVERHEAD = 16  # msgpack framing per envelope, a generous estimate
 _FRAME_TARGET = 256 * 1024  # bytes per frame the writer aims for under load
 
 # The last frame a node writes on a connection it no longer uses (a duplicate link, see
 # PeerLink.run): an empty batch numbered 0. Writers number their frames from 1, so a reader
 # that does not know the convention drops it as a duplicate.
-_END = Batch(0, [])
+_END = batch_frame(0, [])
 
 
 @attrs.frozen
@@ -74,7 +77,7 @@ class PeerLink:
     def __init__(self, remoting: Remoting, peer: NodeAddress) -> None:
         self.remoting = remoting
         self.peer = peer
-        self.outbox: deque[Item] = deque()
+        self.outbox = Outbox()
         self.capacity = remoting.settings.outbox_capacity
         self.connection: Connection | None = None
         self.outbound = False  # whether the current connection was dialed by us
@@ -89,12 +92,30 @@ class PeerLink:
 
     # ------------------------------------------------------------------ sending (sync)
 
-    def enqueue(self, item: Item) -> bool:
-        """Queue ``item`` for the peer; False when the outbox is full (caller dead-letters)."""
-        if len(self.outbox) >= self.capacity:
+    def enqueue(self, header: bytes, payload: bytes) -> bool:
+        """Queue a message for the peer: its encoded payload behind the ref's
+        ``envelopes_header``. False when the outbox is full (the caller dead-letters it)."""
+        outbox = self.outbox
+        if outbox.count >= self.capacity:
             self.dropped += 1
             return False
-        self.outbox.append(item)
+        outbox.add_message(header, payload)
+        # The wake-up, inlined (as in enqueue_control): this is the path of every remote tell.
+        wakeup = self._wakeup
+        if wakeup is not None:
+            self._wakeup = None
+            wakeup.set()
+        elif self.connection is None and not self.dialing:
+            self.remoting.dial(self)
+        return True
+
+    def enqueue_control(self, item: Watch | Unwatch | DeathNotice) -> bool:
+        """Queue a watch notice (see :meth:`enqueue`)."""
+        outbox = self.outbox
+        if outbox.count >= self.capacity:
+            self.dropped += 1
+            return False
+        outbox.add_control(self.remoting.frame_encoder.encode(item))
         wakeup = self._wakeup
         if wakeup is not None:
             self._wakeup = None
@@ -107,12 +128,12 @@ class PeerLink:
         """Turn everything queued into dead letters (peer unreachable)."""
         if not self.outbox:
             return
-        items, self.outbox = self.outbox, deque()
-        self.dropped += len(items)
-        _log.warning("%d messages to %s dropped: %s", len(items), self.peer, reason)
-        for item in items:
-            if isinstance(item, Envelope):
-                self.remoting.undeliverable(self.peer, item)
+        notices, envelopes = split(self.outbox.drain(), self.remoting.item_decoder)
+        count = len(notices) + len(envelopes)
+        self.dropped += count
+        _log.warning("%d messages to %s dropped: %s", count, self.peer, reason)
+        for envelope in envelopes:
+            self.remoting.undeliverable(self.peer, envelope)
 
     async def wait_flushed(self) -> None:
         """Wait until everything queued has been written (or no connection is coming)."""
@@ -195,13 +216,11 @@ class PeerLink:
                     self._flushed.set()
 
     async def _write_loop(self, conn: Connection, scope: trio.CancelScope, ending: _Ending) -> None:
-        encode = self.remoting.frame_encoder.encode
         # Frames are cut at a modest size even when much more is queued, so that the peer
         # starts decoding the first frame while later ones are still on the way; an item
         # larger than that still travels alone, up to max_frame_size.
         limit = min(self.remoting.settings.max_frame_size - 64, _FRAME_TARGET)
         outbox = self.outbox
-        popleft = outbox.popleft
         # Frames are numbered per connection (as the wire protocol says), so that the reader
         # of each connection drops duplicates of its own frames only. A number shared by the
         # link made the reader of one connection drop the frames of another (two connections
@@ -212,7 +231,7 @@ class PeerLink:
                 if self.connection is not conn:
                     # Not (or no longer) the current connection: only the current one's writer
                     # drains the outbox. Tell the peer nothing more comes on this one.
-                    await conn.send(encode(_END))
+                    await conn.send(_END)
                     ending.sent = True
                     if ending.received:
                         await conn.aclose(CloseCode.DUPLICATE_LINK, "duplicate link")
@@ -223,43 +242,29 @@ class PeerLink:
                     self._wakeup = wakeup = trio.Event()
                     await wakeup.wait()
                     continue
-                items: list[Item] = []
-                append = items.append
-                size = 0
-                while outbox:
-                    item = outbox[0]
-                    if type(item) is Envelope:  # inlined _estimate: this loop is per message
-                        size += (
-                            len(item.payload) + len(item.recipient) + len(item.manifest) + 16
-                        )
-                    else:
-                        size += _estimate(item)
-                    if size > limit and items:
-                        break
-                    append(popleft())
+                entries, count = outbox.take(limit)
                 seq += 1
-                frame = encode(Batch(seq, items))
+                data = frame(seq, entries)
                 try:
-                    await conn.send(frame)
+                    await conn.send(data)
                 except BaseException:
                     # Taken from the outbox but not sent (closed or cancelled): without this
                     # the items vanished silently.
-                    self._unsent(items)
+                    self._unsent(entries)
                     raise
                 self.frames_out += 1
-                self.messages_out += len(items)
-                self.bytes_out += len(frame)
+                self.messages_out += count
+                self.bytes_out += len(data)
         except ConnectionClosed as exc:
             _log.info("link to %s: writer stopped: %s", self.peer, exc)
             scope.cancel()
 
-    def _unsent(self, items: list[Item]) -> None:
+    def _unsent(self, entries: list[Entry]) -> None:
         """Items a writer took but could not send: messages become dead letters (at most once:
         the transport may have delivered part of them); watch notices, which are idempotent,
         go back to the front of the outbox for the next connection."""
-        control = [item for item in items if type(item) is not Envelope]
-        self.outbox.extendleft(reversed(control))
-        envelopes = [item for item in items if type(item) is Envelope]
+        notices, envelopes = split(entries, self.remoting.item_decoder)
+        self.outbox.put_back(notices)
         if envelopes:
             self.dropped += len(envelopes)
             _log.warning(
@@ -341,9 +346,3 @@ class _Ending:
     def __init__(self) -> None:
         self.sent = False
         self.received = False
-
-
-def _estimate(item: Any) -> int:
-    if type(item) is Envelope:
-        return len(item.payload) + len(item.recipient) + len(item.manifest) + _ITEM_OVERHEAD
-    return len(item.path) + _ITEM_OVERHEAD

@@ -25,12 +25,14 @@ from ..serialization._wire import (
     PROTOCOL_VERSION,
     DeathNotice,
     Envelope,
+    Envelopes,
     Hello,
     Item,
     Reject,
     Unwatch,
     Watch,
     WireMessage,
+    envelopes_header,
 )
 from ._links import LinkStatistics, PeerLink
 from ._transport import CloseCode, Connection, ConnectionClosed, Transport, TransportError
@@ -67,30 +69,57 @@ class RemoteSettings:
 class _RemoteTarget:
     """What stands behind a ref to an actor on another node."""
 
-    __slots__ = ("_encode", "_link", "_path", "_remoting", "_room", "ref")
+    __slots__ = (
+        "_encode",
+        "_header",
+        "_limit",
+        "_link",
+        "_manifest",
+        "_path",
+        "_remoting",
+        "_room",
+        "_type",
+        "ref",
+    )
 
     def __init__(self, remoting: Remoting, address: ActorAddress) -> None:
         assert address.node is not None
         self._remoting = remoting
         self._link = remoting.link(address.node)  # links live as long as the remoting
         self._path = address.path
-        self._encode = remoting.codec.encode
-        # Bytes left in a frame for payload and type name (4 bytes a character, the most
-        # UTF-8 needs): an envelope that passes this check always fits one frame.
-        self._room = remoting.envelope_limit - 4 * len(address.path)
+        self._encode = remoting.codec.payload_encoder
+        self._limit = remoting.envelope_limit
+        # The last message type sent, its manifest and envelopes header (most refs only ever
+        # see one type): a tell of the same type skips the codec's lookups.
+        self._type: type | None = None
+        self._manifest = ""
+        self._header = b""
+        self._room = 0
         self.ref: ActorRef[Any] = ActorRef(address, self)
 
     def deliver(self, message: Any) -> None:
         # The hot path of every remote tell: encode here, so that an unencodable message
-        # raises at the tell, then queue the envelope on the link.
-        manifest, payload = self._encode(message)
-        if len(payload) + 4 * len(manifest) > self._room:
-            self._remoting.too_big(manifest, payload)
+        # raises at the tell, then queue the encoded envelope on the link.
+        if type(message) is not self._type:
+            self._prepare(type(message))
+        try:
+            payload = self._encode(message)
+        except Exception as exc:
+            raise self._remoting.codec.encode_failed(self._manifest, exc) from exc
+        if len(payload) > self._room:
+            self._remoting.too_big(self._manifest, payload)
         remoting = self._remoting
-        if remoting.closing or not self._link.enqueue(
-            Envelope(self._path, manifest, msgspec.Raw(payload))
-        ):
+        if remoting.closing or not self._link.enqueue(self._header, payload):
             remoting.system._dead_letter(message, self.ref)
+
+    def _prepare(self, cls: type) -> None:
+        manifest = self._remoting.codec.manifest(cls)  # raises if cls may not be sent
+        self._type = cls
+        self._manifest = manifest
+        self._header = envelopes_header(self._path, manifest)
+        # Bytes left for a payload: the envelope must fit one frame, even alone in its item
+        # (an array header takes at most 5 bytes).
+        self._room = self._limit - len(self._header) - 5
 
     def add_watcher(self, watcher: _Watcher) -> None:
         self._remoting.watch_remote(self.ref, watcher)
@@ -137,6 +166,7 @@ class Remoting:
         self.codec: MessageCodec = serializer.bind(self)
         self.frame_encoder = msgspec.msgpack.Encoder()
         self.frame_decoder = msgspec.msgpack.Decoder(WireMessage)
+        self.item_decoder = msgspec.msgpack.Decoder(Item)  # the outbox's items, when dropped
         self._hello_decoder = msgspec.msgpack.Decoder(Hello | Reject)
         self._links: dict[NodeAddress, PeerLink] = {}
         self._exports: dict[str, Any] = {}
@@ -384,38 +414,63 @@ class Remoting:
     def receive_batch(self, link: PeerLink, items: list[Item]) -> None:
         """Handle the items of one frame, in order (sync; never blocks on an actor).
 
-        The per-message path of remoting: consecutive envelopes for one recipient (the usual
-        case under load) look the recipient up once.
+        The per-message path of remoting: messages for one recipient, or of one type (the usual
+        case under load, most of them in one ``Envelopes`` item), look the recipient or the
+        payload decoder up once.
         """
-        decode = self.codec.decode
         last_path: str | None = None
-        target: Any = None
+        deliver: Any = None
+        last_manifest: str | None = None
+        decode: Any = None
         for item in items:
-            if type(item) is not Envelope:
+            payloads: list[msgspec.Raw]
+            if type(item) is Envelopes:
+                payloads = item.payloads
+            elif type(item) is Envelope:
+                payloads = [item.payload]
+            else:
                 self.receive_item(link, item)
                 last_path = None  # a watch notice may have changed what lives where
                 continue
             path = item.recipient
             if path != last_path:
                 target = self.local_target(path)
+                if target is None:
+                    self.receive_item(link, item)  # the slow path logs and dead-letters it
+                    continue
+                deliver = target.deliver
                 last_path = path
-            if target is None:
-                self.receive_item(link, item)  # the slow path logs and dead-letters it
-                continue
-            try:
-                message = decode(item.manifest, item.payload)
-            except SerializationError as exc:
-                link.decode_errors += 1
-                _log.warning("undecodable message from %s for %s: %s", link.peer, path, exc)
-                continue
-            try:
-                target.deliver(message)
-            except Exception as exc:  # a full "reject" mailbox: already a dead letter
-                _log.debug("message from %s to %s refused: %s", link.peer, path, exc)
+            manifest = item.manifest
+            if manifest != last_manifest:
+                try:
+                    decode = self.codec.payload_decoder(manifest)
+                except SerializationError as exc:
+                    self._undecodable(link, path, exc, len(payloads))
+                    continue
+                last_manifest = manifest
+            for payload in payloads:
+                try:
+                    message = decode(payload)
+                except Exception as exc:  # RecursionError too: nothing from a peer may escape
+                    self._undecodable(link, path, self.codec.decode_failed(manifest, exc))
+                    continue
+                try:
+                    deliver(message)
+                except Exception as exc:  # a full "reject" mailbox: already a dead letter
+                    _log.debug("message from %s to %s refused: %s", link.peer, path, exc)
+
+    def _undecodable(
+        self, link: PeerLink, path: str, exc: SerializationError, count: int = 1
+    ) -> None:
+        link.decode_errors += count
+        _log.warning("undecodable message from %s for %s: %s", link.peer, path, exc)
 
     def receive_item(self, link: PeerLink, item: Item) -> None:
         """Handle one item of a frame from ``link`` (sync; never blocks on an actor)."""
-        if type(item) is Envelope:
+        if type(item) is Envelopes:
+            for payload in item.payloads:
+                self.receive_item(link, Envelope(item.recipient, item.manifest, payload))
+        elif type(item) is Envelope:
             target = self.local_target(item.recipient)
             if target is None:
                 _log.debug("message from %s for unknown %s dropped", link.peer, item.recipient)
@@ -424,10 +479,7 @@ class Remoting:
             try:
                 message = self.codec.decode(item.manifest, item.payload)
             except SerializationError as exc:
-                link.decode_errors += 1
-                _log.warning(
-                    "undecodable message from %s for %s: %s", link.peer, item.recipient, exc
-                )
+                self._undecodable(link, item.recipient, exc)
                 return
             try:
                 target.deliver(message)
@@ -465,7 +517,7 @@ class Remoting:
         watchers = self._watching.get(key)
         if watchers is None:
             self._watching[key] = [watcher]
-            if not self.link(node).enqueue(Watch(ref.address.path)):
+            if not self.link(node).enqueue_control(Watch(ref.address.path)):
                 self._remote_died(node, ref.address.path)
         elif watcher not in watchers:
             watchers.append(watcher)
@@ -479,7 +531,7 @@ class Remoting:
             watchers.remove(watcher)
             if not watchers:
                 del self._watching[key]
-                self.link(node).enqueue(Unwatch(ref.address.path))
+                self.link(node).enqueue_control(Unwatch(ref.address.path))
 
     def _remote_died(self, node: NodeAddress, path: str) -> None:
         watchers = self._watching.pop((node, path), None)
@@ -495,7 +547,7 @@ class Remoting:
 
         def notify(_ref: ActorRef[Any]) -> None:
             self._watched_by.pop(key, None)
-            self.link(peer).enqueue(DeathNotice(path))
+            self.link(peer).enqueue_control(DeathNotice(path))
 
         self._watched_by[key] = notify
         target = self.local_target(path)

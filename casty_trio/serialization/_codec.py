@@ -8,7 +8,7 @@ msgpack extension :data:`REF_EXT_CODE` whose data is the msgpack array
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, Final, Protocol, get_origin
 
 import msgspec
@@ -138,12 +138,39 @@ class MessageCodec:
         cls = type(message)
         manifest = self._manifests.get(cls)
         if manifest is None:
-            manifest = self._registry.manifest_for_encoding(cls)
-            self._manifests[cls] = manifest
+            manifest = self.manifest(cls)
         try:
             return manifest, self._encoder.encode(message)
         except Exception as exc:
-            raise SerializationError(f"cannot encode a message of type {manifest}: {exc}") from exc
+            raise self.encode_failed(manifest, exc) from exc
+
+    def manifest(self, cls: type) -> str:
+        """The wire name messages of type ``cls`` are sent under (the one :meth:`encode` gives).
+
+        Raises:
+            SerializationError: ``cls`` is not a payload type (or not registered in strict
+                mode).
+
+        Examples:
+            >>> codec.manifest(int)                               # doctest: +SKIP
+            'builtins:int'
+        """
+        manifest = self._manifests.get(cls)
+        if manifest is None:
+            manifest = self._manifests[cls] = self._registry.manifest_for_encoding(cls)
+        return manifest
+
+    @property
+    def payload_encoder(self) -> Callable[[Any], bytes]:
+        """The bare payload encoder behind :meth:`encode`, for hot paths that cache the
+        manifest (:meth:`manifest`) per type: no manifest lookup and no error mapping, so a
+        caller turns what it raises into a :class:`SerializationError` with
+        :meth:`encode_failed`."""
+        return self._encoder.encode
+
+    def encode_failed(self, manifest: str, exc: Exception) -> SerializationError:
+        """The error :meth:`encode` raises when the payload encoder raised ``exc``."""
+        return SerializationError(f"cannot encode a message of type {manifest}: {exc}")
 
     def decode(self, manifest: str, payload: _Payload) -> Any:
         """Decode a payload received under ``manifest``.
@@ -172,7 +199,24 @@ class MessageCodec:
         try:
             return decoder.decode(payload)
         except Exception as exc:
-            raise SerializationError(f"cannot decode {manifest!r}: {exc}") from exc
+            raise self.decode_failed(manifest, exc) from exc
+
+    def payload_decoder(self, manifest: str) -> Callable[[_Payload], Any]:
+        """The bare payload decoder :meth:`decode` uses for ``manifest``, for hot paths that
+        decode many payloads of one type: a caller turns what it raises into a
+        :class:`SerializationError` with :meth:`decode_failed`.
+
+        Raises:
+            SerializationError: The manifest is unknown or not allowed.
+        """
+        decoder = self._decoders.get(manifest)
+        if decoder is None:
+            decoder = self._decoder_for(manifest)
+        return decoder.decode
+
+    def decode_failed(self, manifest: str, exc: Exception) -> SerializationError:
+        """The error :meth:`decode` raises when the payload decoder raised ``exc``."""
+        return SerializationError(f"cannot decode {manifest!r}: {exc}")
 
     def _decoder_for(self, manifest: str) -> msgspec.msgpack.Decoder[Any]:
         cls = self._registry.resolve(manifest)

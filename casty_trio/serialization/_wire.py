@@ -5,15 +5,25 @@ the other's hello sends :class:`Reject` and closes. After that every frame is on
 :class:`Batch`: a sequence number (so a duplicated frame is dropped) and the items the writer
 drained from its outbox at once. User messages travel as :class:`Envelope` with the payload
 already encoded (``msgspec.Raw``), so nothing on the way decodes them; only the receiving
-actor's node does. ``Batch(0, [])`` is the end marker: a connection that lost a duplicate-link
-race sends it when nothing more will come, and readers that do not know it drop it as a
-duplicate (sequence numbers start at 1).
+actor's node does. Consecutive messages of one type for one recipient (the usual case under
+load) travel as one :class:`Envelopes` item, which names recipient and type once.
+``Batch(0, [])`` is the end marker: a connection that lost a duplicate-link race sends it when
+nothing more will come, and readers that do not know it drop it as a duplicate (sequence
+numbers start at 1).
+
+On the sending side items are encoded as they are queued (:func:`envelopes_header` gives the
+bytes an :class:`Envelopes` item starts with, so a ref can cache them) and a frame is those
+bytes joined behind a batch header (:func:`batch_head`, :func:`array_head`): the same bytes as
+encoding the :class:`Batch`, without building a Struct per message and encoding everything
+again.
 
 Tags are part of the protocol: never reuse or renumber one. Adding a new Struct means a new tag;
 changing a field means a new ``PROTOCOL_VERSION``.
 """
 
 from __future__ import annotations
+
+import struct
 
 import msgspec
 
@@ -22,15 +32,21 @@ __all__ = [
     "Batch",
     "DeathNotice",
     "Envelope",
+    "Envelopes",
     "Hello",
     "Item",
     "Reject",
     "Unwatch",
     "Watch",
     "WireMessage",
+    "array_head",
+    "batch_frame",
+    "batch_head",
+    "envelope_header",
+    "envelopes_header",
 ]
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 
 
 class Hello(msgspec.Struct, frozen=True, array_like=True, gc=False, tag=1):
@@ -76,7 +92,16 @@ class DeathNotice(msgspec.Struct, frozen=True, array_like=True, gc=False, tag=6)
     path: str
 
 
-Item = Envelope | Watch | Unwatch | DeathNotice
+class Envelopes(msgspec.Struct, frozen=True, array_like=True, gc=False, tag=8):
+    """Several user messages of one type for one recipient, in send order: what as many
+    :class:`Envelope` items would say, without repeating ``recipient`` and ``manifest``."""
+
+    recipient: str
+    manifest: str
+    payloads: list[msgspec.Raw]
+
+
+Item = Envelope | Envelopes | Watch | Unwatch | DeathNotice
 
 
 class Batch(msgspec.Struct, frozen=True, array_like=True, gc=False, tag=7):
@@ -87,3 +112,48 @@ class Batch(msgspec.Struct, frozen=True, array_like=True, gc=False, tag=7):
 
 
 WireMessage = Hello | Reject | Batch
+
+
+_ENVELOPE_TAG = 3
+_ENVELOPES_TAG = 8
+_BATCH_HEAD = b"\x93\x07"  # a 3-element array, then Batch's tag (7)
+_ARRAY16 = struct.Struct(">BH")
+_ARRAY32 = struct.Struct(">BI")
+
+
+def envelope_header(recipient: str, manifest: str) -> bytes:
+    """The encoded start of an :class:`Envelope`: everything before its payload's bytes.
+
+    ``envelope_header(r, m) + payload`` is exactly ``encode(Envelope(r, m, Raw(payload)))``.
+    """
+    # (tag, recipient, manifest) encodes as a 3-element array; an Envelope has 4 elements.
+    return b"\x94" + msgspec.msgpack.encode((_ENVELOPE_TAG, recipient, manifest))[1:]
+
+
+def envelopes_header(recipient: str, manifest: str) -> bytes:
+    """The encoded start of an :class:`Envelopes` item, up to its list of payloads.
+
+    ``envelopes_header(r, m) + array_head(len(ps)) + b"".join(ps)`` is exactly
+    ``encode(Envelopes(r, m, [Raw(p) for p in ps]))``.
+    """
+    return b"\x94" + msgspec.msgpack.encode((_ENVELOPES_TAG, recipient, manifest))[1:]
+
+
+def array_head(count: int) -> bytes:
+    """The msgpack header of an array of ``count`` elements."""
+    if count < 16:
+        return bytes((0x90 | count,))
+    if count < 0x10000:
+        return _ARRAY16.pack(0xDC, count)
+    return _ARRAY32.pack(0xDD, count)
+
+
+def batch_head(seq: int, count: int) -> bytes:
+    """The encoded start of a :class:`Batch` of ``count`` items, up to its first item."""
+    return _BATCH_HEAD + msgspec.msgpack.encode(seq) + array_head(count)
+
+
+def batch_frame(seq: int, items: list[bytes]) -> bytes:
+    """A :class:`Batch` frame from items already encoded one by one (the same bytes as
+    encoding ``Batch(seq, decoded items)``)."""
+    return b"".join((batch_head(seq, len(items)), *items))

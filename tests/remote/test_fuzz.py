@@ -26,6 +26,7 @@ from casty_trio.serialization._wire import (
     Batch,
     DeathNotice,
     Envelope,
+    Envelopes,
     Hello,
     Reject,
     Unwatch,
@@ -107,6 +108,7 @@ PAYLOADS = st.one_of(
 )
 ITEMS = st.one_of(
     st.builds(Envelope, PATHS, MANIFESTS, PAYLOADS.map(msgspec.Raw)),
+    st.builds(Envelopes, PATHS, MANIFESTS, st.lists(PAYLOADS.map(msgspec.Raw), max_size=4)),
     st.builds(Watch, PATHS),
     st.builds(Unwatch, PATHS),
     st.builds(DeathNotice, PATHS),
