@@ -194,11 +194,15 @@ async def run_demo(accounts: int = 5, operations: int = 20_000, seed: int = 7) -
     logger = logging.getLogger("casty_trio.actor")
     logger.addHandler(collect)
     logger.propagate = False
+    # The report needs the INFO lines even if the application set a higher level elsewhere.
+    level = logger.level
+    logger.setLevel(logging.INFO)
     try:
         report = await _run(accounts, operations, random.Random(seed))
     finally:
         logger.removeHandler(collect)
         logger.propagate = True
+        logger.setLevel(level)
     report.log = collect.lines
     return report
 
