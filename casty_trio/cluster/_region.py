@@ -5,11 +5,8 @@ shard, to the region of the shard's home node otherwise, and into a bounded buff
 home is unknown (asked of the coordinator) or moving (handoff). Entities are children of the
 region, started on their first message and watched.
 
-The ref users hold is not the region's own: its target, :class:`RegionRouting`, hands messages
-for entities that are running here and have nothing waiting in the region straight to the
-entity's mailbox (one dict lookup, no hop through the region). Everything else goes through the
-region's mailbox; a per-entity count of those messages keeps the fast path shut while any is
-queued, so the fast path never overtakes a message of the same sender.
+The ref users hold is not the region's own: its target, :class:`RegionRouting` (``_routing.py``),
+delivers straight to running entities and sends everything else here.
 
 Handoff, seen from the shard's home: the coordinator sends every region ``BeginHandOff``;
 each stops routing the shard, buffers it, and sends a ``HandOffMarker`` to the home behind
@@ -23,11 +20,9 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-import attrs
 import msgspec
 import trio
 
@@ -45,6 +40,7 @@ from .._errors import SerializationError
 from ..config import ShardingConfig
 from ._coordinator import COORDINATOR_NAME, Membership, coordinator
 from ._membership import Gossip, MemberStatus
+from ._routing import Entity, RegionRouting, RegionStatistics
 from ._shard_wire import (
     BeginHandOff,
     DropShard,
@@ -108,36 +104,6 @@ def coordinator_node(gossip: Gossip, role: str | None) -> NodeAddress | None:
     return best[1] if best is not None else None
 
 
-@attrs.frozen
-class RegionStatistics:
-    """A snapshot of one node's region of a sharded type.
-
-    Attributes:
-        shards: The shards this node hosts.
-        entities: Entities running here.
-        buffered: Messages waiting for a shard home.
-        coordinator: Where this region believes the type's coordinator runs.
-    """
-
-    shards: frozenset[int]
-    entities: int
-    buffered: int
-    coordinator: NodeAddress | None
-
-
-class _Entity:
-    __slots__ = ("deliver", "eid", "last", "ref", "shard", "stopping", "waiting")
-
-    def __init__(self, eid: str, shard: int, ref: ActorRef[Any], tick: int) -> None:
-        self.eid = eid
-        self.shard = shard
-        self.ref = ref
-        self.deliver = ref.tell
-        self.last = tick
-        self.stopping = False
-        self.waiting: list[Any] = []
-
-
 class _Hosted:
     """A shard this node hosts."""
 
@@ -147,62 +113,11 @@ class _Hosted:
         self.shard = shard
         self.epoch = epoch
         self.state = _ACTIVE
-        self.entities: dict[str, _Entity] = {}
+        self.entities: dict[str, Entity] = {}
         self.markers: set[tuple[int, NodeAddress]] = set()
         self.awaiting: set[NodeAddress] = set()
         self.round = 0
         self.deadline = 0.0
-
-
-class RegionRouting:
-    """The target behind the ref that ``spawn(Behaviors.sharded(...), name)`` returns.
-
-    ``deliver`` is that ref's ``tell``: the fast path to running entities, else the region.
-    """
-
-    __slots__ = ("fast", "pending", "region", "state", "tick")
-
-    region: ActorRef[Any]  # set right after the region is spawned
-
-    def __init__(self) -> None:
-        self.fast: dict[str, _Entity] = {}
-        self.pending: dict[str, int] = {}
-        self.tick = 0
-        self.state: _Region | None = None
-
-    def statistics(self) -> RegionStatistics:
-        """What the region holds right now."""
-        state = self.state
-        if state is None:
-            return RegionStatistics(frozenset(), 0, 0, None)
-        return RegionStatistics(
-            frozenset(state.hosted),
-            sum(len(h.entities) for h in state.hosted.values()),
-            state.buffered,
-            state.coordinator_at,
-        )
-
-    def deliver(self, envelope: Any) -> None:
-        try:
-            eid = envelope.entity_id
-        except AttributeError:
-            raise TypeError(
-                f"a sharded region takes ShardEnvelope messages, not {type(envelope).__name__}"
-            ) from None
-        entity = self.fast.get(eid)
-        if entity is not None:
-            entity.last = self.tick
-            entity.deliver(envelope.message)
-            return
-        pending = self.pending
-        pending[eid] = pending.get(eid, 0) + 1
-        self.region.tell(envelope)
-
-    def add_watcher(self, watcher: Callable[[ActorRef[Any]], None]) -> None:
-        self.region._target.add_watcher(watcher)
-
-    def remove_watcher(self, watcher: Callable[[ActorRef[Any]], None]) -> None:
-        self.region._target.remove_watcher(watcher)
 
 
 class _Region:
@@ -231,7 +146,7 @@ class _Region:
         self.homes: dict[int, NodeAddress] = {}
         self.shard_cache: dict[str, int] = {}
         self.hosted: dict[int, _Hosted] = {}
-        self.by_ref: dict[ActorRef[Any], _Entity] = {}
+        self.by_ref: dict[ActorRef[Any], Entity] = {}
         self.buffers: dict[int, deque[tuple[str, Any]]] = {}
         self.buffered = 0
         self.requested: set[int] = set()
@@ -312,7 +227,7 @@ class _Region:
         if hosted.state == _ACTIVE and eid not in routing.pending:
             routing.fast[eid] = entity
 
-    def start_entity(self, hosted: _Hosted, eid: str) -> _Entity | None:
+    def start_entity(self, hosted: _Hosted, eid: str) -> Entity | None:
         try:
             behavior = self.spec.entity_factory(eid)
             ref = self.ctx.spawn(behavior, "e." + quote(eid, safe=""))
@@ -320,7 +235,7 @@ class _Region:
             _log.exception("%s: could not start entity %r", self.path, eid)
             return None
         self.ctx.watch(ref)
-        entity = _Entity(eid, hosted.shard, ref, self.routing.tick)
+        entity = Entity(eid, hosted.shard, ref, self.routing.tick)
         hosted.entities[eid] = entity
         self.by_ref[ref] = entity
         return entity
