@@ -28,6 +28,7 @@ __all__ = [
     "JournalClosedError",
     "JournalError",
     "MailboxFullError",
+    "ReplicationTimeoutError",
     "SerializationError",
     "StashOverflowError",
 ]
@@ -98,6 +99,20 @@ class JournalClosedError(JournalError):
 
 class MailboxFullError(CastyError):
     """A bounded mailbox using ``MailboxOverflowStrategy.reject`` refused a message."""
+
+
+class ReplicationTimeoutError(CastyError, TimeoutError):
+    """A replicated write got fewer replica acknowledgements than ``min_acks`` in time.
+
+    Passed to the command's ``on_failure`` when a sharded event-sourced entity with
+    ``ReplicationConfig(min_acks=k)`` did not hear from ``k`` replicas within ``ack_timeout``.
+    The write is not confirmed (``reply`` does not run), but its events stay persisted on the
+    primary and keep replicating. It is also a built-in :class:`TimeoutError`.
+
+    Examples:
+        >>> isinstance(ReplicationTimeoutError("1 of 2 acks"), TimeoutError)
+        True
+    """
 
 
 class SerializationError(CastyError):

@@ -29,9 +29,11 @@ async def failed(cell: Cell, exc: Exception) -> None:
     elif directive is not Directive.resume:
         cell.request_stop()
 
+
 def effective_strategy(cell: Cell) -> SupervisionStrategy | None:
     """The behavior's own strategy, else the configured default for this actor."""
     return cell._strategy or cell.system._policies.strategy(cell.path)
+
 
 def decide(cell: Cell, exc: Exception) -> Directive:
     """Ask the strategy, enforce the restart window, log, and note escalations."""
@@ -70,6 +72,7 @@ def decide(cell: Cell, exc: Exception) -> Directive:
     else:
         cell.log.error("actor %s failed; stopping it", cell.path, exc_info=exc)
     return directive
+
 
 async def restart(cell: Cell, exc: Exception | None) -> None:
     """Restart until a setup succeeds, the strategy gives up, or a stop is requested.
@@ -121,9 +124,7 @@ async def restart(cell: Cell, exc: Exception | None) -> None:
                 try:
                     await hook.post_restart(ctx)
                 except Exception as hook_exc:
-                    cell.log.error(
-                        "post_restart hook of %s raised", cell.path, exc_info=hook_exc
-                    )
+                    cell.log.error("post_restart hook of %s raised", cell.path, exc_info=hook_exc)
                     cell.request_stop()
                     return
         return

@@ -50,9 +50,7 @@ def _strategy(config: SupervisionConfig) -> SupervisionStrategy | None:
     backoff = None
     if config.backoff_min is not None:
         backoff = Backoff(config.backoff_min, config.backoff_max, config.backoff_multiplier)
-    return OneForOneStrategy(
-        config.max_restarts, config.within, lambda exc: directive, backoff
-    )
+    return OneForOneStrategy(config.max_restarts, config.within, lambda exc: directive, backoff)
 
 
 class _Policies:

@@ -44,10 +44,7 @@ def wants_nursery(behavior: Behavior[Any]) -> bool:
     while kind in _WRAPPERS:
         behavior = behavior.behavior  # type: ignore[attr-defined]
         kind = type(behavior)
-    return kind in _STARTERS or (
-        isinstance(behavior, ExtensionBehavior) and behavior.opens_nursery
-    )
-
+    return kind in _STARTERS or (isinstance(behavior, ExtensionBehavior) and behavior.opens_nursery)
 
 
 async def unwrap(

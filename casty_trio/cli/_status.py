@@ -103,8 +103,9 @@ def format_table(rows: Sequence[StatusRow]) -> str:
     """
     table = [_HEADERS, *(row.cells() for row in rows)]
     widths = [max(len(line[i]) for line in table) for i in range(len(_HEADERS))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip()
-             for line in table]
+    lines = [
+        "  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip() for line in table
+    ]
     return "\n".join(lines) + "\n"
 
 

@@ -31,6 +31,7 @@ from ._failure_detector import (
     compute_phi,
 )
 from ._membership import Gossip, Member, MemberStatus, ObserverRecord, UniqueAddress
+from ._replication import ReplicateEvents, ReplicateEventsAck
 from ._sharding import ReplicationConfig, ShardedBehavior, ShardEnvelope, entity_shard, sharded
 from ._system import ClusteredActorSystem, ClusterState, NodeDownedError
 from ._vector_clock import Ordering, VectorClock
@@ -61,6 +62,8 @@ __all__ = [
     "Ordering",
     "PhiAccrualFailureDetector",
     "ReachableMember",
+    "ReplicateEvents",
+    "ReplicateEventsAck",
     "ReplicationConfig",
     "ShardAllocationStrategy",
     "ShardEnvelope",

@@ -7,14 +7,14 @@ tested without any I/O. Plug another one in by implementing :class:`ShardAllocat
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from typing import Protocol
 
 import attrs
 
 from .._core import NodeAddress
 
-__all__ = ["LeastShardAllocation", "ShardAllocationStrategy"]
+__all__ = ["LeastShardAllocation", "ShardAllocationStrategy", "place_replicas"]
 
 
 class ShardAllocationStrategy(Protocol):
@@ -91,3 +91,40 @@ class LeastShardAllocation:
             counts[least] += 1
             budget -= 1
         return chosen
+
+
+def place_replicas(
+    primary: NodeAddress,
+    current: Sequence[NodeAddress],
+    candidates: Collection[NodeAddress],
+    load: Mapping[NodeAddress, int],
+    count: int,
+) -> tuple[NodeAddress, ...]:
+    """The replica nodes of a shard whose primary is ``primary``: pure, for the coordinator.
+
+    Keeps the ``current`` replicas that are still ``candidates`` (their copies are already
+    filled), drops the primary and any surplus, then tops up with the least loaded candidates
+    (fewest replicas in ``load``, then lowest address) until there are ``count`` or no more
+    candidates. The result never contains ``primary`` or a node twice.
+
+    Args:
+        primary: The shard's primary node.
+        current: Its replicas so far, in order.
+        candidates: Nodes that may hold replicas (live regions hosting the type).
+        load: Replicas each node holds now (missing means 0).
+        count: Replicas wanted.
+
+    Examples:
+        >>> a, b, c, d = (NodeAddress("h", p) for p in (1, 2, 3, 4))
+        >>> place_replicas(a, [b], {a, b, c, d}, {c: 5}, 2)
+        (NodeAddress(host='h', port=2), NodeAddress(host='h', port=4))
+    """
+    kept: list[NodeAddress] = []
+    for node in current:
+        if node != primary and node in candidates and node not in kept and len(kept) < count:
+            kept.append(node)
+    spare = sorted(
+        (n for n in candidates if n != primary and n not in kept), key=lambda n: (load.get(n, 0), n)
+    )
+    kept.extend(spare[: max(0, count - len(kept))])
+    return tuple(kept)

@@ -21,8 +21,8 @@ import attrs
 import trio
 
 from .._core import ActorContext, ActorRef, Behavior, Behaviors, NodeAddress, TimerScheduler
-from ..config import ShardingConfig
-from ._allocation import LeastShardAllocation, ShardAllocationStrategy
+from ..config import FailoverConfig, ShardingConfig
+from ._allocation import LeastShardAllocation, ShardAllocationStrategy, place_replicas
 from ._membership import Gossip, MemberStatus
 from ._shard_wire import (
     BeginHandOff,
@@ -33,11 +33,15 @@ from ._shard_wire import (
     RegionLeavingAck,
     RegionRegistered,
     RegisterRegion,
+    ReplicaHoldings,
+    ReplicaQuery,
     ShardHome,
+    ShardReplicas,
     ShardStopped,
     check_shard,
     node_of,
 )
+from ._sharding import ReplicationConfig
 
 if TYPE_CHECKING:
     from ._system import ClusteredActorSystem
@@ -65,6 +69,17 @@ class _HandOff:
     deadline: float
 
 
+@attrs.define
+class _Promotion:
+    """A replicated shard whose primary is gone: which replica takes over."""
+
+    round: int
+    start_at: float
+    candidates: set[NodeAddress]
+    answers: dict[NodeAddress, int] = attrs.Factory(dict)
+    deadline: float | None = None
+
+
 class Membership:
     """Internal: the membership changed (posted to regions and coordinators by the system)."""
 
@@ -90,6 +105,8 @@ class _Coordinator:
         num_shards: int,
         settings: ShardingConfig,
         strategy: ShardAllocationStrategy,
+        replication: ReplicationConfig | None = None,
+        failover: FailoverConfig | None = None,
     ) -> None:
         self.system = system
         self.ctx = ctx
@@ -108,6 +125,16 @@ class _Coordinator:
         self.recovering = True
         self.recovery_deadline = trio.current_time() + settings.recovery_timeout
         self.next_rebalance = trio.current_time() + settings.rebalance_interval
+        self.replicas = replication.replicas if replication is not None else 0
+        self.failover = failover if failover is not None else FailoverConfig()
+        self.replica_sets: dict[int, tuple[NodeAddress, ...]] = {}
+        self.sources: dict[int, tuple[NodeAddress, ...]] = {}
+        self.promotions: dict[int, _Promotion] = {}
+        # Epochs grow across coordinators: a later coordinator runs on a younger member, whose
+        # up number is higher, so its epochs are above any an older coordinator gave out.
+        me = system.self_unique
+        member = system.cluster_gossip().members.get(me)
+        self.epoch = (member.up_number if member is not None else 0) << 32
 
     # ------------------------------------------------------------------ plumbing
 
@@ -134,6 +161,8 @@ class _Coordinator:
     def announce(self, shard: int) -> None:
         """Tell every region, and whoever asked, where ``shard`` lives now."""
         node, epoch = self.allocation[shard]
+        if self.replicas:
+            self.send_replicas(shard, self.sources.pop(shard, ()))
         home = ShardHome(shard, node.host, node.port, epoch)
         self.tell(node, home)  # the home first, so it hosts before forwarded messages arrive
         for target in set(self.regions) | self.waiting.pop(shard, set()):
@@ -149,7 +178,122 @@ class _Coordinator:
             raise ValueError(f"allocation strategy chose {node}, which is not a candidate")
         self.epoch += 1
         self.allocation[shard] = (node, self.epoch)
+        if self.replicas:
+            self.place(shard)
         return True
+
+    # ------------------------------------------------------------------ replicas
+
+    def replica_candidates(self) -> set[NodeAddress]:
+        return {
+            node
+            for node, info in self.regions.items()
+            if info.hosting and not info.leaving and node in self.live
+        }
+
+    def place(self, shard: int) -> bool:
+        """Choose ``shard``'s replicas around its primary; whether they changed."""
+        primary, _ = self.allocation[shard]
+        load: dict[NodeAddress, int] = {}
+        for nodes in self.replica_sets.values():
+            for node in nodes:
+                load[node] = load.get(node, 0) + 1
+        current = self.replica_sets.get(shard, ())
+        chosen = place_replicas(primary, current, self.replica_candidates(), load, self.replicas)
+        self.replica_sets[shard] = chosen
+        return chosen != current
+
+    def send_replicas(self, shard: int, sources: tuple[NodeAddress, ...]) -> None:
+        """Tell the primary (first) and every replica of ``shard`` who its replicas are."""
+        node, epoch = self.allocation[shard]
+        replicas = self.replica_sets.get(shard, ())
+        listed = [(n.host, n.port) for n in replicas]
+        self.tell(
+            node,
+            ShardReplicas(
+                shard, epoch, node.host, node.port, listed, [(n.host, n.port) for n in sources]
+            ),
+        )
+        for replica in replicas:
+            self.tell(replica, ShardReplicas(shard, epoch, node.host, node.port, listed, []))
+
+    def refresh_replicas(self) -> None:
+        """Top up the replicas of every allocated shard (members came or went)."""
+        if not self.replicas or self.recovering:
+            return
+        for shard in sorted(self.allocation):
+            if shard not in self.handoffs and self.place(shard):
+                self.send_replicas(shard, ())
+
+    def start_promotion(self, shard: int, delay: float) -> bool:
+        """``shard`` lost its primary: ask its live replicas, after ``delay``, which holds the
+        most; False when it has none."""
+        candidates = {n for n in self.replica_sets.get(shard, ()) if n in self.live}
+        if not candidates:
+            return False
+        self.rounds += 1
+        start = trio.current_time() + delay
+        self.promotions[shard] = _Promotion(self.rounds, start, candidates)
+        if delay <= 0:
+            self.query(shard)
+        return True
+
+    def query(self, shard: int) -> None:
+        promotion = self.promotions[shard]
+        promotion.deadline = trio.current_time() + self.failover.query_timeout
+        path = f"{self.region_path}/replica"
+        for node in sorted(promotion.candidates):
+            ref = self.system.lookup(path, node=node)
+            if ref is not None:
+                ref.tell(ReplicaQuery(shard, promotion.round, self.me.host, self.me.port))
+
+    def on_holdings(self, msg: ReplicaHoldings) -> None:
+        shard = check_shard(msg.shard, self.num_shards)
+        promotion = self.promotions.get(shard)
+        node = node_of(msg.host, msg.port)
+        if promotion is None or promotion.round != msg.round or node not in promotion.candidates:
+            return
+        promotion.answers[node] = msg.total
+        if set(promotion.answers) >= promotion.candidates:
+            self.promote(shard)
+
+    def promote(self, shard: int) -> None:
+        """Make the replica holding the most of ``shard`` its primary; the others are its
+        sources of history (and stay replicas)."""
+        promotion = self.promotions.pop(shard)
+        answers = {n: t for n, t in promotion.answers.items() if n in self.live}
+        if not answers:
+            _log.warning(
+                "coordinator %s: no replica of shard %d answered; allocating it afresh",
+                self.region_path,
+                shard,
+            )
+            self.sources[shard] = tuple(sorted(promotion.candidates & self.live))
+            self.reallocate(shard)
+            return
+        best = min(answers, key=lambda n: (-answers[n], n))
+        self.epoch += 1
+        self.allocation[shard] = (best, self.epoch)
+        self.place(shard)
+        self.sources[shard] = tuple(sorted(n for n in answers if n != best))
+        _log.info(
+            "coordinator %s: shard %d promoted to %s (holds %d; others %s)",
+            self.region_path,
+            shard,
+            best,
+            answers[best],
+            {str(n): t for n, t in answers.items() if n != best},
+        )
+        self.waiting.setdefault(shard, set())
+        self.announce(shard)
+
+    def tick_promotions(self, now: float) -> None:
+        for shard, promotion in list(self.promotions.items()):
+            if promotion.deadline is None:
+                if now >= promotion.start_at:
+                    self.query(shard)
+            elif now >= promotion.deadline:
+                self.promote(shard)
 
     # ------------------------------------------------------------------ requests
 
@@ -162,10 +306,17 @@ class _Coordinator:
             info.hosting = msg.hosting
         for shard, epoch in msg.shards:
             self.claim(check_shard(shard, self.num_shards), node, epoch)
+        for shard, epoch in msg.replicas:
+            check_shard(shard, self.num_shards)
+            self.epoch = max(self.epoch, epoch)
+            current = self.replica_sets.get(shard, ())
+            if node not in current:
+                self.replica_sets[shard] = (*current, node)
         self.tell(node, RegionRegistered(self.me.host, self.me.port))
         self.maybe_recovered()
         if not self.recovering:
             self.serve_waiting()
+            self.refresh_replicas()
 
     def claim(self, shard: int, node: NodeAddress, epoch: int) -> None:
         """A region reports hosting ``shard``: adopt it, or settle a double claim."""
@@ -189,7 +340,7 @@ class _Coordinator:
     def on_get_home(self, msg: GetShardHome) -> None:
         shard = check_shard(msg.shard, self.num_shards)
         requester = node_of(msg.host, msg.port)
-        if self.recovering or shard in self.handoffs:
+        if self.recovering or shard in self.handoffs or shard in self.promotions:
             self.waiting.setdefault(shard, set()).add(requester)
             return
         current = self.allocation.get(shard)
@@ -198,12 +349,18 @@ class _Coordinator:
             self.tell(requester, ShardHome(shard, node.host, node.port, epoch))
             return
         self.waiting.setdefault(shard, set()).add(requester)
+        if self.start_promotion(shard, self.failover.failover_margin):
+            return  # known replicas, primary unknown (it was on a coordinator that died)
         if self.allocate(shard, requester):
             self.announce(shard)
 
     def serve_waiting(self) -> None:
         for shard in list(self.waiting):
-            if shard in self.handoffs:
+            if shard in self.handoffs or shard in self.promotions:
+                continue
+            if shard not in self.allocation and self.start_promotion(
+                shard, self.failover.failover_margin
+            ):
                 continue
             if shard in self.allocation or self.allocate(shard, self.me):
                 self.announce(shard)
@@ -247,6 +404,9 @@ class _Coordinator:
         handoff = self.handoffs.get(shard)
         if handoff is not None and handoff.home == node:
             del self.handoffs[shard]
+            if self.replicas:
+                holders = {node, *self.replica_sets.get(shard, ())}
+                self.sources[shard] = tuple(sorted(holders & self.live))
             self.reallocate(shard)
         elif shard in self.waiting and shard not in self.handoffs:
             self.reallocate(shard)
@@ -272,6 +432,7 @@ class _Coordinator:
     def on_tick(self) -> None:
         self.maybe_recovered()
         now = trio.current_time()
+        self.tick_promotions(now)
         for shard, handoff in list(self.handoffs.items()):
             if now >= handoff.deadline:
                 _log.warning(
@@ -288,11 +449,13 @@ class _Coordinator:
         if now >= self.next_rebalance:
             self.next_rebalance = now + self.settings.rebalance_interval
             self.rebalance()
+            self.refresh_replicas()
 
     def rebalance(self) -> None:
         if self.recovering:
             return
-        for shard in sorted(self.strategy.rebalance(self.candidates(), tuple(self.handoffs))):
+        moving = (*self.handoffs, *self.promotions)
+        for shard in sorted(self.strategy.rebalance(self.candidates(), moving)):
             if shard in self.allocation and shard not in self.handoffs:
                 self.start_hand_off(shard)
 
@@ -302,18 +465,38 @@ class _Coordinator:
         self.live = frozenset(m.node for m in gossip.members.values() if m.status in _LIVE)
         for node in [n for n in self.regions if n not in self.live]:
             del self.regions[node]
+        lost = []
         for shard, (node, _) in list(self.allocation.items()):
             if node not in self.live:
                 del self.allocation[shard]
+                lost.append(shard)
+        for shard, nodes in list(self.replica_sets.items()):
+            kept = tuple(n for n in nodes if n in self.live)
+            if kept != nodes:
+                self.replica_sets[shard] = kept
+        for shard, promotion in list(self.promotions.items()):
+            promotion.candidates &= self.live
+            if not promotion.candidates:
+                del self.promotions[shard]
+                self.reallocate(shard)
+            elif promotion.deadline is not None and set(promotion.answers) >= promotion.candidates:
+                self.promote(shard)
+        for shard in lost:
+            if self.replicas and shard not in self.handoffs and shard not in self.promotions:
+                self.start_promotion(shard, self.failover.failover_margin)
         for shard, handoff in list(self.handoffs.items()):
             if handoff.home not in self.live:
                 del self.handoffs[shard]
-                self.reallocate(shard)
+                if not (
+                    self.replicas and self.start_promotion(shard, self.failover.failover_margin)
+                ):
+                    self.reallocate(shard)
         for requesters in self.waiting.values():
             requesters &= self.live
         self.maybe_recovered()
         if not self.recovering:
             self.serve_waiting()
+            self.refresh_replicas()
 
     # ------------------------------------------------------------------ dispatch
 
@@ -331,6 +514,8 @@ class _Coordinator:
                 self.on_tick()
             elif isinstance(msg, Membership):
                 self.on_membership(msg.gossip)
+            elif isinstance(msg, ReplicaHoldings):
+                self.on_holdings(msg)
             else:
                 _log.warning("coordinator %s: unexpected %s", self.region_path, type(msg).__name__)
         except ValueError as exc:
@@ -349,6 +534,9 @@ def coordinator(
     num_shards: int,
     settings: ShardingConfig,
     strategy: ShardAllocationStrategy | None = None,
+    *,
+    replication: ReplicationConfig | None = None,
+    failover: FailoverConfig | None = None,
 ) -> Behavior[Any]:
     """The behavior of the coordinator of the sharded type whose regions live at
     ``region_path``."""
@@ -360,7 +548,9 @@ def coordinator(
     chosen = strategy
 
     def with_timers(ctx: ActorContext[Any], timers: TimerScheduler[Any]) -> Behavior[Any]:
-        state = _Coordinator(system, ctx, region_path, num_shards, settings, chosen)
+        state = _Coordinator(
+            system, ctx, region_path, num_shards, settings, chosen, replication, failover
+        )
         state.on_membership(system.cluster_gossip())
         timers.start_periodic(
             "rebalance", _REBALANCE, min(settings.rebalance_interval, settings.recovery_timeout)

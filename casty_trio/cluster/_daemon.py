@@ -150,9 +150,7 @@ class _Daemon:
 
     def others(self) -> list[Member]:
         return [
-            m
-            for m in self.gossip.members.values()
-            if m.unique != self.me and m.status in _LIVE
+            m for m in self.gossip.members.values() if m.unique != self.me and m.status in _LIVE
         ]
 
     def update(self, new: Gossip, *, spread: bool = False) -> None:
@@ -250,8 +248,11 @@ class _Daemon:
         self.stable.observe(now, unreachable)
         if not self.stable.should_decide(now) or leader(gossip) != self.me:
             return
-        counted = [m for m in gossip.members.values() if m.status in (
-            MemberStatus.up, MemberStatus.leaving)]
+        counted = [
+            m
+            for m in gossip.members.values()
+            if m.status in (MemberStatus.up, MemberStatus.leaving)
+        ]
         members = frozenset(m.unique for m in counted)
         view = DowningInput(
             members=members,

@@ -23,6 +23,7 @@ from collections import deque
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+import attrs
 import msgspec
 import trio
 
@@ -37,9 +38,22 @@ from .._core import (
     stop_after_queued,
 )
 from .._errors import SerializationError
-from ..config import ShardingConfig
+from ..config import FailoverConfig, ShardingConfig
+from ..persistence import EventSourcedBehavior
 from ._coordinator import COORDINATOR_NAME, Membership, coordinator
 from ._membership import Gossip, MemberStatus
+from ._replication import (
+    REPLICA_NAME,
+    Fenced,
+    PrimaryShard,
+    PushHistory,
+    Replication,
+    StartSync,
+    SyncDone,
+    link_name,
+    replica_actor,
+    replica_link,
+)
 from ._routing import Entity, RegionRouting, RegionStatistics
 from ._shard_wire import (
     BeginHandOff,
@@ -53,6 +67,7 @@ from ._shard_wire import (
     RegisterRegion,
     ShardDeliver,
     ShardHome,
+    ShardReplicas,
     ShardStopped,
     check_shard,
     node_of,
@@ -66,7 +81,8 @@ __all__ = ["RegionLeave", "RegionRouting", "RegionStatistics", "coordinator_node
 
 _log = logging.getLogger("casty_trio.sharding")
 
-_ACTIVE, _COLLECTING, _STOPPING = 0, 1, 2
+# A shard is served (delivered to locally) in the states below _STOPPING.
+_ACTIVE, _COLLECTING, _STOPPING, _SYNCING = 0, 1, 2, 3
 _SHARD_CACHE_SIZE = 100_000
 _LIVE = (MemberStatus.up, MemberStatus.leaving)
 
@@ -131,6 +147,7 @@ class _Region:
         spec: ShardedBehavior[Any],
         settings: ShardingConfig,
         routing: RegionRouting,
+        failover: FailoverConfig,
     ) -> None:
         self.system = system
         self.ctx = ctx
@@ -157,6 +174,15 @@ class _Region:
         self.live: frozenset[NodeAddress] = frozenset()
         self.leave: trio.Event | None = None
         self.leave_acked = False
+        self.failover = failover
+        self.links: dict[NodeAddress, ActorRef[Any]] = {}
+        self.replication: Replication | None = None
+        config = spec.replication
+        if config is not None and config.replicas > 0 and self.hosting:
+            self.replication = Replication(
+                system, self.path, spec, config, failover, settings.retry_interval
+            )
+            ctx.spawn(replica_actor(self.replication, ctx.self), REPLICA_NAME)
 
     # ------------------------------------------------------------------ plumbing
 
@@ -197,7 +223,7 @@ class _Region:
             shard = self.shard_of(eid)
         hosted = self.hosted.get(shard)
         if hosted is not None:
-            if hosted.state != _STOPPING:
+            if hosted.state < _STOPPING:
                 self.deliver_local(hosted, eid, message)
                 return
         elif forwarded:
@@ -230,6 +256,14 @@ class _Region:
     def start_entity(self, hosted: _Hosted, eid: str) -> Entity | None:
         try:
             behavior = self.spec.entity_factory(eid)
+            if self.replication is not None:
+                if not isinstance(behavior, EventSourcedBehavior):
+                    raise TypeError(
+                        f"sharded type {self.name} is replicated: its entity factory must "
+                        f"return Behaviors.event_sourced(...), not {type(behavior).__name__}"
+                    )
+                replicator = self.replication.replicator(hosted.shard)
+                behavior = attrs.evolve(behavior, replicator=replicator)
             ref = self.ctx.spawn(behavior, "e." + quote(eid, safe=""))
         except Exception:
             _log.exception("%s: could not start entity %r", self.path, eid)
@@ -343,6 +377,10 @@ class _Region:
 
     def shard_stopped(self, hosted: _Hosted) -> None:
         del self.hosted[hosted.shard]
+        if self.replication is not None:
+            primary = self.replication.primaries.get(hosted.shard)
+            if primary is not None and primary.epoch == hosted.epoch:
+                del self.replication.primaries[hosted.shard]
         self.homes.pop(hosted.shard, None)
         self.to_coordinator(ShardStopped(hosted.shard, hosted.epoch, self.me.host, self.me.port))
         if hosted.shard in self.buffers:
@@ -394,7 +432,9 @@ class _Region:
         hosted = self.hosted.get(shard)
         if home == self.me:
             if hosted is None:
-                self.hosted[shard] = _Hosted(shard, msg.epoch)
+                hosted = self.hosted[shard] = _Hosted(shard, msg.epoch)
+                if self.replication is not None:
+                    self.start_primary(hosted)
             elif hosted.state == _COLLECTING:
                 hosted.state = _ACTIVE  # the coordinator gave up this handoff
         elif hosted is not None and hosted.state != _STOPPING:
@@ -405,6 +445,89 @@ class _Region:
         self.homes[shard] = home
         self.requested.discard(shard)
         self.flush(shard)
+
+    # ------------------------------------------------------------------ replication
+
+    def start_primary(self, hosted: _Hosted) -> None:
+        """A replicated shard is newly hosted here: copy its history from the sources the
+        coordinator named before serving it."""
+        assert self.replication is not None
+        pending = self.replication.sources.pop(hosted.shard, None)
+        sources = pending[1] if pending is not None and pending[0] == hosted.epoch else ()
+        if sources:
+            hosted.state = _SYNCING
+            self.ctx.child(REPLICA_NAME).tell(StartSync(hosted.shard, sources))  # type: ignore[union-attr]
+        else:
+            self.push_to_replicas(hosted.shard, ())
+
+    def push_to_replicas(self, shard: int, skip: tuple[NodeAddress, ...]) -> None:
+        """Fill the shard's replicas (except ``skip``) with its whole history."""
+        assert self.replication is not None
+        primary = self.replication.primaries.get(shard)
+        replica = self.ctx.child(REPLICA_NAME)
+        if primary is None or replica is None:
+            return
+        for node in primary.replicas:
+            if node not in skip:
+                replica.tell(PushHistory(shard, node, None))
+
+    def on_sync_done(self, msg: SyncDone) -> None:
+        hosted = self.hosted.get(msg.shard)
+        if hosted is None or hosted.state != _SYNCING:
+            return
+        hosted.state = _ACTIVE
+        self.push_to_replicas(msg.shard, ())
+        self.flush(msg.shard)
+
+    def ensure_link(self, node: NodeAddress) -> None:
+        assert self.replication is not None
+        if node not in self.links:
+            self.links[node] = self.ctx.spawn(
+                replica_link(self.replication, node, self.ctx.self), link_name(node)
+            )
+
+    def on_shard_replicas(self, msg: ShardReplicas) -> None:
+        repl = self.replication
+        if repl is None:
+            return
+        shard = check_shard(msg.shard, self.num_shards)
+        primary = node_of(msg.host, msg.port)
+        replicas = tuple(node_of(host, port) for host, port in msg.replicas)
+        if primary == self.me:
+            current = repl.primaries.get(shard)
+            if current is not None and current.epoch > msg.epoch:
+                return
+            previous = (
+                current.replicas if current is not None and current.epoch == msg.epoch else None
+            )
+            repl.primaries[shard] = PrimaryShard(msg.epoch, replicas)
+            repl.replica_of.pop(shard, None)
+            for node in replicas:
+                self.ensure_link(node)
+            hosted = self.hosted.get(shard)
+            if hosted is None or hosted.epoch != msg.epoch:
+                repl.sources[shard] = (msg.epoch, tuple(node_of(h, p) for h, p in msg.sources))
+            elif hosted.state != _SYNCING and previous is not None:
+                self.push_to_replicas(shard, previous)
+        elif self.me in replicas:
+            known = repl.replica_of.get(shard)
+            if known is None or msg.epoch >= known[0]:
+                repl.replica_of[shard] = (msg.epoch, primary)
+            self.fence(shard, msg.epoch)
+
+    def fence(self, shard: int, epoch: int) -> None:
+        """Someone knows allocation ``epoch`` of ``shard``: stop hosting an older one."""
+        hosted = self.hosted.get(shard)
+        if hosted is not None and hosted.epoch < epoch and hosted.state != _STOPPING:
+            _log.warning(
+                "%s: shard %d has a newer allocation (epoch %d > %d); this node no longer "
+                "owns it and stops it",
+                self.path,
+                shard,
+                epoch,
+                hosted.epoch,
+            )
+            self.begin_stop(hosted)
 
     def on_drop(self, msg: DropShard) -> None:
         hosted = self.hosted.get(msg.shard)
@@ -421,6 +544,10 @@ class _Region:
         for node in list(self.regions):
             if node not in self.live:
                 del self.regions[node]
+        if self.replication is not None:
+            self.replication.forget(self.live)
+            for node in [n for n in self.links if n not in self.live]:
+                self.ctx.stop(self.links.pop(node))
         for hosted in list(self.hosted.values()):
             if hosted.state == _COLLECTING:
                 hosted.awaiting &= self.live
@@ -443,14 +570,26 @@ class _Region:
             self.ctx.stop(child)
         if node == self.me and child is None:
             self.ctx.spawn(
-                coordinator(self.system, self.path, self.num_shards, self.settings),
+                coordinator(
+                    self.system,
+                    self.path,
+                    self.num_shards,
+                    self.settings,
+                    replication=self.spec.replication,
+                    failover=self.failover,
+                ),
                 COORDINATOR_NAME,
             )
         self.register()
 
     def register(self) -> None:
         shards = [(h.shard, h.epoch) for h in self.hosted.values() if h.state != _STOPPING]
-        self.to_coordinator(RegisterRegion(self.me.host, self.me.port, self.hosting, shards))
+        replicas = []
+        if self.replication is not None:
+            replicas = [(s, epoch) for s, (epoch, _) in self.replication.replica_of.items()]
+        self.to_coordinator(
+            RegisterRegion(self.me.host, self.me.port, self.hosting, shards, replicas)
+        )
 
     def on_registered(self, msg: RegionRegistered) -> None:
         if node_of(msg.host, msg.port) != self.coordinator_at or self.registered:
@@ -548,6 +687,12 @@ class _Region:
             self.on_leaving_ack(msg)
         elif isinstance(msg, DropShard):
             self.on_drop(msg)
+        elif isinstance(msg, ShardReplicas):
+            self.on_shard_replicas(msg)
+        elif isinstance(msg, SyncDone):
+            self.on_sync_done(msg)
+        elif isinstance(msg, Fenced):
+            self.fence(msg.shard, msg.epoch)
         else:
             _log.warning("%s: unexpected message %r", self.path, type(msg).__name__)
 
@@ -558,11 +703,12 @@ def region(
     spec: ShardedBehavior[Any],
     settings: ShardingConfig,
     routing: RegionRouting,
+    failover: FailoverConfig,
 ) -> Behavior[Any]:
     """The behavior of the region of sharded type ``name`` on ``system``."""
 
     def with_timers(ctx: ActorContext[Any], timers: TimerScheduler[Any]) -> Behavior[Any]:
-        state = routing.state = _Region(system, ctx, name, spec, settings, routing)
+        state = routing.state = _Region(system, ctx, name, spec, settings, routing, failover)
         timers.start_periodic("retry", _TICK, settings.retry_interval)
         passivate_after = spec.passivate_after or settings.passivate_after
         if passivate_after is not None:

@@ -102,5 +102,3 @@ class RegionRouting:
 
     def remove_watcher(self, watcher: Callable[[ActorRef[Any]], None]) -> None:
         self.region._target.remove_watcher(watcher)
-
-

@@ -33,12 +33,20 @@ __all__ = [
     "GetShardHome",
     "HandOff",
     "HandOffMarker",
+    "HistoryEnd",
+    "HistoryRequest",
     "RegionLeaving",
     "RegionLeavingAck",
     "RegionRegistered",
     "RegisterRegion",
+    "ReplicaAck",
+    "ReplicaEvents",
+    "ReplicaHoldings",
+    "ReplicaQuery",
+    "ReplicaRefused",
     "ShardDeliver",
     "ShardHome",
+    "ShardReplicas",
     "ShardStopped",
     "check_shard",
     "node_of",
@@ -61,6 +69,7 @@ class RegisterRegion(msgspec.Struct, frozen=True, array_like=True, gc=False, tag
     port: int
     hosting: bool
     shards: list[tuple[int, int]]
+    replicas: list[tuple[int, int]] = []  # (shard, epoch) this node holds replicas of
 
 
 class RegionRegistered(msgspec.Struct, frozen=True, array_like=True, gc=False, tag=42):
@@ -149,6 +158,96 @@ class DropShard(msgspec.Struct, frozen=True, array_like=True, gc=False, tag=51):
     epoch: int
 
 
+class ReplicaEvents(msgspec.Struct, frozen=True, array_like=True, gc=False, tag=52):
+    """Events of ``entity_id`` (``(sequence_nr, timestamp, manifest, payload)`` each, encoded
+    by the sender) for a replica. From the primary of ``shard`` (allocation ``epoch``) at
+    ``host:port`` unless ``history``: then it answers a :class:`HistoryRequest`."""
+
+    entity_id: str
+    shard: int
+    epoch: int
+    host: str
+    port: int
+    history: bool
+    events: list[tuple[int, float, str, msgspec.Raw]]
+
+
+class ReplicaAck(msgspec.Struct, frozen=True, array_like=True, gc=False, tag=53):
+    """Replica at ``host:port`` to the primary's replica link: it stores every event of
+    ``entity_id`` up to ``sequence_nr``."""
+
+    entity_id: str
+    shard: int
+    sequence_nr: int
+    host: str
+    port: int
+
+
+class ReplicaRefused(msgspec.Struct, frozen=True, array_like=True, gc=False, tag=54):
+    """Replica at ``host:port`` to a sender of :class:`ReplicaEvents`: ``shard`` has a newer
+    allocation, ``epoch``; the sender is no longer its primary."""
+
+    shard: int
+    epoch: int
+    host: str
+    port: int
+
+
+class ShardReplicas(msgspec.Struct, frozen=True, array_like=True, gc=False, tag=55):
+    """Coordinator to a shard's primary (``host:port``) and its replicas: the replica nodes of
+    ``shard`` in allocation ``epoch``, and the ``sources`` a new primary copies history from
+    before it serves the shard."""
+
+    shard: int
+    epoch: int
+    host: str
+    port: int
+    replicas: list[tuple[str, int]]
+    sources: list[tuple[str, int]]
+
+
+class HistoryRequest(msgspec.Struct, frozen=True, array_like=True, gc=False, tag=56):
+    """To a node holding ``shard``'s history: send the events the requester at ``host:port``
+    lacks, beyond the highest sequence numbers in ``known``; for every entity of the shard when
+    ``whole``, else for those in ``known`` only. Answered by history :class:`ReplicaEvents`
+    followed by :class:`HistoryEnd`."""
+
+    shard: int
+    host: str
+    port: int
+    known: list[tuple[str, int]]
+    whole: bool
+
+
+class HistoryEnd(msgspec.Struct, frozen=True, array_like=True, gc=False, tag=57):
+    """The node at ``host:port`` sent all the history of ``shard`` it was asked for."""
+
+    shard: int
+    host: str
+    port: int
+
+
+class ReplicaQuery(msgspec.Struct, frozen=True, array_like=True, gc=False, tag=58):
+    """Coordinator at ``host:port`` to a replica of ``shard`` whose primary is gone: how much of
+    the shard do you hold? ``round`` matches the answer to the question."""
+
+    shard: int
+    round: int
+    host: str
+    port: int
+
+
+class ReplicaHoldings(msgspec.Struct, frozen=True, array_like=True, gc=False, tag=59):
+    """Replica at ``host:port`` to the coordinator: for ``shard`` it holds events up to a sum of
+    ``total`` sequence numbers over the shard's entities."""
+
+    shard: int
+    round: int
+    total: int
+    host: str
+    port: int
+
+
 SHARD_MESSAGES: tuple[type[msgspec.Struct], ...] = (
     ShardDeliver,
     RegisterRegion,
@@ -162,6 +261,14 @@ SHARD_MESSAGES: tuple[type[msgspec.Struct], ...] = (
     RegionLeaving,
     RegionLeavingAck,
     DropShard,
+    ReplicaEvents,
+    ReplicaAck,
+    ReplicaRefused,
+    ShardReplicas,
+    HistoryRequest,
+    HistoryEnd,
+    ReplicaQuery,
+    ReplicaHoldings,
 )
 
 

@@ -452,9 +452,7 @@ class ClusteredActorSystem(RemoteActorSystem):
         """
         await wait_at_barrier(self, name, n, timeout=timeout)
 
-    def lookup(
-        self, path: str, *, node: NodeAddress | str | None = None
-    ) -> ActorRef[Any] | None:
+    def lookup(self, path: str, *, node: NodeAddress | str | None = None) -> ActorRef[Any] | None:
         """A ref to the actor at ``path``: local by default, or on ``node``.
 
         ``node`` is a :class:`NodeAddress` or a member's node id (``node_id=`` of its system).
@@ -519,7 +517,8 @@ class ClusteredActorSystem(RemoteActorSystem):
     def _spawn_region(self, spec: ShardedBehavior[Any], name: str) -> ActorRef[Any]:
         routing = RegionRouting()
         settings = self.config.defaults.sharding
-        routing.region = super().spawn(region(self, name, spec, settings, routing), name)
+        failover = self.config.defaults.replication
+        routing.region = super().spawn(region(self, name, spec, settings, routing, failover), name)
         ref: ActorRef[Any] = ActorRef(routing.region.address, routing)
         self._regions[name] = ref
         return ref

@@ -21,6 +21,7 @@ __all__ = [
     "ClusterTlsConfig",
     "DefaultsConfig",
     "DowningConfig",
+    "FailoverConfig",
     "FailureDetectorConfig",
     "GossipConfig",
     "HeartbeatConfig",
@@ -181,8 +182,7 @@ class SupervisionConfig:
     def __attrs_post_init__(self) -> None:
         if self.backoff_min is not None and self.backoff_min > self.backoff_max:
             raise ValueError(
-                f"backoff_min ({self.backoff_min}) must not exceed backoff_max "
-                f"({self.backoff_max})"
+                f"backoff_min ({self.backoff_min}) must not exceed backoff_max ({self.backoff_max})"
             )
 
 
@@ -227,13 +227,37 @@ class ShardingConfig:
 
 
 @attrs.frozen
+class FailoverConfig:
+    """``[defaults.replication]``: how replicated shards fail over (see replication).
+
+    Attributes:
+        failover_margin: Seconds the coordinator waits after a node is downed before it
+            promotes a replica of the node's shards: the time the other side of a partition
+            has to down itself and stop writing.
+        query_timeout: Seconds the coordinator waits for the surviving replicas of a shard to
+            report how much of it they hold before it promotes the best of those that answered.
+        sync_timeout: Seconds a new primary waits for history from the other holders of its
+            shard before it serves the shard with what it has.
+
+    Examples:
+        >>> FailoverConfig(failover_margin=0.2).sync_timeout
+        5.0
+    """
+
+    failover_margin: float = attrs.field(default=1.0, validator=_non_negative_finite)
+    query_timeout: float = attrs.field(default=2.0, validator=_positive)
+    sync_timeout: float = attrs.field(default=5.0, validator=_positive)
+
+
+@attrs.frozen
 class DefaultsConfig:
     """``[defaults]``: settings for every actor not matched by ``[actors]``, and the defaults
-    of sharding."""
+    of sharding and replication."""
 
     mailbox: MailboxConfig = MailboxConfig()
     supervision: SupervisionConfig = SupervisionConfig()
     sharding: ShardingConfig = ShardingConfig()
+    replication: FailoverConfig = FailoverConfig()
 
 
 @attrs.frozen
@@ -365,9 +389,7 @@ class ClusterConfig:
     host: str = attrs.field(default="127.0.0.1", validator=_word)
     port: int = attrs.field(default=25520, validator=_port)
     node_id: str | None = attrs.field(default=None, validator=_word)
-    seed_nodes: tuple[str, ...] = attrs.field(
-        default=(), converter=_strings, validator=_seed_nodes
-    )
+    seed_nodes: tuple[str, ...] = attrs.field(default=(), converter=_strings, validator=_seed_nodes)
     roles: tuple[str, ...] = attrs.field(default=(), converter=_strings, validator=_words)
     bind_host: str | None = attrs.field(default=None, validator=_word)
     required_quorum: int | None = attrs.field(default=None, validator=_capacity)

@@ -162,9 +162,7 @@ class SqliteJournal:
             for event in batch:
                 if not isinstance(event, PersistedEvent):
                     raise TypeError(f"expected PersistedEvent values, got {type(event).__name__}")
-            rows = [
-                (entity_id, e.sequence_nr, *encode(e.event), e.timestamp) for e in batch
-            ]
+            rows = [(entity_id, e.sequence_nr, *encode(e.event), e.timestamp) for e in batch]
             with _transaction(connection):
                 connection.executemany(_INSERT_EVENT, rows)
 

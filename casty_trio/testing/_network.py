@@ -23,6 +23,7 @@ if TYPE_CHECKING:
         """Checked by mypy only: the simulated classes implement the transport protocols."""
         return transport, connection
 
+
 __all__ = ["NetworkStatistics", "SimNetwork"]
 
 _Pair = tuple[NodeAddress, NodeAddress]
@@ -352,9 +353,7 @@ class SimNetwork:
         value = None if probability is None else _check_probability("loss", probability)
         _set(self._loss, _pair(a, b), value)
 
-    def set_duplication(
-        self, a: NodeAddress, b: NodeAddress, probability: float | None
-    ) -> None:
+    def set_duplication(self, a: NodeAddress, b: NodeAddress, probability: float | None) -> None:
         """Set the probability that a frame between ``a`` and ``b`` arrives twice.
 
         The two copies arrive together, one after the other. Applies to both directions;
@@ -443,11 +442,7 @@ class SimNetwork:
         key = sender._key
         # Skip the lookups while no link has an override (the common case).
         loss = self._loss.get(key, self._default_loss) if self._loss else self._default_loss
-        if (
-            receiver._closed is not None
-            or (self._cut and key in self._cut)
-            or draw_loss < loss
-        ):
+        if receiver._closed is not None or (self._cut and key in self._cut) or draw_loss < loss:
             self._frames_dropped += 1
             return
         duplication = self._default_duplication

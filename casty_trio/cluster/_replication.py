@@ -1,0 +1,711 @@
+"""Shard replication: copies of event-sourced entities' journals on replica nodes.
+
+A sharded type with ``ReplicationConfig(replicas=n)`` gets, from its coordinator, ``n`` replica
+nodes per shard besides the primary (``ShardReplicas``). Per region there is one
+:class:`Replication` (state shared by the region, its replica actor and its replica links, all
+in one process) and these actors, children of the region and so owned by its nursery:
+
+- ``replica``: the *replica region*. It stores the events primaries send (``ReplicaEvents``)
+  into this node's journal, idempotently by sequence number, and acks the highest sequence
+  number it holds without gap; it serves history (``HistoryRequest``) to replicas that are
+  behind and to new primaries, answers the coordinator's ``ReplicaQuery`` during a failover,
+  and pulls history when this node becomes a shard's primary.
+- ``link-<host>-<port>``: the *replica link* to one replica node. Acks from that node arrive
+  here, not in any entity's mailbox, so an entity awaiting acks never blocks them. It also
+  notices events the replica has not acked for a while and has them sent again.
+
+On the primary, each entity of a replicated type runs with a :class:`ShardReplicator`: after
+the entity persisted a command's events, it sends them to every replica and, with ``min_acks``
+k > 0, waits inside ``trio.move_on_after(ack_timeout)`` until k replicas acked. Fencing: every
+batch carries the shard's allocation epoch; a replica that knows a newer epoch refuses it
+(``ReplicaRefused``), and a primary told so stops hosting the shard.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+import attrs
+import msgspec
+import trio
+
+from .._core import ActorContext, ActorRef, Behavior, Behaviors, NodeAddress, TimerScheduler
+from .._errors import JournalError, ReplicationTimeoutError, SerializationError
+from ..config import FailoverConfig
+from ..persistence import EventJournal, EventSourcedBehavior, PersistedEvent
+from ._shard_wire import (
+    HistoryEnd,
+    HistoryRequest,
+    ReplicaAck,
+    ReplicaEvents,
+    ReplicaHoldings,
+    ReplicaQuery,
+    ReplicaRefused,
+    check_shard,
+    node_of,
+)
+from ._sharding import ReplicationConfig, ShardedBehavior
+
+if TYPE_CHECKING:
+    from ._system import ClusteredActorSystem
+
+__all__ = [
+    "REPLICA_NAME",
+    "Fenced",
+    "PrimaryShard",
+    "PushHistory",
+    "ReplicateEvents",
+    "ReplicateEventsAck",
+    "Replication",
+    "ShardReplicator",
+    "StartSync",
+    "SyncDone",
+    "link_name",
+    "replica_actor",
+    "replica_link",
+]
+
+_log = logging.getLogger("casty_trio.replication")
+
+REPLICA_NAME = "replica"
+
+
+@attrs.frozen
+class ReplicateEvents:
+    """Persisted events of one entity on their way to a replica.
+
+    Sent (encoded on the wire) by the primary of the entity's shard after persisting them, and
+    by a holder of the shard's history to a replica or new primary that lacks them.
+
+    Args:
+        entity_id: Entity whose events are being replicated.
+        shard_id: Shard that owns the entity.
+        events: The events, in sequence-number order.
+        reply_to: Who gets the :class:`ReplicateEventsAck` (None when nobody waits).
+
+    Examples:
+        >>> evt = PersistedEvent(1, "opened", 0.0)
+        >>> ReplicateEvents("user-1", shard_id=7, events=(evt,))  # doctest: +ELLIPSIS
+        ReplicateEvents(entity_id='user-1', shard_id=7, ...)
+    """
+
+    entity_id: str
+    shard_id: int
+    events: tuple[PersistedEvent, ...]
+    reply_to: ActorRef[Any] | None = None
+
+
+@attrs.frozen
+class ReplicateEventsAck:
+    """A replica holds every event of ``entity_id`` up to ``sequence_nr``.
+
+    Args:
+        entity_id: Entity whose events were replicated.
+        sequence_nr: Highest sequence number the replica persisted, with no gap before it.
+
+    Examples:
+        >>> ReplicateEventsAck("user-1", sequence_nr=5)
+        ReplicateEventsAck(entity_id='user-1', sequence_nr=5)
+    """
+
+    entity_id: str
+    sequence_nr: int
+
+
+# ---------------------------------------------------------------------------- internal messages
+
+
+class StartSync:
+    """Region to its replica actor: this node is ``shard``'s new primary; copy the history
+    the ``sources`` hold, then answer :class:`SyncDone`."""
+
+    __slots__ = ("shard", "sources")
+
+    def __init__(self, shard: int, sources: tuple[NodeAddress, ...]) -> None:
+        self.shard = shard
+        self.sources = sources
+
+
+class SyncDone:
+    """Replica actor to its region: ``shard``'s history is here; serve it."""
+
+    __slots__ = ("shard",)
+
+    def __init__(self, shard: int) -> None:
+        self.shard = shard
+
+
+class PushHistory:
+    """To the replica actor (as primary): send ``node`` the history of ``shard`` beyond
+    ``known`` (every entity of the shard when ``known`` is None)."""
+
+    __slots__ = ("known", "node", "shard")
+
+    def __init__(self, shard: int, node: NodeAddress, known: dict[str, int] | None) -> None:
+        self.shard = shard
+        self.node = node
+        self.known = known
+
+
+class Fenced:
+    """Replica link to its region: a replica knows allocation ``epoch`` of ``shard``."""
+
+    __slots__ = ("epoch", "shard")
+
+    def __init__(self, shard: int, epoch: int) -> None:
+        self.shard = shard
+        self.epoch = epoch
+
+
+class _Tick:
+    __slots__ = ()
+
+
+_TICK = _Tick()
+
+
+# ---------------------------------------------------------------------------- shared state
+
+
+class _Waiter:
+    __slots__ = ("acked", "done", "needed", "sequence_nr")
+
+    def __init__(self, sequence_nr: int, needed: int) -> None:
+        self.sequence_nr = sequence_nr
+        self.needed = needed
+        self.acked: set[NodeAddress] = set()
+        self.done = trio.Event()
+
+
+class PrimaryShard:
+    """A shard this node is the primary of: its allocation epoch and replica nodes."""
+
+    __slots__ = ("epoch", "replicas")
+
+    def __init__(self, epoch: int, replicas: tuple[NodeAddress, ...]) -> None:
+        self.epoch = epoch
+        self.replicas = replicas
+
+
+class _Sent:
+    __slots__ = ("at", "sequence_nr", "shard")
+
+    def __init__(self, shard: int, sequence_nr: int, at: float) -> None:
+        self.shard = shard
+        self.sequence_nr = sequence_nr
+        self.at = at
+
+
+def link_name(node: NodeAddress) -> str:
+    """The name of the replica link (a child of the region) to the replica at ``node``.
+
+    Examples:
+        >>> link_name(NodeAddress("10.0.0.1", 25520))
+        'link-10.0.0.1-25520'
+    """
+    return f"link-{quote(node.host, safe='')}-{node.port}"
+
+
+class Replication:
+    """The replication state of one region (one sharded type on one node).
+
+    Shared, in one process, by the region (which routes and hosts shards), its replica actor
+    and its replica links: each mutates it only from its own handlers, between checkpoints.
+    """
+
+    def __init__(
+        self,
+        system: ClusteredActorSystem,
+        region_path: str,
+        spec: ShardedBehavior[Any],
+        config: ReplicationConfig,
+        failover: FailoverConfig,
+        retry_interval: float,
+    ) -> None:
+        self.system = system
+        self.region_path = region_path
+        self.spec = spec
+        self.config = config
+        self.failover = failover
+        self.retry_interval = retry_interval
+        self.me = system.self_node
+        self.codec = system._remoting.codec
+        # shard -> entity -> highest sequence number stored here without a gap
+        self.index: dict[int, dict[str, int]] = {}
+        # shards replicated here: shard -> (epoch, primary)
+        self.replica_of: dict[int, tuple[int, NodeAddress]] = {}
+        # shards this node is the primary of (or is about to be)
+        self.primaries: dict[int, PrimaryShard] = {}
+        # new primary: shard -> (epoch, sources) announced before the ShardHome
+        self.sources: dict[int, tuple[int, tuple[NodeAddress, ...]]] = {}
+        self.waiters: dict[str, list[_Waiter]] = {}
+        self.sent: dict[NodeAddress, dict[str, _Sent]] = {}
+        self._replica_refs: dict[NodeAddress, ActorRef[Any]] = {}
+        self._link_refs: dict[NodeAddress, ActorRef[Any]] = {}
+
+    # ------------------------------------------------------------------ lookups
+
+    def replica_ref(self, node: NodeAddress) -> ActorRef[Any] | None:
+        """The replica actor of this type on ``node``."""
+        ref = self._replica_refs.get(node)
+        if ref is None:
+            ref = self.system.lookup(f"{self.region_path}/{REPLICA_NAME}", node=node)
+            if ref is not None:
+                self._replica_refs[node] = ref
+        return ref
+
+    def link_ref(self, primary: NodeAddress) -> ActorRef[Any] | None:
+        """The link on ``primary`` that takes this node's acks."""
+        ref = self._link_refs.get(primary)
+        if ref is None:
+            ref = self.system.lookup(f"{self.region_path}/{link_name(self.me)}", node=primary)
+            if ref is not None:
+                self._link_refs[primary] = ref
+        return ref
+
+    def forget(self, live: frozenset[NodeAddress]) -> None:
+        """Drop cached refs and bookkeeping of nodes no longer live."""
+        for cache in (self._replica_refs, self._link_refs, self.sent):
+            for node in [n for n in cache if n not in live]:
+                del cache[node]
+
+    def journal_of(self, entity_id: str) -> EventJournal:
+        """The journal this node keeps ``entity_id``'s events in (from the entity factory).
+
+        Raises:
+            TypeError: The factory does not return an event-sourced behavior.
+        """
+        behavior = self.spec.entity_factory(entity_id)
+        if not isinstance(behavior, EventSourcedBehavior):
+            raise TypeError(
+                f"sharded type {self.region_path} is replicated, so its entity factory must "
+                f"return Behaviors.event_sourced(...), not {type(behavior).__name__}"
+            )
+        return behavior.journal
+
+    def known_epoch(self, shard: int) -> int:
+        """The newest allocation epoch of ``shard`` this node has heard of."""
+        epoch = 0
+        replica = self.replica_of.get(shard)
+        if replica is not None:
+            epoch = replica[0]
+        primary = self.primaries.get(shard)
+        if primary is not None:
+            epoch = max(epoch, primary.epoch)
+        return epoch
+
+    def holdings(self, shard: int) -> int:
+        """How much of ``shard`` is here: the sum of its entities' highest sequence numbers."""
+        return sum(self.index.get(shard, {}).values())
+
+    def note(self, shard: int, entity_id: str, sequence_nr: int) -> None:
+        """Record that events of ``entity_id`` up to ``sequence_nr`` are stored here."""
+        entities = self.index.setdefault(shard, {})
+        if sequence_nr > entities.get(entity_id, 0):
+            entities[entity_id] = sequence_nr
+
+    # ------------------------------------------------------------------ encoding
+
+    def encode(self, events: Iterable[PersistedEvent]) -> list[tuple[int, float, str, msgspec.Raw]]:
+        """Events as they travel: user events encoded by this system's codec.
+
+        Raises:
+            SerializationError: An event's type cannot be encoded.
+        """
+        encode = self.codec.encode
+        out = []
+        for persisted in events:
+            manifest, payload = encode(persisted.event)
+            out.append((persisted.sequence_nr, persisted.timestamp, manifest, msgspec.Raw(payload)))
+        return out
+
+    def decode(self, msg: ReplicaEvents) -> ReplicateEvents:
+        """The events of a received batch, decoded, in sequence-number order.
+
+        Raises:
+            SerializationError: An event cannot be decoded.
+            ValueError: A sequence number below 1.
+        """
+        decode = self.codec.decode
+        events = tuple(
+            PersistedEvent(seq, decode(manifest, payload), timestamp)
+            for seq, timestamp, manifest, payload in sorted(msg.events, key=lambda e: e[0])
+        )
+        return ReplicateEvents(msg.entity_id, msg.shard, events)
+
+    # ------------------------------------------------------------------ primary side
+
+    def replicator(self, shard: int) -> ShardReplicator:
+        return ShardReplicator(self, shard)
+
+    async def replicate(self, shard: int, entity_id: str, events: Sequence[PersistedEvent]) -> None:
+        """Send freshly persisted events to the shard's replicas and await ``min_acks`` acks.
+
+        Raises:
+            ReplicationTimeoutError: Fewer than ``min_acks`` replicas acked in ``ack_timeout``.
+            SerializationError: An event cannot be encoded for the wire.
+        """
+        last = events[-1].sequence_nr
+        self.note(shard, entity_id, last)
+        primary = self.primaries.get(shard)
+        targets = primary.replicas if primary is not None else ()
+        needed = self.config.min_acks
+        waiter = None
+        if needed:
+            waiter = _Waiter(last, needed)
+            self.waiters.setdefault(entity_id, []).append(waiter)
+        try:
+            if targets and primary is not None:
+                item = ReplicaEvents(
+                    entity_id,
+                    shard,
+                    primary.epoch,
+                    self.me.host,
+                    self.me.port,
+                    False,
+                    self.encode(events),
+                )
+                now = trio.current_time()
+                for node in targets:
+                    ref = self.replica_ref(node)
+                    if ref is not None:
+                        ref.tell(item)
+                        self.sent.setdefault(node, {})[entity_id] = _Sent(shard, last, now)
+            if waiter is None:
+                await trio.lowlevel.checkpoint()
+                return
+            with trio.move_on_after(self.config.ack_timeout):
+                await waiter.done.wait()
+        finally:
+            if waiter is not None:
+                self._discard(entity_id, waiter)
+        if not waiter.done.is_set():
+            raise ReplicationTimeoutError(
+                f"entity {entity_id!r} (shard {shard}): events up to {last} acknowledged by "
+                f"{len(waiter.acked)} of the {needed} replicas needed within "
+                f"{self.config.ack_timeout} s (replicas: "
+                f"{', '.join(map(str, targets)) or 'none'})"
+            )
+
+    def _discard(self, entity_id: str, waiter: _Waiter) -> None:
+        waiting = self.waiters.get(entity_id)
+        if waiting is None:
+            return
+        if waiter in waiting:
+            waiting.remove(waiter)
+        if not waiting:
+            del self.waiters[entity_id]
+
+    def acked(self, entity_id: str, node: NodeAddress, sequence_nr: int) -> None:
+        """``node`` holds ``entity_id``'s events up to ``sequence_nr``: release the writes it
+        confirms."""
+        sent = self.sent.get(node)
+        if sent is not None:
+            record = sent.get(entity_id)
+            if record is not None and record.sequence_nr <= sequence_nr:
+                del sent[entity_id]
+        for waiter in self.waiters.get(entity_id, ()):
+            if sequence_nr >= waiter.sequence_nr and node not in waiter.acked:
+                waiter.acked.add(node)
+                if len(waiter.acked) >= waiter.needed:
+                    waiter.done.set()
+
+
+@attrs.frozen
+class ShardReplicator:
+    """The :class:`~casty_trio.persistence.Replicator` of one primary entity: replicates its
+    events through its region's :class:`Replication`."""
+
+    replication: Replication
+    shard: int
+
+    async def replicate(self, entity_id: str, events: Sequence[PersistedEvent]) -> None:
+        """See :meth:`Replication.replicate` (a checkpoint)."""
+        await self.replication.replicate(self.shard, entity_id, events)
+
+
+# ---------------------------------------------------------------------------- replica link
+
+
+def replica_link(
+    replication: Replication, node: NodeAddress, region: ActorRef[Any]
+) -> Behavior[Any]:
+    """The replica link of a primary region to the replica at ``node``: takes its acks and
+    refusals, and has events it leaves unacked for ``ack_timeout`` sent again."""
+
+    def with_timers(ctx: ActorContext[Any], timers: TimerScheduler[Any]) -> Behavior[Any]:
+        timers.start_periodic("resend", _TICK, replication.retry_interval)
+
+        async def receive(ctx: ActorContext[Any], msg: Any) -> Behavior[Any]:
+            if isinstance(msg, ReplicaAck):
+                if node_of(msg.host, msg.port) == node:
+                    replication.acked(msg.entity_id, node, msg.sequence_nr)
+            elif isinstance(msg, ReplicaRefused):
+                region.tell(Fenced(msg.shard, msg.epoch))
+            elif isinstance(msg, _Tick):
+                resend_lagging(replication, node)
+            else:
+                _log.warning("replica link to %s: unexpected %s", node, type(msg).__name__)
+            return Behaviors.same()
+
+        return Behaviors.receive(receive)
+
+    return Behaviors.with_timers(with_timers)
+
+
+def resend_lagging(replication: Replication, node: NodeAddress) -> None:
+    """Have events ``node`` left unacked for ``ack_timeout`` sent again, per shard."""
+    sent = replication.sent.get(node)
+    if not sent:
+        return
+    cutoff = trio.current_time() - replication.config.ack_timeout
+    lagging: dict[int, dict[str, int]] = {}
+    for entity_id, record in list(sent.items()):
+        if record.at <= cutoff:
+            del sent[entity_id]
+            lagging.setdefault(record.shard, {})[entity_id] = 0
+    replica = replication.system.lookup(f"{replication.region_path}/{REPLICA_NAME}")
+    if replica is None:
+        return
+    for shard, entities in lagging.items():
+        if replication.primaries.get(shard) is not None:
+            replica.tell(PushHistory(shard, node, entities))
+
+
+# ---------------------------------------------------------------------------- replica actor
+
+
+class _Replica:
+    """The replica actor's handlers (see the module docstring)."""
+
+    def __init__(self, replication: Replication, region: ActorRef[Any]) -> None:
+        self.r = replication
+        self.region = region
+        # history asked for and not complete: (shard, source) -> deadline
+        self.expected: dict[tuple[int, NodeAddress], float] = {}
+        # new primaries waiting for their sources: shard -> sources not done
+        self.syncing: dict[int, set[NodeAddress]] = {}
+
+    def refuse(self, sender: NodeAddress, shard: int, epoch: int) -> None:
+        link = self.r.system.lookup(f"{self.r.region_path}/{link_name(self.r.me)}", node=sender)
+        if link is not None:
+            link.tell(ReplicaRefused(shard, epoch, self.r.me.host, self.r.me.port))
+
+    def ask_history(
+        self, source: NodeAddress, shard: int, known: list[tuple[str, int]], whole: bool
+    ) -> None:
+        ref = self.r.replica_ref(source)
+        if ref is None:
+            return
+        self.expected[(shard, source)] = trio.current_time() + self.r.failover.sync_timeout
+        ref.tell(HistoryRequest(shard, self.r.me.host, self.r.me.port, known, whole))
+
+    async def store(self, batch: ReplicateEvents) -> int | None:
+        """Persist the events of ``batch`` not yet here; the new highest sequence number, or
+        None when the batch starts after a gap (nothing is stored then)."""
+        entities = self.r.index.setdefault(batch.shard_id, {})
+        highest = entities.get(batch.entity_id, 0)
+        fresh = [e for e in batch.events if e.sequence_nr > highest]
+        if not fresh:
+            return highest
+        if fresh[0].sequence_nr > highest + 1:
+            return None
+        await self.r.journal_of(batch.entity_id).persist(batch.entity_id, fresh)
+        self.r.note(batch.shard_id, batch.entity_id, fresh[-1].sequence_nr)
+        return self.r.index[batch.shard_id][batch.entity_id]
+
+    async def on_events(self, msg: ReplicaEvents) -> None:
+        shard = msg.shard
+        sender = node_of(msg.host, msg.port)
+        if msg.history:
+            if (shard, sender) not in self.expected:
+                _log.debug(
+                    "replica %s: unrequested history of shard %d from %s",
+                    self.r.region_path,
+                    shard,
+                    sender,
+                )
+                return
+        else:
+            known = self.r.known_epoch(shard)
+            if msg.epoch < known:
+                _log.info(
+                    "%s: refused events of shard %d from %s (epoch %d, newer %d known)",
+                    self.r.region_path,
+                    shard,
+                    sender,
+                    msg.epoch,
+                    known,
+                )
+                self.refuse(sender, shard, known)
+                return
+            primary = self.r.primaries.get(shard)
+            if primary is not None and msg.epoch > primary.epoch:
+                self.region.tell(Fenced(shard, msg.epoch))
+            replica = self.r.replica_of.get(shard)
+            if replica is None or msg.epoch > replica[0]:
+                self.r.replica_of[shard] = (msg.epoch, sender)
+        batch = self.r.decode(msg)
+        try:
+            highest = await self.store(batch)
+        except (JournalError, TypeError) as exc:
+            _log.error(
+                "%s: could not store replicated events of %r from %s: %s",
+                self.r.region_path,
+                msg.entity_id,
+                sender,
+                exc,
+            )
+            return
+        if msg.history:
+            return
+        if highest is None:
+            have = self.r.index.get(shard, {}).get(msg.entity_id, 0)
+            if (shard, sender) not in self.expected:
+                self.ask_history(sender, shard, [(msg.entity_id, have)], whole=False)
+            highest = have
+        ack = ReplicateEventsAck(msg.entity_id, highest)
+        link = self.r.link_ref(sender)
+        if link is not None and ack.sequence_nr > 0:
+            link.tell(
+                ReplicaAck(ack.entity_id, shard, ack.sequence_nr, self.r.me.host, self.r.me.port)
+            )
+
+    async def send_history(
+        self,
+        requester: NodeAddress,
+        shard: int,
+        known: dict[str, int],
+        whole: bool,
+        as_history: bool,
+    ) -> None:
+        ref = self.r.replica_ref(requester)
+        if ref is None:
+            return
+        entities = set(known)
+        if whole:
+            entities |= set(self.r.index.get(shard, {}))
+        epoch = self.r.known_epoch(shard)
+        me = self.r.me
+        for entity_id in sorted(entities):
+            try:
+                events = await self.r.journal_of(entity_id).load(
+                    entity_id, known.get(entity_id, 0) + 1
+                )
+                if events:
+                    ref.tell(
+                        ReplicaEvents(
+                            entity_id,
+                            shard,
+                            epoch,
+                            me.host,
+                            me.port,
+                            as_history,
+                            self.r.encode(events),
+                        )
+                    )
+            except (JournalError, TypeError, SerializationError) as exc:
+                _log.error(
+                    "%s: could not send the history of %r to %s: %s",
+                    self.r.region_path,
+                    entity_id,
+                    requester,
+                    exc,
+                )
+        if as_history:
+            ref.tell(HistoryEnd(shard, me.host, me.port))
+
+    def finish_sync(self, shard: int) -> None:
+        self.syncing.pop(shard, None)
+        self.region.tell(SyncDone(shard))
+
+    def on_history_end(self, msg: HistoryEnd) -> None:
+        source = node_of(msg.host, msg.port)
+        self.expected.pop((msg.shard, source), None)
+        waiting = self.syncing.get(msg.shard)
+        if waiting is not None:
+            waiting.discard(source)
+            if not waiting:
+                self.finish_sync(msg.shard)
+
+    def on_sync(self, msg: StartSync) -> None:
+        known = list(self.r.index.get(msg.shard, {}).items())
+        sources = {s for s in msg.sources if s != self.r.me}
+        if not sources:
+            self.finish_sync(msg.shard)
+            return
+        self.syncing[msg.shard] = sources
+        for source in sources:
+            self.ask_history(source, msg.shard, known, whole=True)
+
+    def on_tick(self) -> None:
+        now = trio.current_time()
+        for key, deadline in list(self.expected.items()):
+            if now < deadline:
+                continue
+            del self.expected[key]
+            shard, source = key
+            waiting = self.syncing.get(shard)
+            if waiting is not None and source in waiting:
+                _log.warning(
+                    "%s: no history of shard %d from %s within %s s; serving it without",
+                    self.r.region_path,
+                    shard,
+                    source,
+                    self.r.failover.sync_timeout,
+                )
+                waiting.discard(source)
+                if not waiting:
+                    self.finish_sync(shard)
+
+    async def receive(self, ctx: ActorContext[Any], msg: Any) -> Behavior[Any]:
+        try:
+            if isinstance(msg, ReplicaEvents):
+                check_shard(msg.shard, self.r.spec.num_shards)
+                await self.on_events(msg)
+            elif isinstance(msg, HistoryRequest):
+                check_shard(msg.shard, self.r.spec.num_shards)
+                await self.send_history(
+                    node_of(msg.host, msg.port), msg.shard, dict(msg.known), msg.whole, True
+                )
+            elif isinstance(msg, PushHistory):
+                await self.send_history(
+                    msg.node, msg.shard, msg.known or {}, msg.known is None, False
+                )
+            elif isinstance(msg, HistoryEnd):
+                self.on_history_end(msg)
+            elif isinstance(msg, ReplicaQuery):
+                coordinator = self.r.system.lookup(
+                    f"{self.r.region_path}/coordinator", node=node_of(msg.host, msg.port)
+                )
+                if coordinator is not None:
+                    holdings = self.r.holdings(check_shard(msg.shard, self.r.spec.num_shards))
+                    coordinator.tell(
+                        ReplicaHoldings(
+                            msg.shard, msg.round, holdings, self.r.me.host, self.r.me.port
+                        )
+                    )
+            elif isinstance(msg, StartSync):
+                self.on_sync(msg)
+            elif isinstance(msg, _Tick):
+                self.on_tick()
+            else:
+                _log.warning("%s: replica: unexpected %s", self.r.region_path, type(msg).__name__)
+        except (ValueError, SerializationError) as exc:
+            _log.warning(
+                "%s: replica dropped an invalid %s: %s", self.r.region_path, type(msg).__name__, exc
+            )
+        return Behaviors.same()
+
+
+def replica_actor(replication: Replication, region: ActorRef[Any]) -> Behavior[Any]:
+    """The replica region of one sharded type on this node (see the module docstring)."""
+
+    def with_timers(ctx: ActorContext[Any], timers: TimerScheduler[Any]) -> Behavior[Any]:
+        timers.start_periodic("expire", _TICK, replication.retry_interval)
+        return Behaviors.receive(_Replica(replication, region).receive)
+
+    return Behaviors.with_timers(with_timers)

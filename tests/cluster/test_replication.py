@@ -1,0 +1,178 @@
+"""Shard replication on a simulated cluster: placement, acks, timeouts, failover, fencing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+import pytest
+import trio
+
+from casty_trio import (
+    ActorContext,
+    ActorRef,
+    Behavior,
+    Behaviors,
+    InMemoryJournal,
+    PersistedEvent,
+    ReplicateEvents,
+    ReplicateEventsAck,
+    ReplicationConfig,
+    ReplicationTimeoutError,
+    ShardEnvelope,
+    entity_shard,
+)
+from casty_trio.testing import open_test_cluster
+
+from ._sharding_support import Balance, Deposited
+
+
+@attrs.frozen
+class Write:
+    amount: int
+    reply_to: ActorRef[Any]
+
+
+@attrs.frozen
+class Confirmed:
+    balance: int
+    sequence_nr: int
+
+
+@attrs.frozen
+class Failed:
+    error: str
+
+
+def ledger(journal: InMemoryJournal) -> Any:
+    """Accounts keeping their history in this node's ``journal``; a write answers Confirmed
+    (after replication) or Failed (on_failure)."""
+
+    def factory(entity_id: str) -> Behavior[Any]:
+        async def on_command(ctx: ActorContext[Any], state: tuple[int, int], msg: Any) -> Any:
+            balance, seq = state
+            if isinstance(msg, Write):
+                reply_to = msg.reply_to
+                return Behaviors.persisted(
+                    [Deposited(msg.amount)],
+                    reply=lambda: reply_to.tell(Confirmed(balance + msg.amount, seq + 1)),
+                    on_failure=lambda exc: reply_to.tell(Failed(type(exc).__name__)),
+                )
+            if isinstance(msg, Balance):
+                msg.reply_to.tell(balance)
+            return Behaviors.same()
+
+        return Behaviors.event_sourced(
+            entity_id=entity_id,
+            journal=journal,
+            initial_state=(0, 0),
+            on_event=lambda state, event: (state[0] + event.amount, state[1] + 1),
+            on_command=on_command,
+        )
+
+    return factory
+
+
+def test_seed_shapes_and_reprs() -> None:
+    assert repr(ReplicationConfig(replicas=2, min_acks=1, ack_timeout=3.0)) == (
+        "ReplicationConfig(replicas=2, min_acks=1, ack_timeout=3.0)"
+    )
+    assert ReplicationConfig() == ReplicationConfig(replicas=0, min_acks=0, ack_timeout=5.0)
+    evt = PersistedEvent(1, "opened", 0.0)
+    assert repr(ReplicateEvents("user-1", shard_id=7, events=(evt,))).startswith(
+        "ReplicateEvents(entity_id='user-1', shard_id=7, "
+    )
+    assert ReplicateEvents("user-1", 7, (evt,)).reply_to is None
+    assert repr(ReplicateEventsAck("user-1", sequence_nr=5)) == (
+        "ReplicateEventsAck(entity_id='user-1', sequence_nr=5)"
+    )
+
+
+def test_min_acks_above_replicas_is_refused_at_spawn() -> None:
+    with pytest.raises(ValueError, match="min_acks=3 exceeds replicas=2"):
+        Behaviors.sharded(
+            ledger(InMemoryJournal()), replication=ReplicationConfig(replicas=2, min_acks=3)
+        )
+
+
+async def _spawn_all(cluster: Any, journals: list[InMemoryJournal], config: ReplicationConfig,
+                     num_shards: int = 10) -> list[ActorRef[Any]]:
+    return [
+        cluster.node(i).spawn(
+            Behaviors.sharded(ledger(journals[i]), num_shards=num_shards, replication=config),
+            "ledger",
+        )
+        for i in range(len(journals))
+    ]
+
+
+async def _write(node: Any, ref: ActorRef[Any], eid: str, amount: int) -> Any:
+    return await node.ask(ref, lambda r: ShardEnvelope(eid, Write(amount, r)), timeout=20)
+
+
+def _home(cluster: Any, n: int, eid: str, num_shards: int = 10) -> int:
+    shard = entity_shard(eid, num_shards)
+    homes = [
+        i
+        for i in range(n)
+        if cluster.is_running(i) and shard in cluster.node(i).region_statistics("ledger").shards
+    ]
+    assert len(homes) == 1, homes
+    return homes[0]
+
+
+async def test_writes_reach_every_replica_and_confirm_promptly(autojump_clock: Any) -> None:
+    journals = [InMemoryJournal() for _ in range(3)]
+    async with open_test_cluster(3) as cluster:
+        refs = await _spawn_all(cluster, journals, ReplicationConfig(2, 2, ack_timeout=5.0))
+        await _write(cluster.node(0), refs[0], "acct-1", 5)
+        start = trio.current_time()
+        answer = await _write(cluster.node(1), refs[1], "acct-1", 7)
+        elapsed = trio.current_time() - start
+        assert answer == Confirmed(12, 2)
+        assert elapsed < 0.1  # acks are seen as they arrive, not at the timeout
+        await trio.sleep(0.5)
+        for journal in journals:
+            assert [e.sequence_nr for e in await journal.load("acct-1")] == [1, 2]
+
+
+async def test_failover_keeps_confirmed_writes(autojump_clock: Any) -> None:
+    journals = [InMemoryJournal() for _ in range(3)]
+    async with open_test_cluster(3) as cluster:
+        refs = await _spawn_all(cluster, journals, ReplicationConfig(2, 1, ack_timeout=5.0))
+        ids = [f"acct-{k}" for k in range(12)]
+        for k in range(3):
+            for eid in ids:
+                assert isinstance(await _write(cluster.node(k), refs[k], eid, 10), Confirmed)
+        victim = _home(cluster, 3, ids[0])
+        await cluster.kill(victim)
+        survivor = next(i for i in range(3) if i != victim)
+        for eid in ids:
+            with trio.fail_after(60):
+                while True:
+                    try:
+                        balance = await cluster.node(survivor).ask(
+                            refs[survivor], lambda r, eid=eid: ShardEnvelope(eid, Balance(r)),
+                            timeout=2,
+                        )
+                        break
+                    except TimeoutError:
+                        continue
+            assert balance == 30, (eid, balance)
+        answer = await _write(cluster.node(survivor), refs[survivor], ids[0], 1)
+        assert answer == Confirmed(31, 4)
+
+
+async def test_too_few_acks_fail_the_write_after_the_timeout(autojump_clock: Any) -> None:
+    journals = [InMemoryJournal() for _ in range(2)]
+    async with open_test_cluster(2) as cluster:
+        # Two acks needed, but a two-node cluster has only one replica per shard.
+        refs = await _spawn_all(cluster, journals, ReplicationConfig(2, 2, ack_timeout=3.0))
+        start = trio.current_time()
+        answer = await _write(cluster.node(0), refs[0], "acct-1", 5)
+        assert answer == Failed("ReplicationTimeoutError")
+        assert 3.0 <= trio.current_time() - start < 3.5
+        home = _home(cluster, 2, "acct-1")
+        assert [e.sequence_nr for e in await journals[home].load("acct-1")] == [1]
+        await trio.sleep(0.5)
+        assert [e.sequence_nr for e in await journals[1 - home].load("acct-1")] == [1]
