@@ -195,7 +195,14 @@ class _Daemon:
                 self.daemon_at(member.node).tell(push)
         self.system._membership_changed(new)
         if mine is not None and mine.status in (MemberStatus.down, MemberStatus.removed):
-            self.system._left_cluster(mine.status)
+            status = mine.status
+            if status is MemberStatus.removed and (
+                was is None or was.status in (MemberStatus.joining, MemberStatus.up)
+            ):
+                # Removed without leaving: the others downed it while it was cut off (it saw
+                # neither its own downing nor theirs). It is as downed as if it had.
+                status = MemberStatus.down
+            self.system._left_cluster(status)
 
     # ------------------------------------------------------------------ rounds
 

@@ -95,8 +95,9 @@ def test_min_acks_above_replicas_is_refused_at_spawn() -> None:
         )
 
 
-async def _spawn_all(cluster: Any, journals: list[InMemoryJournal], config: ReplicationConfig,
-                     num_shards: int = 10) -> list[ActorRef[Any]]:
+async def _spawn_all(
+    cluster: Any, journals: list[InMemoryJournal], config: ReplicationConfig, num_shards: int = 10
+) -> list[ActorRef[Any]]:
     return [
         cluster.node(i).spawn(
             Behaviors.sharded(ledger(journals[i]), num_shards=num_shards, replication=config),
@@ -152,7 +153,8 @@ async def test_failover_keeps_confirmed_writes(autojump_clock: Any) -> None:
                 while True:
                     try:
                         balance = await cluster.node(survivor).ask(
-                            refs[survivor], lambda r, eid=eid: ShardEnvelope(eid, Balance(r)),
+                            refs[survivor],
+                            lambda r, eid=eid: ShardEnvelope(eid, Balance(r)),
                             timeout=2,
                         )
                         break
