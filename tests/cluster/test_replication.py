@@ -18,7 +18,6 @@ from casty_trio import (
     ReplicateEvents,
     ReplicateEventsAck,
     ReplicationConfig,
-    ReplicationTimeoutError,
     ShardEnvelope,
     entity_shard,
 )

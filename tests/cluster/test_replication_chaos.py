@@ -139,7 +139,9 @@ class _World:
             write_id = self.next_write
             try:
                 answer = await self.cluster.node(i).ask(
-                    self.refs[i], lambda r: ShardEnvelope(eid, Write(write_id, r)), timeout=3.0
+                    self.refs[i],
+                    lambda r, eid=eid, write_id=write_id: ShardEnvelope(eid, Write(write_id, r)),
+                    timeout=3.0,
                 )
             except (TimeoutError, CastyError):
                 continue
@@ -162,7 +164,7 @@ class _World:
             self.note(f"partition {victim} | {others}")
             cluster.partition([victim], others)
             await trio.sleep(rng.uniform(0.5, 4.0))
-            self.note(f"heal")
+            self.note("heal")
             cluster.heal()
             with trio.move_on_after(10):
                 await cluster.wait_for_exit(victim, timeout=10)
@@ -178,7 +180,7 @@ class _World:
             while True:
                 i = self.rng.choice(self.running())
                 try:
-                    return await self.cluster.node(i).ask(  # type: ignore[no-any-return]
+                    return await self.cluster.node(i).ask(
                         self.refs[i], lambda r: ShardEnvelope(eid, Read(r)), timeout=1.0
                     )
                 except (TimeoutError, CastyError):
