@@ -177,3 +177,136 @@ async def test_too_few_acks_fail_the_write_after_the_timeout(autojump_clock: Any
         assert [e.sequence_nr for e in await journals[home].load("acct-1")] == [1]
         await trio.sleep(0.5)
         assert [e.sequence_nr for e in await journals[1 - home].load("acct-1")] == [1]
+
+
+def _replication(cluster: Any, i: int) -> Any:
+    """The region's replication state on node ``i`` (white-box)."""
+    return cluster.node(i)._regions["ledger"]._target.state.replication
+
+
+async def _setup_entity(
+    cluster: Any, journals: list[InMemoryJournal], config: ReplicationConfig
+) -> tuple[list[ActorRef[Any]], int, list[int], int]:
+    refs = await _spawn_all(cluster, journals, config)
+    assert isinstance(await _write(cluster.node(0), refs[0], "acct-1", 1), Confirmed)
+    home = _home(cluster, 3, "acct-1")
+    shard = entity_shard("acct-1", 10)
+    replicas = [cluster.address(i) for i in range(3)]
+    chosen = _replication(cluster, home).primaries[shard].replicas
+    return refs, home, [replicas.index(n) for n in chosen], shard
+
+
+async def _sequence_nrs(journal: InMemoryJournal) -> list[int]:
+    return [e.sequence_nr for e in await journal.load("acct-1")]
+
+
+async def test_duplicated_batches_are_stored_once(autojump_clock: Any) -> None:
+    journals = [InMemoryJournal() for _ in range(3)]
+    async with open_test_cluster(3) as cluster:
+        refs, home, replicas, _ = await _setup_entity(
+            cluster, journals, ReplicationConfig(2, 2, ack_timeout=5.0)
+        )
+        for r in replicas:
+            cluster.network.set_duplication(cluster.address(home), cluster.address(r), 1.0)
+        for amount in (2, 3, 4):
+            assert isinstance(
+                await _write(cluster.node(home), refs[home], "acct-1", amount), Confirmed
+            )
+        await trio.sleep(0.5)
+        for r in replicas:
+            assert await _sequence_nrs(journals[r]) == [1, 2, 3, 4]
+
+
+async def test_a_replica_that_missed_events_catches_up_on_the_next_batch(
+    autojump_clock: Any,
+) -> None:
+    journals = [InMemoryJournal() for _ in range(3)]
+    async with open_test_cluster(3) as cluster:
+        # A long ack timeout: only the gap in the next batch can trigger the catch-up.
+        refs, home, replicas, _ = await _setup_entity(
+            cluster, journals, ReplicationConfig(2, 1, ack_timeout=60.0)
+        )
+        behind = replicas[0]
+        net = cluster.network
+        net.set_loss(cluster.address(home), cluster.address(behind), 1.0)
+        for amount in (2, 3, 4):
+            assert isinstance(
+                await _write(cluster.node(home), refs[home], "acct-1", amount), Confirmed
+            )
+        net.set_loss(cluster.address(home), cluster.address(behind), None)
+        assert await _sequence_nrs(journals[behind]) == [1]
+        assert await _write(cluster.node(home), refs[home], "acct-1", 5) == Confirmed(15, 5)
+        await trio.sleep(0.5)
+        assert await _sequence_nrs(journals[behind]) == [1, 2, 3, 4, 5]
+
+
+async def test_unacked_events_keep_replicating_without_new_writes(autojump_clock: Any) -> None:
+    journals = [InMemoryJournal() for _ in range(3)]
+    async with open_test_cluster(3) as cluster:
+        refs, home, replicas, _ = await _setup_entity(
+            cluster, journals, ReplicationConfig(2, 1, ack_timeout=1.0)
+        )
+        behind = replicas[0]
+        net = cluster.network
+        net.set_loss(cluster.address(home), cluster.address(behind), 1.0)
+        for amount in (2, 3):
+            assert isinstance(
+                await _write(cluster.node(home), refs[home], "acct-1", amount), Confirmed
+            )
+        net.set_loss(cluster.address(home), cluster.address(behind), None)
+        await trio.sleep(3.0)  # the link re-sends what stayed unacked for ack_timeout
+        assert await _sequence_nrs(journals[behind]) == [1, 2, 3]
+
+
+async def test_a_new_replica_is_filled_with_the_history(autojump_clock: Any) -> None:
+    journals = [InMemoryJournal() for _ in range(3)]
+    async with open_test_cluster(3, wait=False) as cluster:
+        await cluster.wait_for_up(3)
+        await cluster.kill(2)
+        with trio.fail_after(30):
+            while len(cluster.node(0).cluster_gossip().members) > 2 and any(
+                m.status.value == "up" and m.node == cluster.address(2)
+                for m in cluster.node(0).cluster_gossip().members.values()
+            ):
+                await trio.sleep(0.5)
+        refs = [
+            cluster.node(i).spawn(
+                Behaviors.sharded(
+                    ledger(journals[i]), num_shards=10, replication=ReplicationConfig(2, 1, 5.0)
+                ),
+                "ledger",
+            )
+            for i in (0, 1)
+        ]
+        for amount in (1, 2, 3):
+            assert isinstance(await _write(cluster.node(0), refs[0], "acct-1", amount), Confirmed)
+        await cluster.restart(2)
+        cluster.node(2).spawn(
+            Behaviors.sharded(
+                ledger(journals[2]), num_shards=10, replication=ReplicationConfig(2, 1, 5.0)
+            ),
+            "ledger",
+        )
+        await cluster.wait_for_up(3)
+        with trio.fail_after(10):
+            while await _sequence_nrs(journals[2]) != [1, 2, 3]:
+                await trio.sleep(0.2)
+
+
+async def test_a_primary_refused_by_its_replicas_stops_and_confirms_nothing(
+    autojump_clock: Any,
+) -> None:
+    journals = [InMemoryJournal() for _ in range(3)]
+    async with open_test_cluster(3) as cluster:
+        refs, home, replicas, shard = await _setup_entity(
+            cluster, journals, ReplicationConfig(2, 1, ack_timeout=2.0)
+        )
+        epoch = _replication(cluster, home).primaries[shard].epoch
+        for r in replicas:  # the replicas heard of a newer allocation of the shard
+            _replication(cluster, r).replica_of[shard] = (epoch + 1, cluster.address(r))
+        answer = await _write(cluster.node(home), refs[home], "acct-1", 2)
+        assert answer == Failed("ReplicationTimeoutError")
+        await trio.sleep(0.1)  # the entity stops once its command is done
+        assert shard not in cluster.node(home).region_statistics("ledger").shards
+        for r in replicas:
+            assert await _sequence_nrs(journals[r]) == [1]
