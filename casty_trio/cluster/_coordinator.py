@@ -405,8 +405,8 @@ class _Coordinator:
         if handoff is not None and handoff.home == node:
             del self.handoffs[shard]
             if self.replicas:
-                holders = {node, *self.replica_sets.get(shard, ())}
-                self.sources[shard] = tuple(sorted(holders & self.live))
+                # The old home stopped cleanly, so it holds all the shard's history.
+                self.sources[shard] = (node,) if node in self.live else ()
             self.reallocate(shard)
         elif shard in self.waiting and shard not in self.handoffs:
             self.reallocate(shard)

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from casty_trio import NodeAddress
 from casty_trio.cluster import _allocation
-from casty_trio.cluster._allocation import LeastShardAllocation
+from casty_trio.cluster._allocation import LeastShardAllocation, place_replicas
 
 NODES = [NodeAddress(f"n{i}", 1) for i in range(6)]
 
@@ -79,3 +79,38 @@ def test_a_threshold_below_one_is_refused() -> None:
 
     with pytest.raises(ValueError, match="threshold"):
         LeastShardAllocation(threshold=0)
+
+
+@given(
+    st.sampled_from(NODES),
+    st.lists(st.sampled_from(NODES), max_size=4),
+    st.sets(st.sampled_from(NODES)),
+    st.dictionaries(st.sampled_from(NODES), st.integers(0, 10)),
+    st.integers(0, 4),
+)
+def test_replicas_are_distinct_keep_the_filled_ones_and_top_up_least_loaded(
+    primary: NodeAddress,
+    current: list[NodeAddress],
+    candidates: set[NodeAddress],
+    load: dict[NodeAddress, int],
+    count: int,
+) -> None:
+    chosen = place_replicas(primary, current, candidates, load, count)
+    assert primary not in chosen
+    assert len(set(chosen)) == len(chosen)
+    assert set(chosen) <= candidates
+    assert len(chosen) == min(count, len(candidates - {primary}))
+    kept = [n for n in dict.fromkeys(current) if n != primary and n in candidates][:count]
+    assert list(chosen[: len(kept)]) == kept
+    added = chosen[len(kept) :]
+    spare = candidates - {primary} - set(chosen)
+    for node in added:
+        for other in spare:
+            assert (load.get(node, 0), node) <= (load.get(other, 0), other)
+
+
+def test_replication_docstrings() -> None:
+    from casty_trio.cluster import _replication
+
+    result = doctest.testmod(_replication, optionflags=doctest.ELLIPSIS)
+    assert result.failed == 0 and result.attempted > 0
