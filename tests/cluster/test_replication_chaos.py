@@ -173,7 +173,7 @@ class _World:
             await cluster.restart(victim)
             self.start(victim)
         # Let failover and re-replication finish before the next failure.
-        await trio.sleep(rng.uniform(4.0, 6.0))
+        await trio.sleep(rng.uniform(3.0, 5.0))
 
     async def read(self, eid: str) -> tuple[int, ...]:
         with trio.fail_after(ANSWER_BOUND):
@@ -193,6 +193,10 @@ async def run_chaos(seed: int) -> _World:
         N_NODES, seed=seed, cluster_settings=FAST, config=CONFIG, timeout=60
     ) as cluster:
         world = _World(cluster, rng)
+        for a in range(N_NODES):  # uneven links vary the interleavings from seed to seed
+            for b in range(a + 1, N_NODES):
+                latency = rng.choice((0.001, 0.001, 0.005, 0.02))
+                cluster.network.set_latency(cluster.address(a), cluster.address(b), latency)
         for i in range(N_NODES):
             world.start(i)
         async with trio.open_nursery() as nursery:
