@@ -310,3 +310,54 @@ async def test_a_primary_refused_by_its_replicas_stops_and_confirms_nothing(
         assert shard not in cluster.node(home).region_statistics("ledger").shards
         for r in replicas:
             assert await _sequence_nrs(journals[r]) == [1]
+
+
+async def test_messages_sent_during_failover_wait_and_are_delivered(autojump_clock: Any) -> None:
+    journals = [InMemoryJournal() for _ in range(3)]
+    async with open_test_cluster(3) as cluster:
+        refs, home, replicas, _ = await _setup_entity(
+            cluster, journals, ReplicationConfig(2, 1, ack_timeout=5.0)
+        )
+        victim = cluster.node(home).self_unique
+        survivor = replicas[0]
+        await cluster.kill(home)
+        with trio.fail_after(30):
+            while cluster.node(survivor).cluster_gossip().members[victim].status.value == "up":
+                await trio.sleep(0.05)
+        # The primary is downed: the shard is being promoted (failover_margin, query, sync).
+        start = trio.current_time()
+        async with trio.open_nursery() as nursery:
+            answers: list[Any] = []
+
+            async def write(amount: int) -> None:
+                answers.append(
+                    await _write(cluster.node(survivor), refs[survivor], "acct-1", amount)
+                )
+
+            for amount in (2, 3, 4):
+                nursery.start_soon(write, amount)
+                await trio.sleep(0)
+        assert trio.current_time() - start >= 1.0  # they waited for the promotion
+        assert sorted(a.sequence_nr for a in answers) == [2, 3, 4]
+        assert all(isinstance(a, Confirmed) for a in answers)
+
+
+async def test_a_graceful_leave_moves_primaries_and_replicas_with_their_history(
+    autojump_clock: Any,
+) -> None:
+    journals = [InMemoryJournal() for _ in range(3)]
+    async with open_test_cluster(3) as cluster:
+        refs = await _spawn_all(cluster, journals, ReplicationConfig(1, 1, ack_timeout=5.0))
+        ids = [f"acct-{k}" for k in range(12)]
+        for k in range(2):
+            for eid in ids:
+                assert isinstance(await _write(cluster.node(k), refs[k], eid, 10), Confirmed)
+        assert cluster.node(2).region_statistics("ledger").shards
+        await cluster.stop(2)
+        for eid in ids:
+            answer = await _write(cluster.node(0), refs[0], eid, 1)
+            assert answer == Confirmed(21, 3), (eid, answer)
+        await trio.sleep(1.0)
+        for eid in ids:  # both survivors hold every entity's whole history
+            for i in (0, 1):
+                assert [e.sequence_nr for e in await journals[i].load(eid)] == [1, 2, 3], (eid, i)
