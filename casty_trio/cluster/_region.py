@@ -42,6 +42,7 @@ from ..config import FailoverConfig, ShardingConfig
 from ..persistence import EventSourcedBehavior
 from ._coordinator import COORDINATOR_NAME, Membership, coordinator
 from ._membership import Gossip, MemberStatus
+from ._replica import replica_actor
 from ._replication import (
     REPLICA_NAME,
     Fenced,
@@ -51,7 +52,6 @@ from ._replication import (
     StartSync,
     SyncDone,
     link_name,
-    replica_actor,
     replica_link,
 )
 from ._routing import Entity, RegionRouting, RegionStatistics

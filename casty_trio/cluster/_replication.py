@@ -5,11 +5,11 @@ nodes per shard besides the primary (``ShardReplicas``). Per region there is one
 :class:`Replication` (state shared by the region, its replica actor and its replica links, all
 in one process) and these actors, children of the region and so owned by its nursery:
 
-- ``replica``: the *replica region*. It stores the events primaries send (``ReplicaEvents``)
-  into this node's journal, idempotently by sequence number, and acks the highest sequence
-  number it holds without gap; it serves history (``HistoryRequest``) to replicas that are
-  behind and to new primaries, answers the coordinator's ``ReplicaQuery`` during a failover,
-  and pulls history when this node becomes a shard's primary.
+- ``replica``: the *replica region* (``_replica.py``). It stores the events primaries send
+  (``ReplicaEvents``) into this node's journal, idempotently by sequence number, and acks the
+  highest sequence number it holds without gap; it serves history (``HistoryRequest``) to
+  replicas that are behind and to new primaries, answers the coordinator's ``ReplicaQuery``
+  during a failover, and pulls history when this node becomes a shard's primary.
 - ``link-<host>-<port>``: the *replica link* to one replica node. Acks from that node arrive
   here, not in any entity's mailbox, so an entity awaiting acks never blocks them. It also
   notices events the replica has not acked for a while and has them sent again.
@@ -33,18 +33,13 @@ import msgspec
 import trio
 
 from .._core import ActorContext, ActorRef, Behavior, Behaviors, NodeAddress, TimerScheduler
-from .._errors import JournalError, ReplicationTimeoutError, SerializationError
+from .._errors import ReplicationTimeoutError
 from ..config import FailoverConfig
 from ..persistence import EventJournal, EventSourcedBehavior, PersistedEvent
 from ._shard_wire import (
-    HistoryEnd,
-    HistoryRequest,
     ReplicaAck,
     ReplicaEvents,
-    ReplicaHoldings,
-    ReplicaQuery,
     ReplicaRefused,
-    check_shard,
     node_of,
 )
 from ._sharding import ReplicationConfig, ShardedBehavior
@@ -54,6 +49,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "REPLICA_NAME",
+    "TICK",
     "Fenced",
     "PrimaryShard",
     "PushHistory",
@@ -63,8 +59,8 @@ __all__ = [
     "ShardReplicator",
     "StartSync",
     "SyncDone",
+    "Tick",
     "link_name",
-    "replica_actor",
     "replica_link",
 ]
 
@@ -160,11 +156,11 @@ class Fenced:
         self.epoch = epoch
 
 
-class _Tick:
+class Tick:
     __slots__ = ()
 
 
-_TICK = _Tick()
+TICK = Tick()
 
 
 # ---------------------------------------------------------------------------- shared state
@@ -437,7 +433,7 @@ def replica_link(
     refusals, and has events it leaves unacked for ``ack_timeout`` sent again."""
 
     def with_timers(ctx: ActorContext[Any], timers: TimerScheduler[Any]) -> Behavior[Any]:
-        timers.start_periodic("resend", _TICK, replication.retry_interval)
+        timers.start_periodic("resend", TICK, replication.retry_interval)
 
         async def receive(ctx: ActorContext[Any], msg: Any) -> Behavior[Any]:
             if isinstance(msg, ReplicaAck):
@@ -445,7 +441,7 @@ def replica_link(
                     replication.acked(msg.entity_id, node, msg.sequence_nr)
             elif isinstance(msg, ReplicaRefused):
                 region.tell(Fenced(msg.shard, msg.epoch))
-            elif isinstance(msg, _Tick):
+            elif isinstance(msg, Tick):
                 resend_lagging(replication, node)
             else:
                 _log.warning("replica link to %s: unexpected %s", node, type(msg).__name__)
@@ -473,239 +469,3 @@ def resend_lagging(replication: Replication, node: NodeAddress) -> None:
     for shard, entities in lagging.items():
         if replication.primaries.get(shard) is not None:
             replica.tell(PushHistory(shard, node, entities))
-
-
-# ---------------------------------------------------------------------------- replica actor
-
-
-class _Replica:
-    """The replica actor's handlers (see the module docstring)."""
-
-    def __init__(self, replication: Replication, region: ActorRef[Any]) -> None:
-        self.r = replication
-        self.region = region
-        # history asked for and not complete: (shard, source) -> deadline
-        self.expected: dict[tuple[int, NodeAddress], float] = {}
-        # new primaries waiting for their sources: shard -> sources not done
-        self.syncing: dict[int, set[NodeAddress]] = {}
-
-    def refuse(self, sender: NodeAddress, shard: int, epoch: int) -> None:
-        link = self.r.system.lookup(f"{self.r.region_path}/{link_name(self.r.me)}", node=sender)
-        if link is not None:
-            link.tell(ReplicaRefused(shard, epoch, self.r.me.host, self.r.me.port))
-
-    def ask_history(
-        self, source: NodeAddress, shard: int, known: list[tuple[str, int]], whole: bool
-    ) -> None:
-        ref = self.r.replica_ref(source)
-        if ref is None:
-            return
-        self.expected[(shard, source)] = trio.current_time() + self.r.failover.sync_timeout
-        ref.tell(HistoryRequest(shard, self.r.me.host, self.r.me.port, known, whole))
-
-    async def store(self, batch: ReplicateEvents) -> int | None:
-        """Persist the events of ``batch`` not yet here; the new highest sequence number, or
-        None when the batch starts after a gap (nothing is stored then)."""
-        entities = self.r.index.setdefault(batch.shard_id, {})
-        highest = entities.get(batch.entity_id, 0)
-        fresh = [e for e in batch.events if e.sequence_nr > highest]
-        if not fresh:
-            return highest
-        if fresh[0].sequence_nr > highest + 1:
-            return None
-        await self.r.journal_of(batch.entity_id).persist(batch.entity_id, fresh)
-        self.r.note(batch.shard_id, batch.entity_id, fresh[-1].sequence_nr)
-        return self.r.index[batch.shard_id][batch.entity_id]
-
-    async def on_events(self, msg: ReplicaEvents) -> None:
-        shard = msg.shard
-        sender = node_of(msg.host, msg.port)
-        if msg.history:
-            if (shard, sender) not in self.expected:
-                _log.debug(
-                    "replica %s: unrequested history of shard %d from %s",
-                    self.r.region_path,
-                    shard,
-                    sender,
-                )
-                return
-        else:
-            known = self.r.known_epoch(shard)
-            if msg.epoch < known:
-                _log.info(
-                    "%s: refused events of shard %d from %s (epoch %d, newer %d known)",
-                    self.r.region_path,
-                    shard,
-                    sender,
-                    msg.epoch,
-                    known,
-                )
-                self.refuse(sender, shard, known)
-                return
-            primary = self.r.primaries.get(shard)
-            if primary is not None and msg.epoch > primary.epoch:
-                self.region.tell(Fenced(shard, msg.epoch))
-            replica = self.r.replica_of.get(shard)
-            if replica is None or msg.epoch > replica[0]:
-                self.r.replica_of[shard] = (msg.epoch, sender)
-        batch = self.r.decode(msg)
-        try:
-            highest = await self.store(batch)
-        except (JournalError, TypeError) as exc:
-            _log.error(
-                "%s: could not store replicated events of %r from %s: %s",
-                self.r.region_path,
-                msg.entity_id,
-                sender,
-                exc,
-            )
-            return
-        if msg.history:
-            return
-        if highest is None:
-            have = self.r.index.get(shard, {}).get(msg.entity_id, 0)
-            if (shard, sender) not in self.expected:
-                self.ask_history(sender, shard, [(msg.entity_id, have)], whole=False)
-            highest = have
-        ack = ReplicateEventsAck(msg.entity_id, highest)
-        link = self.r.link_ref(sender)
-        if link is not None and ack.sequence_nr > 0:
-            link.tell(
-                ReplicaAck(ack.entity_id, shard, ack.sequence_nr, self.r.me.host, self.r.me.port)
-            )
-
-    async def send_history(
-        self,
-        requester: NodeAddress,
-        shard: int,
-        known: dict[str, int],
-        whole: bool,
-        as_history: bool,
-    ) -> None:
-        ref = self.r.replica_ref(requester)
-        if ref is None:
-            return
-        entities = set(known)
-        if whole:
-            entities |= set(self.r.index.get(shard, {}))
-        epoch = self.r.known_epoch(shard)
-        me = self.r.me
-        for entity_id in sorted(entities):
-            try:
-                events = await self.r.journal_of(entity_id).load(
-                    entity_id, known.get(entity_id, 0) + 1
-                )
-                if events:
-                    ref.tell(
-                        ReplicaEvents(
-                            entity_id,
-                            shard,
-                            epoch,
-                            me.host,
-                            me.port,
-                            as_history,
-                            self.r.encode(events),
-                        )
-                    )
-            except (JournalError, TypeError, SerializationError) as exc:
-                _log.error(
-                    "%s: could not send the history of %r to %s: %s",
-                    self.r.region_path,
-                    entity_id,
-                    requester,
-                    exc,
-                )
-        if as_history:
-            ref.tell(HistoryEnd(shard, me.host, me.port))
-
-    def finish_sync(self, shard: int) -> None:
-        self.syncing.pop(shard, None)
-        self.region.tell(SyncDone(shard))
-
-    def on_history_end(self, msg: HistoryEnd) -> None:
-        source = node_of(msg.host, msg.port)
-        self.expected.pop((msg.shard, source), None)
-        waiting = self.syncing.get(msg.shard)
-        if waiting is not None:
-            waiting.discard(source)
-            if not waiting:
-                self.finish_sync(msg.shard)
-
-    def on_sync(self, msg: StartSync) -> None:
-        known = list(self.r.index.get(msg.shard, {}).items())
-        sources = {s for s in msg.sources if s != self.r.me}
-        if not sources:
-            self.finish_sync(msg.shard)
-            return
-        self.syncing[msg.shard] = sources
-        for source in sources:
-            self.ask_history(source, msg.shard, known, whole=True)
-
-    def on_tick(self) -> None:
-        now = trio.current_time()
-        for key, deadline in list(self.expected.items()):
-            if now < deadline:
-                continue
-            del self.expected[key]
-            shard, source = key
-            waiting = self.syncing.get(shard)
-            if waiting is not None and source in waiting:
-                _log.warning(
-                    "%s: no history of shard %d from %s within %s s; serving it without",
-                    self.r.region_path,
-                    shard,
-                    source,
-                    self.r.failover.sync_timeout,
-                )
-                waiting.discard(source)
-                if not waiting:
-                    self.finish_sync(shard)
-
-    async def receive(self, ctx: ActorContext[Any], msg: Any) -> Behavior[Any]:
-        try:
-            if isinstance(msg, ReplicaEvents):
-                check_shard(msg.shard, self.r.spec.num_shards)
-                await self.on_events(msg)
-            elif isinstance(msg, HistoryRequest):
-                check_shard(msg.shard, self.r.spec.num_shards)
-                await self.send_history(
-                    node_of(msg.host, msg.port), msg.shard, dict(msg.known), msg.whole, True
-                )
-            elif isinstance(msg, PushHistory):
-                await self.send_history(
-                    msg.node, msg.shard, msg.known or {}, msg.known is None, False
-                )
-            elif isinstance(msg, HistoryEnd):
-                self.on_history_end(msg)
-            elif isinstance(msg, ReplicaQuery):
-                coordinator = self.r.system.lookup(
-                    f"{self.r.region_path}/coordinator", node=node_of(msg.host, msg.port)
-                )
-                if coordinator is not None:
-                    holdings = self.r.holdings(check_shard(msg.shard, self.r.spec.num_shards))
-                    coordinator.tell(
-                        ReplicaHoldings(
-                            msg.shard, msg.round, holdings, self.r.me.host, self.r.me.port
-                        )
-                    )
-            elif isinstance(msg, StartSync):
-                self.on_sync(msg)
-            elif isinstance(msg, _Tick):
-                self.on_tick()
-            else:
-                _log.warning("%s: replica: unexpected %s", self.r.region_path, type(msg).__name__)
-        except (ValueError, SerializationError) as exc:
-            _log.warning(
-                "%s: replica dropped an invalid %s: %s", self.r.region_path, type(msg).__name__, exc
-            )
-        return Behaviors.same()
-
-
-def replica_actor(replication: Replication, region: ActorRef[Any]) -> Behavior[Any]:
-    """The replica region of one sharded type on this node (see the module docstring)."""
-
-    def with_timers(ctx: ActorContext[Any], timers: TimerScheduler[Any]) -> Behavior[Any]:
-        timers.start_periodic("expire", _TICK, replication.retry_interval)
-        return Behaviors.receive(_Replica(replication, region).receive)
-
-    return Behaviors.with_timers(with_timers)

@@ -1,0 +1,287 @@
+"""The replica region of a replicated sharded type: the ``replica`` child of its region.
+
+It owns this node's side of replication that touches the journal, one message at a time:
+
+- stores ``ReplicaEvents`` a primary sends, idempotently by sequence number, after checking the
+  batch's allocation epoch (older than one it knows: refused with ``ReplicaRefused``), and acks
+  the highest sequence number it holds without a gap to the primary's replica link; a batch
+  that starts after a gap is not stored: the missing history is requested instead;
+- serves history (``HistoryRequest``, and ``PushHistory`` from its own region as primary) from
+  the journal;
+- when this node becomes a shard's primary, pulls what the other holders have (``StartSync``)
+  and reports ``SyncDone`` to the region, or gives up on a silent source after
+  ``sync_timeout``;
+- answers the coordinator's ``ReplicaQuery`` during a failover.
+
+Journal reads and writes happen here, never in the region, so routing never waits for them.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import trio
+
+from .._core import ActorContext, ActorRef, Behavior, Behaviors, NodeAddress, TimerScheduler
+from .._errors import JournalError, SerializationError
+from ._replication import (
+    TICK,
+    Fenced,
+    PushHistory,
+    ReplicateEvents,
+    ReplicateEventsAck,
+    Replication,
+    StartSync,
+    SyncDone,
+    Tick,
+    link_name,
+)
+from ._shard_wire import (
+    HistoryEnd,
+    HistoryRequest,
+    ReplicaAck,
+    ReplicaEvents,
+    ReplicaHoldings,
+    ReplicaQuery,
+    ReplicaRefused,
+    check_shard,
+    node_of,
+)
+
+__all__ = ["replica_actor"]
+
+_log = logging.getLogger("casty_trio.replication")
+
+
+class _Replica:
+    """The replica actor's handlers (see the module docstring)."""
+
+    def __init__(self, replication: Replication, region: ActorRef[Any]) -> None:
+        self.r = replication
+        self.region = region
+        # history asked for and not complete: (shard, source) -> deadline
+        self.expected: dict[tuple[int, NodeAddress], float] = {}
+        # new primaries waiting for their sources: shard -> sources not done
+        self.syncing: dict[int, set[NodeAddress]] = {}
+
+    def refuse(self, sender: NodeAddress, shard: int, epoch: int) -> None:
+        link = self.r.system.lookup(f"{self.r.region_path}/{link_name(self.r.me)}", node=sender)
+        if link is not None:
+            link.tell(ReplicaRefused(shard, epoch, self.r.me.host, self.r.me.port))
+
+    def ask_history(
+        self, source: NodeAddress, shard: int, known: list[tuple[str, int]], whole: bool
+    ) -> None:
+        ref = self.r.replica_ref(source)
+        if ref is None:
+            return
+        self.expected[(shard, source)] = trio.current_time() + self.r.failover.sync_timeout
+        ref.tell(HistoryRequest(shard, self.r.me.host, self.r.me.port, known, whole))
+
+    async def store(self, batch: ReplicateEvents) -> int | None:
+        """Persist the events of ``batch`` not yet here; the new highest sequence number, or
+        None when the batch starts after a gap (nothing is stored then)."""
+        entities = self.r.index.setdefault(batch.shard_id, {})
+        highest = entities.get(batch.entity_id, 0)
+        fresh = [e for e in batch.events if e.sequence_nr > highest]
+        if not fresh:
+            return highest
+        if fresh[0].sequence_nr > highest + 1:
+            return None
+        await self.r.journal_of(batch.entity_id).persist(batch.entity_id, fresh)
+        self.r.note(batch.shard_id, batch.entity_id, fresh[-1].sequence_nr)
+        return self.r.index[batch.shard_id][batch.entity_id]
+
+    async def on_events(self, msg: ReplicaEvents) -> None:
+        shard = msg.shard
+        sender = node_of(msg.host, msg.port)
+        if msg.history:
+            if (shard, sender) not in self.expected:
+                _log.debug(
+                    "replica %s: unrequested history of shard %d from %s",
+                    self.r.region_path,
+                    shard,
+                    sender,
+                )
+                return
+        else:
+            known = self.r.known_epoch(shard)
+            if msg.epoch < known:
+                _log.info(
+                    "%s: refused events of shard %d from %s (epoch %d, newer %d known)",
+                    self.r.region_path,
+                    shard,
+                    sender,
+                    msg.epoch,
+                    known,
+                )
+                self.refuse(sender, shard, known)
+                return
+            primary = self.r.primaries.get(shard)
+            if primary is not None and msg.epoch > primary.epoch:
+                self.region.tell(Fenced(shard, msg.epoch))
+            replica = self.r.replica_of.get(shard)
+            if replica is None or msg.epoch > replica[0]:
+                self.r.replica_of[shard] = (msg.epoch, sender)
+        batch = self.r.decode(msg)
+        try:
+            highest = await self.store(batch)
+        except (JournalError, TypeError) as exc:
+            _log.error(
+                "%s: could not store replicated events of %r from %s: %s",
+                self.r.region_path,
+                msg.entity_id,
+                sender,
+                exc,
+            )
+            return
+        if msg.history:
+            return
+        if highest is None:
+            have = self.r.index.get(shard, {}).get(msg.entity_id, 0)
+            if (shard, sender) not in self.expected:
+                self.ask_history(sender, shard, [(msg.entity_id, have)], whole=False)
+            highest = have
+        ack = ReplicateEventsAck(msg.entity_id, highest)
+        link = self.r.link_ref(sender)
+        if link is not None and ack.sequence_nr > 0:
+            link.tell(
+                ReplicaAck(ack.entity_id, shard, ack.sequence_nr, self.r.me.host, self.r.me.port)
+            )
+
+    async def send_history(
+        self,
+        requester: NodeAddress,
+        shard: int,
+        known: dict[str, int],
+        whole: bool,
+        as_history: bool,
+    ) -> None:
+        ref = self.r.replica_ref(requester)
+        if ref is None:
+            return
+        entities = set(known)
+        if whole:
+            entities |= set(self.r.index.get(shard, {}))
+        epoch = self.r.known_epoch(shard)
+        me = self.r.me
+        for entity_id in sorted(entities):
+            try:
+                events = await self.r.journal_of(entity_id).load(
+                    entity_id, known.get(entity_id, 0) + 1
+                )
+                if events:
+                    ref.tell(
+                        ReplicaEvents(
+                            entity_id,
+                            shard,
+                            epoch,
+                            me.host,
+                            me.port,
+                            as_history,
+                            self.r.encode(events),
+                        )
+                    )
+            except (JournalError, TypeError, SerializationError) as exc:
+                _log.error(
+                    "%s: could not send the history of %r to %s: %s",
+                    self.r.region_path,
+                    entity_id,
+                    requester,
+                    exc,
+                )
+        if as_history:
+            ref.tell(HistoryEnd(shard, me.host, me.port))
+
+    def finish_sync(self, shard: int) -> None:
+        self.syncing.pop(shard, None)
+        self.region.tell(SyncDone(shard))
+
+    def on_history_end(self, msg: HistoryEnd) -> None:
+        source = node_of(msg.host, msg.port)
+        self.expected.pop((msg.shard, source), None)
+        waiting = self.syncing.get(msg.shard)
+        if waiting is not None:
+            waiting.discard(source)
+            if not waiting:
+                self.finish_sync(msg.shard)
+
+    def on_sync(self, msg: StartSync) -> None:
+        known = list(self.r.index.get(msg.shard, {}).items())
+        sources = {s for s in msg.sources if s != self.r.me}
+        if not sources:
+            self.finish_sync(msg.shard)
+            return
+        self.syncing[msg.shard] = sources
+        for source in sources:
+            self.ask_history(source, msg.shard, known, whole=True)
+
+    def on_tick(self) -> None:
+        now = trio.current_time()
+        for key, deadline in list(self.expected.items()):
+            if now < deadline:
+                continue
+            del self.expected[key]
+            shard, source = key
+            waiting = self.syncing.get(shard)
+            if waiting is not None and source in waiting:
+                _log.warning(
+                    "%s: no history of shard %d from %s within %s s; serving it without",
+                    self.r.region_path,
+                    shard,
+                    source,
+                    self.r.failover.sync_timeout,
+                )
+                waiting.discard(source)
+                if not waiting:
+                    self.finish_sync(shard)
+
+    async def receive(self, ctx: ActorContext[Any], msg: Any) -> Behavior[Any]:
+        try:
+            if isinstance(msg, ReplicaEvents):
+                check_shard(msg.shard, self.r.spec.num_shards)
+                await self.on_events(msg)
+            elif isinstance(msg, HistoryRequest):
+                check_shard(msg.shard, self.r.spec.num_shards)
+                await self.send_history(
+                    node_of(msg.host, msg.port), msg.shard, dict(msg.known), msg.whole, True
+                )
+            elif isinstance(msg, PushHistory):
+                await self.send_history(
+                    msg.node, msg.shard, msg.known or {}, msg.known is None, False
+                )
+            elif isinstance(msg, HistoryEnd):
+                self.on_history_end(msg)
+            elif isinstance(msg, ReplicaQuery):
+                coordinator = self.r.system.lookup(
+                    f"{self.r.region_path}/coordinator", node=node_of(msg.host, msg.port)
+                )
+                if coordinator is not None:
+                    holdings = self.r.holdings(check_shard(msg.shard, self.r.spec.num_shards))
+                    coordinator.tell(
+                        ReplicaHoldings(
+                            msg.shard, msg.round, holdings, self.r.me.host, self.r.me.port
+                        )
+                    )
+            elif isinstance(msg, StartSync):
+                self.on_sync(msg)
+            elif isinstance(msg, Tick):
+                self.on_tick()
+            else:
+                _log.warning("%s: replica: unexpected %s", self.r.region_path, type(msg).__name__)
+        except (ValueError, SerializationError) as exc:
+            _log.warning(
+                "%s: replica dropped an invalid %s: %s", self.r.region_path, type(msg).__name__, exc
+            )
+        return Behaviors.same()
+
+
+def replica_actor(replication: Replication, region: ActorRef[Any]) -> Behavior[Any]:
+    """The replica region of one sharded type on this node (see the module docstring)."""
+
+    def with_timers(ctx: ActorContext[Any], timers: TimerScheduler[Any]) -> Behavior[Any]:
+        timers.start_periodic("expire", TICK, replication.retry_interval)
+        return Behaviors.receive(_Replica(replication, region).receive)
+
+    return Behaviors.with_timers(with_timers)
