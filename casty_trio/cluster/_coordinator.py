@@ -191,17 +191,36 @@ class _Coordinator:
             if info.hosting and not info.leaving and node in self.live
         }
 
-    def place(self, shard: int) -> bool:
-        """Choose ``shard``'s replicas around its primary; whether they changed."""
-        primary, _ = self.allocation[shard]
+    def replica_load(self) -> dict[NodeAddress, int]:
         load: dict[NodeAddress, int] = {}
         for nodes in self.replica_sets.values():
             for node in nodes:
                 load[node] = load.get(node, 0) + 1
+        return load
+
+    def place(
+        self,
+        shard: int,
+        load: dict[NodeAddress, int] | None = None,
+        candidates: set[NodeAddress] | None = None,
+    ) -> bool:
+        """Choose ``shard``'s replicas around its primary; whether they changed. ``load`` (kept
+        up to date here) and ``candidates`` save recomputing them for many shards."""
+        if load is None:
+            load = self.replica_load()
+        if candidates is None:
+            candidates = self.replica_candidates()
+        primary, _ = self.allocation[shard]
         current = self.replica_sets.get(shard, ())
-        chosen = place_replicas(primary, current, self.replica_candidates(), load, self.replicas)
+        chosen = place_replicas(primary, current, candidates, load, self.replicas)
+        if chosen == current:
+            return False
+        for node in current:
+            load[node] -= 1
+        for node in chosen:
+            load[node] = load.get(node, 0) + 1
         self.replica_sets[shard] = chosen
-        return chosen != current
+        return True
 
     def send_replicas(self, shard: int, sources: tuple[NodeAddress, ...]) -> None:
         """Tell the primary (first) and every replica of ``shard`` who its replicas are."""
@@ -221,8 +240,10 @@ class _Coordinator:
         """Top up the replicas of every allocated shard (members came or went)."""
         if not self.replicas or self.recovering:
             return
+        load = self.replica_load()
+        candidates = self.replica_candidates()
         for shard in sorted(self.allocation):
-            if shard not in self.handoffs and self.place(shard):
+            if shard not in self.handoffs and self.place(shard, load, candidates):
                 self.send_replicas(shard, ())
 
     def start_promotion(self, shard: int, delay: float) -> bool:

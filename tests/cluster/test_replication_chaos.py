@@ -187,8 +187,17 @@ class _World:
                     await trio.sleep(0.1)
 
 
+def replay_command(seed: int) -> str:
+    return (
+        "python -m pytest "
+        f"'tests/cluster/test_replication_chaos.py::test_confirmed_writes_survive[{seed}]'"
+    )
+
+
 async def run_chaos(seed: int) -> _World:
     rng = random.Random(seed)
+    replay = f"replay: {replay_command(seed)}"
+    print(replay)  # shown by pytest with the fault history for any failure of this seed
     async with open_test_cluster(
         N_NODES, seed=seed, cluster_settings=FAST, config=CONFIG, timeout=60
     ) as cluster:
@@ -208,10 +217,6 @@ async def run_chaos(seed: int) -> _World:
             nursery.cancel_scope.cancel()
         await cluster.wait_for_convergence(timeout=30)
         states = {f"e{k}": await world.read(f"e{k}") for k in range(N_ENTITIES)}
-        replay = (
-            f"replay: python -m pytest "
-            f"'tests/cluster/test_replication_chaos.py::test_confirmed_writes_survive[{seed}]'"
-        )
         history = "\n".join(world.log)
         assert not world.duplicates, f"{replay}\n{history}\n{world.duplicates}"
         for eid, writes in world.confirmed.items():
