@@ -40,7 +40,7 @@ from .._errors import SerializationError
 from ..config import ShardingConfig
 from ._coordinator import COORDINATOR_NAME, Membership, coordinator
 from ._membership import Gossip, MemberStatus
-from ._routing import Entity, RegionRouting, RegionStatistics
+from ._routing import DRAIN, Entity, Inbound, RegionRouting, RegionStatistics
 from ._shard_wire import (
     BeginHandOff,
     DropShard,
@@ -501,6 +501,12 @@ class _Region:
     # ------------------------------------------------------------------ dispatch
 
     async def receive(self, ctx: ActorContext[Any], msg: Any) -> Behavior[Any]:
+        if self.routing.inbound:
+            # Peers' deliveries waiting for their entities go before anything else.
+            if msg is DRAIN:
+                await self.routing.drain_inbound()
+                return Behaviors.same()
+            self.routing.flush_inbound()
         if type(msg) is ShardEnvelope:
             eid = msg.entity_id
             pending = self.routing.pending
@@ -519,6 +525,8 @@ class _Region:
         return Behaviors.same()
 
     def dispatch(self, msg: Any) -> None:
+        if type(msg) is Inbound:
+            msg = self.routing.took(msg)
         if isinstance(msg, ShardDeliver):
             # The sender hashed the id with the same function and shard count: reuse it.
             shard = check_shard(msg.shard, self.num_shards)
@@ -548,6 +556,8 @@ class _Region:
             self.on_leaving_ack(msg)
         elif isinstance(msg, DropShard):
             self.on_drop(msg)
+        elif msg is DRAIN:
+            pass  # ``inbound`` was handed over before this
         else:
             _log.warning("%s: unexpected message %r", self.path, type(msg).__name__)
 
@@ -569,9 +579,12 @@ def region(
             timers.start_periodic("passivate", _PASSIVATION_TICK, passivate_after / 2)
         unsubscribe = system._on_membership(lambda gossip: ctx.self.tell(Membership(gossip)))
         state.on_membership(system.cluster_gossip())
+        system._remoting.set_receiver(state.path, routing.receive)
 
         async def post_stop(ctx: ActorContext[Any]) -> None:
             unsubscribe()
+            system._remoting.set_receiver(state.path, None)
+            routing.flush_inbound()
             routing.fast.clear()
             if state.leave is not None:
                 state.leave.set()
