@@ -4,6 +4,15 @@
 to their mailboxes (one dict lookup, no hop through the region actor) and everything else to the
 region; a per-entity count of envelopes queued in the region keeps the fast path shut while any
 is queued, so the fast path never overtakes a message of the same sender.
+
+Across nodes it does the same in both directions. A tell for an entity whose shard lives on a
+known remote home (nothing for the id queued in the region) is encoded and sent to that node's
+region at once (:meth:`RegionRouting.forward`), on the same link the region forwards on, so a
+handoff marker the region sends later still follows it. On the receiving node the region's
+incoming messages go first to :meth:`RegionRouting.receive` (``Remoting.set_receiver``):
+deliveries to running entities skip the region's mailbox, and under a stream of them they are
+gathered for a few scheduling rounds and handed over together, so that each of many entities is
+woken once for many messages rather than once per message.
 """
 
 from __future__ import annotations
@@ -33,6 +42,9 @@ _log = logging.getLogger("casty_trio.sharding")
 _BURST = 32
 _CAP = 16_384
 _ROUNDS = 64
+# Once that many wait, a round that brings less waits once more, _LINGER seconds.
+_LINGER_FROM = 256
+_LINGER = 0.0005
 
 
 @attrs.frozen
@@ -91,7 +103,7 @@ class RegionRouting:
     ``deliver`` is that ref's ``tell``: the fast path to running entities, else the region.
     """
 
-    __slots__ = ("fast", "inbound", "pending", "region", "remote", "state", "tick")
+    __slots__ = ("direct", "fast", "inbound", "pending", "region", "remote", "state", "tick")
 
     region: ActorRef[Any]  # set right after the region is spawned
 
@@ -104,6 +116,9 @@ class RegionRouting:
         self.state: _Region | None = None
         # Peers' deliveries to running entities, decoded, waiting to be handed over in one go.
         self.inbound: list[tuple[Entity, Any]] = []
+        # Peers' deliveries handed straight to their entities since the last small drain:
+        # sparse traffic (asks) skips ``inbound``; once _BURST went that way, it is a stream.
+        self.direct = 0
 
     def statistics(self) -> RegionStatistics:
         """What the region holds right now."""
@@ -173,11 +188,12 @@ class RegionRouting:
         """What peers send the region (``Remoting.set_receiver``), in the link's reader.
 
         A ``ShardDeliver`` for a running entity with nothing for its id queued in the region is
-        decoded here and waits in ``inbound`` (the region hands it over, see
-        :meth:`drain_inbound`); any other goes to the region wrapped in :class:`Inbound`
-        (counted in ``pending``, which keeps later messages for the id behind it), and
-        everything else goes to the region as is. Handoff markers stay behind earlier
-        deliveries: the region hands ``inbound`` over before it handles any message.
+        decoded here and handed to the entity at once while traffic is sparse, else it waits
+        in ``inbound`` (the region hands it over, see :meth:`drain_inbound`); any other goes to
+        the region wrapped in :class:`Inbound` (counted in ``pending``, which keeps later
+        messages for the id behind it), and everything else goes to the region as is.
+        Handoff markers stay behind earlier deliveries: the region hands ``inbound`` over
+        before it handles any message.
         """
         if type(msg) is ShardDeliver:
             eid = msg.entity_id
@@ -191,6 +207,14 @@ class RegionRouting:
                     _log.warning("%s: dropped an invalid ShardDeliver: %s", state.path, exc)
                     return
                 inbound = self.inbound
+                if not inbound and self.direct < _BURST:
+                    self.direct += 1
+                    entity.last = self.tick
+                    try:
+                        entity.deliver(message)
+                    except MailboxFullError as exc:  # "reject" policy: already a dead letter
+                        _log.debug("message for entity %r refused: %s", eid, exc)
+                    return
                 inbound.append((entity, message))
                 if len(inbound) == 1:
                     self.region.tell(DRAIN)
@@ -223,11 +247,22 @@ class RegionRouting:
         """
         inbound = self.inbound
         seen = rounds = 0
-        while len(inbound) - seen >= _BURST and len(inbound) < _CAP and rounds < _ROUNDS:
+        lingered = False
+        while len(inbound) < _CAP and rounds < _ROUNDS:
+            grown = len(inbound) - seen
             seen = len(inbound)
             rounds += 1
-            await trio.lowlevel.checkpoint()
+            if grown >= _BURST:
+                await trio.lowlevel.checkpoint()
+            elif not lingered and seen >= _LINGER_FROM:
+                # A stream, not a burst: the peer's next frame is likely on its way.
+                lingered = True
+                await trio.sleep(_LINGER)
+            else:
+                break
             inbound = self.inbound
+        if len(inbound) < _BURST:
+            self.direct = 0  # sparse again
         self.flush_inbound()
         await trio.lowlevel.checkpoint()
 
