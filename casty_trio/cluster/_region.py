@@ -54,7 +54,7 @@ from ._replication import (
     link_name,
     replica_link,
 )
-from ._routing import Entity, RegionRouting, RegionStatistics
+from ._routing import DRAIN, Entity, Inbound, RegionRouting, RegionStatistics
 from ._shard_wire import (
     BeginHandOff,
     DropShard,
@@ -640,6 +640,12 @@ class _Region:
     # ------------------------------------------------------------------ dispatch
 
     async def receive(self, ctx: ActorContext[Any], msg: Any) -> Behavior[Any]:
+        if self.routing.inbound:
+            # Peers' deliveries waiting for their entities go before anything else.
+            if msg is DRAIN:
+                await self.routing.drain_inbound()
+                return Behaviors.same()
+            self.routing.flush_inbound()
         if type(msg) is ShardEnvelope:
             eid = msg.entity_id
             pending = self.routing.pending
@@ -658,6 +664,8 @@ class _Region:
         return Behaviors.same()
 
     def dispatch(self, msg: Any) -> None:
+        if type(msg) is Inbound:
+            msg = self.routing.took(msg)
         if isinstance(msg, ShardDeliver):
             # The sender hashed the id with the same function and shard count: reuse it.
             shard = check_shard(msg.shard, self.num_shards)
@@ -693,6 +701,8 @@ class _Region:
             self.on_sync_done(msg)
         elif isinstance(msg, Fenced):
             self.fence(msg.shard, msg.epoch)
+        elif msg is DRAIN:
+            pass  # ``inbound`` was handed over before this
         else:
             _log.warning("%s: unexpected message %r", self.path, type(msg).__name__)
 
@@ -715,9 +725,12 @@ def region(
             timers.start_periodic("passivate", _PASSIVATION_TICK, passivate_after / 2)
         unsubscribe = system._on_membership(lambda gossip: ctx.self.tell(Membership(gossip)))
         state.on_membership(system.cluster_gossip())
+        system._remoting.set_receiver(state.path, routing.receive)
 
         async def post_stop(ctx: ActorContext[Any]) -> None:
             unsubscribe()
+            system._remoting.set_receiver(state.path, None)
+            routing.flush_inbound()
             routing.fast.clear()
             if state.leave is not None:
                 state.leave.set()

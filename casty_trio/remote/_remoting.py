@@ -170,6 +170,9 @@ class Remoting:
         self._hello_decoder = msgspec.msgpack.Decoder(Hello | Reject)
         self._links: dict[NodeAddress, PeerLink] = {}
         self._exports: dict[str, Any] = {}
+        # Receivers of incoming messages for a path, taking them before its actor does (a shard
+        # region takes its peers' deliveries this way, see ``set_receiver``).
+        self._receivers: dict[str, Callable[[Any], None]] = {}
         # remote actors watched from here: (node, path) -> local watcher callbacks
         self._watching: dict[tuple[NodeAddress, str], list[_Watcher]] = {}
         # local actors watched by peers: (peer, path) -> the callback registered on the cell
@@ -236,6 +239,27 @@ class Remoting:
         if cell is not None:
             return cell
         return self._exports.get(path)
+
+    def set_receiver(self, path: str, receiver: Callable[[Any], None] | None) -> None:
+        """Hand messages from peers for the local actor at ``path`` to ``receiver`` instead of
+        the actor's mailbox (``None`` undoes it). Sync.
+
+        The receiver is called in the link's reader task, once per message, in arrival order;
+        it must not block, and whatever it raises is treated like a refused delivery (logged,
+        the message dropped). Refs and death watch are unaffected: only delivery changes.
+        """
+        if receiver is None:
+            self._receivers.pop(path, None)
+        else:
+            self._receivers[path] = receiver
+
+    def _deliverer(self, path: str) -> Callable[[Any], None] | None:
+        """What takes incoming messages for ``path``: its receiver, else the local target."""
+        receiver = self._receivers.get(path)
+        if receiver is not None:
+            return receiver
+        target = self.local_target(path)
+        return None if target is None else target.deliver
 
     def _export(self, path: str, ref: ActorRef[Any]) -> None:
         """Make a non-actor local ref (an ask's reply slot) reachable from peers while alive."""
@@ -434,11 +458,10 @@ class Remoting:
                 continue
             path = item.recipient
             if path != last_path:
-                target = self.local_target(path)
-                if target is None:
+                deliver = self._deliverer(path)
+                if deliver is None:
                     self.receive_item(link, item)  # the slow path logs and dead-letters it
                     continue
-                deliver = target.deliver
                 last_path = path
             manifest = item.manifest
             if manifest != last_manifest:
@@ -471,8 +494,8 @@ class Remoting:
             for payload in item.payloads:
                 self.receive_item(link, Envelope(item.recipient, item.manifest, payload))
         elif type(item) is Envelope:
-            target = self.local_target(item.recipient)
-            if target is None:
+            deliver = self._deliverer(item.recipient)
+            if deliver is None:
                 _log.debug("message from %s for unknown %s dropped", link.peer, item.recipient)
                 self._dead_on_arrival(item)
                 return
@@ -482,7 +505,7 @@ class Remoting:
                 self._undecodable(link, item.recipient, exc)
                 return
             try:
-                target.deliver(message)
+                deliver(message)
             except Exception as exc:  # a full "reject" mailbox: already a dead letter
                 _log.debug("message from %s to %s refused: %s", link.peer, item.recipient, exc)
         elif type(item) is Watch:
