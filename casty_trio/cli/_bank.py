@@ -31,6 +31,8 @@ from typing import Any
 import attrs
 import trio
 
+import casty_trio
+
 from .._behaviors import Behaviors
 from .._core import ActorContext, ActorRef, Behavior, NodeAddress
 from ..cluster import ClusteredActorSystem, ClusterSettings, ReplicationConfig
@@ -359,11 +361,17 @@ class BankCluster:
         return out
 
 
+def _package_root() -> str:
+    """The folder holding the casty_trio this process runs: node processes import the same."""
+    return os.path.dirname(os.path.dirname(os.path.abspath(casty_trio.__file__)))
+
+
 async def _start_node(nursery: trio.Nursery, index: int, seed: int, spec: BankSpec) -> BankNode:
     cmd = [sys.executable, "-m", "casty_trio.cli._bank_node", "--index", str(index)]
     cmd += ["--seed", str(seed), "--spec", spec.to_json()]
+    path = os.pathsep.join(filter(None, [_package_root(), os.environ.get("PYTHONPATH")]))
     process = await trio.lowlevel.open_process(
-        cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=dict(os.environ)
+        cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env={**os.environ, "PYTHONPATH": path}
     )
     node = BankNode(index, process)
     nursery.start_soon(node.read)
