@@ -39,6 +39,8 @@ SCENARIOS = (
     "sharded_ask",
     "cross_node_sharded",
     "rebalance",
+    "replicated_write",
+    "failover_time",
 )
 REQUIRED_KEYS = frozenset({"scenario", "ours", "baseline", "ratio", "goal", "meets_goal"})
 

@@ -24,6 +24,8 @@ SCENARIOS = [
     "sharded_ask",
     "cross_node_sharded",
     "rebalance",
+    "replicated_write",
+    "failover_time",
 ]
 REQUIRED = {"scenario", "ours", "baseline", "ratio", "goal", "meets_goal"}
 
@@ -64,6 +66,12 @@ def test_scenario_quick_run_returns_a_record(name: str, monkeypatch: pytest.Monk
     if name == "cross_node_sharded":
         assert record["a_hosted_shards"] == 0  # every entity lives in the other process
         assert record["ask_ratio"] > 0
+    if name == "replicated_write":
+        assert record["ours"]["concurrent"]["writes_per_s"] > 0
+        assert record["baseline"]["unreplicated_write"]["p50_us"] > 0
+    if name == "failover_time":
+        assert record["ours"]["fast_profile"]["best_s"] > 0
+        assert record["ours"]["default_profile"] is None  # skipped in quick mode
     if name == "rebalance":
         assert record["lost"] == 0
         run = record["ours"]["runs"][0]

@@ -38,16 +38,21 @@ def _build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     demo = commands.add_parser(
         "demo",
-        help="run the bank demo: supervised accounts, asks, a crash and its restart",
+        help="run the replication demo: a 3-node cluster of bank accounts, a node killed "
+        "under load, no confirmed write lost",
     )
     demo.add_argument(
-        "--accounts", type=int, default=5, help="number of account actors (default: 5)"
+        "--accounts", type=int, default=30, help="number of bank accounts (default: 30)"
     )
     demo.add_argument(
-        "--operations",
-        type=int,
-        default=20_000,
-        help="deposits and withdrawals to send in all (default: 20000)",
+        "--clients", type=int, default=16, help="concurrent writing clients (default: 16)"
+    )
+    demo.add_argument(
+        "--load",
+        type=_positive,
+        default=2.0,
+        metavar="S",
+        help="seconds of load before a node is killed (default: 2)",
     )
     demo.add_argument("--seed", type=int, default=7, help="random seed (default: 7)")
 
@@ -134,7 +139,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     configuration.
 
     Examples:
-        >>> main(["demo", "--operations", "100"])     # doctest: +SKIP
+        >>> main(["demo", "--load", "1"])             # doctest: +SKIP
         0
         >>> main(["status", "127.0.0.1:25520"])      # doctest: +SKIP
         0
@@ -144,9 +149,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "demo":
         from ._demo import run_demo
 
-        if args.accounts < 1 or args.operations < 0:
-            parser.error("--accounts must be >= 1 and --operations >= 0")
-        report = trio.run(run_demo, args.accounts, args.operations, args.seed)
+        if args.accounts < 1 or args.clients < 1:
+            parser.error("--accounts and --clients must be >= 1")
+        report = trio.run(run_demo, args.accounts, args.clients, args.load, args.seed)
         sys.stdout.write(report.render())
         return 0 if report.consistent else 1
     if args.command == "node":
