@@ -40,7 +40,6 @@ from ._shard_wire import (
     ReplicaAck,
     ReplicaEvents,
     ReplicaRefused,
-    node_of,
 )
 from ._sharding import ReplicationConfig, ShardedBehavior
 
@@ -430,15 +429,31 @@ def replica_link(
     replication: Replication, node: NodeAddress, region: ActorRef[Any]
 ) -> Behavior[Any]:
     """The replica link of a primary region to the replica at ``node``: takes its acks and
-    refusals, and has events it leaves unacked for ``ack_timeout`` sent again."""
+    refusals, and has events it leaves unacked for ``ack_timeout`` sent again.
+
+    Acks are taken in the peer link's reader as they arrive (``Remoting.set_receiver``), not
+    after a hop through this actor's mailbox: a waiting write is released one scheduler pass
+    sooner. Everything else goes through the mailbox.
+    """
 
     def with_timers(ctx: ActorContext[Any], timers: TimerScheduler[Any]) -> Behavior[Any]:
         timers.start_periodic("resend", TICK, replication.retry_interval)
+        path = f"{replication.region_path}/{link_name(node)}"
+        remoting = replication.system._remoting
+        mailbox = ctx.self
+
+        def take_ack(msg: Any) -> None:
+            if type(msg) is ReplicaAck:
+                if msg.port == node.port and msg.host == node.host:
+                    replication.acked(msg.entity_id, node, msg.sequence_nr)
+            else:
+                mailbox.tell(msg)
+
+        remoting.set_receiver(path, take_ack)
 
         async def receive(ctx: ActorContext[Any], msg: Any) -> Behavior[Any]:
             if isinstance(msg, ReplicaAck):
-                if node_of(msg.host, msg.port) == node:
-                    replication.acked(msg.entity_id, node, msg.sequence_nr)
+                take_ack(msg)
             elif isinstance(msg, ReplicaRefused):
                 region.tell(Fenced(msg.shard, msg.epoch))
             elif isinstance(msg, Tick):
@@ -447,7 +462,10 @@ def replica_link(
                 _log.warning("replica link to %s: unexpected %s", node, type(msg).__name__)
             return Behaviors.same()
 
-        return Behaviors.receive(receive)
+        async def post_stop(ctx: ActorContext[Any]) -> None:
+            remoting.set_receiver(path, None)
+
+        return Behaviors.with_lifecycle(Behaviors.receive(receive), post_stop=post_stop)
 
     return Behaviors.with_timers(with_timers)
 
