@@ -62,8 +62,11 @@ async def _trial(settings: dict[str, float]) -> dict[str, float]:
         next(x["t"] for x in n.lines if x.get("event") == "downed" and x["node_id"] == "node-2")
         for n in survivors
     ]
-    return {"detection_s": max(downed) - killed, "first_s": min(downed) - killed,
-            "eof_s": eof - killed}
+    return {
+        "detection_s": max(downed) - killed,
+        "first_s": min(downed) - killed,
+        "eof_s": eof - killed,
+    }
 
 
 def _summary(runs: list[dict[str, float]]) -> dict[str, Any]:

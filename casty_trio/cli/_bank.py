@@ -395,9 +395,16 @@ async def _stop_all(nodes: list[BankNode]) -> None:
 
 @asynccontextmanager
 async def open_bank_cluster(
-    spec: BankSpec, *, on_progress: Callable[[str], None] | None = None
+    spec: BankSpec,
+    *,
+    on_progress: Callable[[str], None] | None = None,
+    driver_hosts: bool = False,
 ) -> AsyncIterator[BankCluster]:
     """Start ``spec.nodes`` bank processes, join them as a client-only member, yield the bank.
+
+    With ``driver_hosts`` the driver joins as one more bank node instead (it hosts shards and
+    replicas in its own in-memory journal), so a cluster of n hosting nodes takes n - 1
+    processes besides the driver's.
 
     Every process is ended on the way out: its stdin is closed (it leaves the cluster), and it
     is killed if it has not exited within 5 seconds. The driver's system leaves first.
@@ -427,8 +434,9 @@ async def open_bank_cluster(
                 name=SYSTEM,
                 host=LOCAL,
                 port=0,
-                node_id="client",
+                node_id="driver" if driver_hosts else "client",
                 seed_nodes=[(LOCAL, first.port)],
+                roles=frozenset({ROLE}) if driver_hosts else frozenset(),
                 config=bank_config(spec),
                 cluster_settings=spec.cluster_settings,
             ) as system:
