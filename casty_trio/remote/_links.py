@@ -322,7 +322,7 @@ class PeerLink:
             except ConnectionClosed as exc:
                 if exc.code == CloseCode.TOO_BIG and not exc.local:
                     # The transport refused a frame of the peer's over its max_frame_size
-                    # (trio-websocket and the simulated network both close with 1009).
+                    # (the WebSocket transport and the simulated network both close with 1009).
                     self.decode_errors += 1
                     _log.warning("peer %s sent a frame over max_frame_size: %s", self.peer, exc)
                 else:
