@@ -1,9 +1,16 @@
 """One peer link: the outbox for a remote node and the reader/writer of its connection.
 
 The outbox outlives connections: items wait there while the link (re)connects. When connected,
-one writer task drains everything queued into one frame (batching under load, immediate send
-when idle) and one reader task hands incoming items to the :class:`Remoting` without ever
-blocking on an actor (``tell`` is synchronous), so a slow actor never stalls the link.
+one writer task drains everything queued into one frame (batching under load) and one reader
+task hands incoming items to the :class:`Remoting` without ever blocking on an actor (``tell``
+is synchronous), so a slow actor never stalls the link.
+
+When the link is idle (the writer parked, the outbox empty) and the connection can write from
+synchronous code (:class:`~casty_trio.remote._transport.SupportsSendNowait`, plain TCP
+WebSockets), a message is sent straight from its ``tell`` as a frame of its own, without
+waiting for the writer task: the latency of a lone message (an ask, its reply) is one scheduler
+pass lower per side. The writer is woken all the same and, until it has run, later messages
+queue behind that one, so a burst of tells is still batched and the order is kept.
 
 Items are queued already encoded (a tell encodes its message at once, see ``_outbox.py``), so
 a frame is the queued bytes joined behind a batch header; the rare paths that need the items
@@ -20,8 +27,8 @@ import trio
 
 from .._core import NodeAddress
 from ..serialization._wire import Batch, DeathNotice, Hello, Unwatch, Watch, batch_frame
-from ._outbox import Entry, Outbox, frame, split
-from ._transport import CloseCode, Connection, ConnectionClosed
+from ._outbox import Entry, Outbox, frame, single_frame, split
+from ._transport import CloseCode, Connection, ConnectionClosed, SupportsSendNowait
 
 if TYPE_CHECKING:
     from ._remoting import Remoting
@@ -86,6 +93,14 @@ class PeerLink:
         self.failures = 0  # consecutive failed dials, for the backoff
         self._wakeup: trio.Event | None = None
         self._flushed: trio.Event | None = None
+        # The current connection when it can send from a tell (see the module docstring).
+        self._direct: SupportsSendNowait | None = None
+        # The number of the last frame written on the current connection: frames are numbered
+        # per connection (as the wire protocol says), so that the reader of each connection
+        # drops duplicates of its own frames only. A number shared by the link made the reader
+        # of one connection drop the frames of another (two connections live at once while a
+        # duplicate link is resolved) as "duplicates".
+        self._seq = 0
         self.frames_out = self.frames_in = self.messages_out = self.messages_in = 0
         self.bytes_out = self.bytes_in = self.dropped = self.decode_errors = 0
         self.duplicates = self.connections = 0
@@ -99,9 +114,27 @@ class PeerLink:
         if outbox.count >= self.capacity:
             self.dropped += 1
             return False
+        wakeup = self._wakeup
+        direct = self._direct
+        if wakeup is not None and direct is not None and not outbox.count:
+            # Idle: the writer is parked (so nothing is in flight) and nothing is queued. Send
+            # this message at once as a frame of its own, in the caller's task.
+            seq = self._seq + 1
+            data = single_frame(seq, header, payload)
+            if direct.send_nowait(data):
+                self._seq = seq
+                self.frames_out += 1
+                self.messages_out += 1
+                self.bytes_out += len(data)
+                # Wake the writer all the same: until it has run, later tells queue behind
+                # this one and it batches them (a burst of tells is not a frame per message),
+                # and it writes the rest of this frame if the socket took only part of it.
+                # It runs once the caller yields, off the message's way.
+                self._wakeup = None
+                wakeup.set()
+                return True
         outbox.add_message(header, payload)
         # The wake-up, inlined (as in enqueue_control): this is the path of every remote tell.
-        wakeup = self._wakeup
         if wakeup is not None:
             self._wakeup = None
             wakeup.set()
@@ -192,6 +225,8 @@ class PeerLink:
             self.remoting.peer_restarted(self.peer)
         self.peer_uid = peer_uid
         self.connection = conn
+        self._seq = 0
+        self._direct = conn if isinstance(conn, SupportsSendNowait) else None
         # This connection may replace another one (a duplicate link, a stale connection to
         # an earlier incarnation): wake the old writer so it sees that and stops taking items
         # from the outbox, which belongs to this connection's writer from now on.
@@ -211,6 +246,7 @@ class PeerLink:
         finally:
             if self.connection is conn:
                 self.connection = None
+                self._direct = None
                 self._wakeup = None
                 if self._flushed is not None:
                     self._flushed.set()
@@ -221,11 +257,7 @@ class PeerLink:
         # larger than that still travels alone, up to max_frame_size.
         limit = min(self.remoting.settings.max_frame_size - 64, _FRAME_TARGET)
         outbox = self.outbox
-        # Frames are numbered per connection (as the wire protocol says), so that the reader
-        # of each connection drops duplicates of its own frames only. A number shared by the
-        # link made the reader of one connection drop the frames of another (two connections
-        # live at once while a duplicate link is resolved) as "duplicates".
-        seq = 0
+        direct = conn if isinstance(conn, SupportsSendNowait) else None
         try:
             while True:
                 if self.connection is not conn:
@@ -237,13 +269,17 @@ class PeerLink:
                         await conn.aclose(CloseCode.DUPLICATE_LINK, "duplicate link")
                     return
                 if not outbox:
+                    if direct is not None and direct.backlogged:
+                        # The rest of a frame sent from a tell (see enqueue).
+                        await direct.flush()
+                        continue
                     if self._flushed is not None:
                         self._flushed.set()
                     self._wakeup = wakeup = trio.Event()
                     await wakeup.wait()
                     continue
                 entries, count = outbox.take(limit)
-                seq += 1
+                self._seq = seq = self._seq + 1
                 data = frame(seq, entries)
                 try:
                     await conn.send(data)
@@ -286,7 +322,7 @@ class PeerLink:
             except ConnectionClosed as exc:
                 if exc.code == CloseCode.TOO_BIG and not exc.local:
                     # The transport refused a frame of the peer's over its max_frame_size
-                    # (trio-websocket and the simulated network both close with 1009).
+                    # (the WebSocket transport and the simulated network both close with 1009).
                     self.decode_errors += 1
                     _log.warning("peer %s sent a frame over max_frame_size: %s", self.peer, exc)
                 else:

@@ -18,7 +18,7 @@ import msgspec
 
 from ..serialization._wire import Envelope, Envelopes, array_head, batch_head
 
-__all__ = ["Entry", "Outbox", "Run", "frame", "split"]
+__all__ = ["Entry", "Outbox", "Run", "frame", "single_frame", "split"]
 
 
 class Run:
@@ -141,6 +141,15 @@ def frame(seq: int, entries: list[Entry]) -> bytes:
             pieces.append(array_head(len(entry.payloads)))
             pieces += entry.payloads
     return b"".join(pieces)
+
+
+def single_frame(seq: int, header: bytes, payload: bytes) -> bytes:
+    """The ``Batch`` frame numbered ``seq`` carrying one message: ``frame(seq, [Run(header,
+    [payload])])``, without building the run."""
+    return b"".join((batch_head(seq, 1), header, _ONE, payload))
+
+
+_ONE = array_head(1)
 
 
 def split(

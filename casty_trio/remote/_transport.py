@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import trio
 
@@ -25,6 +25,7 @@ __all__ = [
     "Connection",
     "ConnectionClosed",
     "ConnectionHandler",
+    "SupportsSendNowait",
     "Transport",
     "TransportError",
 ]
@@ -86,6 +87,35 @@ class Connection(Protocol):
 
     async def aclose(self, code: int = CloseCode.NORMAL, reason: str = "") -> None:
         """Close with ``code`` and ``reason`` (idempotent). A checkpoint."""
+        ...
+
+
+@runtime_checkable
+class SupportsSendNowait(Protocol):
+    """What a :class:`Connection` may offer on top: writing a frame from synchronous code.
+
+    Optional (the simulated network does without); a peer link checks for it once per
+    connection and then sends a frame straight from a ``tell`` when nothing else is in flight,
+    saving the hop through its writer task.
+    """
+
+    def send_nowait(self, frame: bytes) -> bool:
+        """Write ``frame`` now if that cannot block. Not a checkpoint; never raises.
+
+        True once the frame is on its way, in order before any later frame (written whole, or
+        in part with the rest held back until :meth:`flush`: see :attr:`backlogged`); False,
+        with nothing written, when it has to go through ``send`` instead.
+        """
+        ...
+
+    @property
+    def backlogged(self) -> bool:
+        """Whether part of a frame taken by :meth:`send_nowait` still waits for :meth:`flush`."""
+        ...
+
+    async def flush(self) -> None:
+        """Write what :meth:`send_nowait` held back. A checkpoint; raises
+        :class:`ConnectionClosed` once closed."""
         ...
 
 

@@ -1,9 +1,19 @@
 """The production transport: frames as binary WebSocket messages over TCP, optionally TLS.
 
-Built on trio-websocket's stream-level API (:func:`trio_websocket.wrap_server_stream`,
-:func:`trio_websocket.wrap_client_stream`) rather than ``serve_websocket``/``open_websocket``
-because this module does the TCP and TLS steps itself. That buys three things the high-level
-helpers do not give:
+The WebSocket protocol (RFC 6455) is spoken with wsproto, the sans-I/O protocol engine, right on
+a trio stream that this module opens itself (TCP, then TLS when configured). A connection has
+no task of its own: the task that calls :meth:`~casty_trio.remote.Connection.receive` reads the
+socket and parses frames in place (answering pings and the peer's close frame as they come), and
+the task that calls :meth:`~casty_trio.remote.Connection.send` writes. A message that arrives is
+therefore handed to its reader without a hop through a reader task and a channel, which is one
+scheduler pass per message fewer than a connection of trio-websocket.
+
+On plain TCP a connection can also write a frame without waiting at all
+(:meth:`_WebSocketConnection.send_nowait`): the peer link uses it to send straight from a
+``tell`` when nothing else is in flight (see ``_links.py``).
+
+Doing the TCP, TLS and WebSocket steps here, rather than through a library's ``serve``/``open``
+helpers, buys three more things:
 
 * a TLS or WebSocket handshake that fails ends at once with the real reason (for instance a
   server refusing a client certificate under TLS 1.3, which the client only learns after its own
@@ -13,41 +23,60 @@ helpers do not give:
 * the dialing block never wraps the caller's exceptions in an :class:`ExceptionGroup`.
 
 The wire is plain RFC 6455 on the resource path ``/casty``: any WebSocket client may connect (only
-binary messages are accepted), and a connection to another path is refused with HTTP 404.
+binary messages are accepted; ping, pong, fragmented messages and the closing handshake work as
+the RFC says), and a connection to another path is refused with HTTP 404.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+import os
+from collections import deque
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
-from typing import TYPE_CHECKING, NoReturn, TypeVar
+from typing import TYPE_CHECKING
 
 import trio
 import trio_websocket
+from wsproto.connection import Connection as _Protocol
+from wsproto.connection import ConnectionState, ConnectionType
+from wsproto.events import (
+    AcceptConnection,
+    BytesMessage,
+    CloseConnection,
+    Event,
+    Ping,
+    RejectConnection,
+    Request,
+    TextMessage,
+)
+from wsproto.handshake import H11Handshake
+from wsproto.utilities import LocalProtocolError, RemoteProtocolError
 
 from .._core import NodeAddress
 from ..tls import TlsConfig
 from ._transport import CloseCode, Connection, ConnectionClosed, ConnectionHandler, TransportError
 
 if TYPE_CHECKING:
-    from ._transport import Transport
+    from ._transport import SupportsSendNowait, Transport
 
 __all__ = ["WebSocketTransport"]
 
 _log = logging.getLogger("casty_trio.remote")
 
-T = TypeVar("T")
-
 _RESOURCE = "/casty"
-# trio-websocket reads 4 KiB per receive by default; a batched frame is often far larger.
+# Bytes asked of the stream per read: a batched frame is often far larger than 4 KiB.
 _RECEIVE_BUFFER = 64 * 1024
-# Frames the reader task may hold before it stops reading the socket (back-pressure).
-_MESSAGE_QUEUE = 4
 _BROKEN = (trio.BrokenResourceError, trio.ClosedResourceError)
 _HANGUP = "the peer closed the connection"
 _ABNORMAL = 1006  # WebSocket "closed without a close frame"; never sent on the wire
+_OPEN = ConnectionState.OPEN
+_CLOSED = ConnectionState.CLOSED
+# Writing to a socket's file descriptor from synchronous code (send_nowait) needs write(2) on
+# sockets, which Windows does not have; there every frame goes through the async send.
+_DIRECT_WRITES = os.name == "posix"
 
 
 class WebSocketTransport:
@@ -207,35 +236,21 @@ class WebSocketTransport:
     async def _handle_stream(self, handler: ConnectionHandler, stream: trio.SocketStream) -> None:
         # trio.serve_listeners closes ``stream`` when this returns.
         peer = _peer_name(stream)
-        accepted = False
         try:
-            async with trio.open_nursery() as nursery:
-                ws = await self._accept(nursery, stream, peer)
-                if ws is None:
-                    nursery.cancel_scope.cancel()
-                    return
-                accepted = True
-                conn = _WebSocketConnection(ws, peer, self._max_frame_size, self._handshake_timeout)
-                try:
-                    await handler(conn)
-                finally:
-                    await conn.aclose()
-                    nursery.cancel_scope.cancel()
-        except BaseExceptionGroup as group:
-            exc = _sole(group)
-            if isinstance(exc, TransportError):
-                if accepted:
-                    _log.info("connection from %s ended: %s", peer, exc)
-                else:
-                    _log.warning("refused a connection from %s: %s", peer, exc)
-                return
-            if exc is not None:
-                _raise_unwrapped(exc)
-            raise
+            conn = await self._accept(stream, peer)
+        except TransportError as exc:
+            _log.warning("refused a connection from %s: %s", peer, exc)
+            return
+        if conn is None:
+            return
+        try:
+            await handler(conn)
+        except TransportError as exc:
+            _log.info("connection from %s ended: %s", peer, exc)
+        finally:
+            await conn.aclose()
 
-    async def _accept(
-        self, nursery: trio.Nursery, stream: trio.SocketStream, peer: str
-    ) -> trio_websocket.WebSocketConnection | None:
+    async def _accept(self, stream: trio.SocketStream, peer: str) -> _WebSocketConnection | None:
         wire: trio.abc.Stream = stream
         if self._tls is not None:
             tls_stream = trio.SSLStream(
@@ -243,29 +258,43 @@ class WebSocketTransport:
             )
             await self._tls_handshake(tls_stream, peer)
             wire = tls_stream
-        guard = _HandshakeGuard(wire)
-        request = await self._guarded(
-            guard,
-            peer,
-            partial(
-                trio_websocket.wrap_server_stream,
-                nursery,
-                guard,
-                message_queue_size=_MESSAGE_QUEUE,
-                max_message_size=self._max_frame_size,
-                receive_buffer_size=_RECEIVE_BUFFER,
-            ),
-        )
-        if request.path != _RESOURCE:
-            _log.warning(
-                "refused a WebSocket connection from %s for path %r (expected %r)",
-                peer,
-                request.path,
-                _RESOURCE,
+        handshake = H11Handshake(ConnectionType.SERVER)
+        with trio.move_on_after(self._handshake_timeout):
+            try:
+                request = await _handshake_event(wire, handshake, _HANGUP)
+                if not isinstance(request, Request):  # pragma: no cover - wsproto yields Requests
+                    raise _HandshakeFailed(f"unexpected {type(request).__name__}")
+                if request.target != _RESOURCE:
+                    _log.warning(
+                        "refused a WebSocket connection from %s for path %r (expected %r)",
+                        peer,
+                        request.target,
+                        _RESOURCE,
+                    )
+                    await wire.send_all(handshake.send(RejectConnection(status_code=404)))
+                    return None
+                await wire.send_all(handshake.send(AcceptConnection()))
+            except _HandshakeFailed as exc:
+                if exc.answer is not None:
+                    # The peer broke the protocol: tell it why (HTTP 400) if it still listens.
+                    with trio.move_on_after(0), contextlib.suppress(*_BROKEN):
+                        await wire.send_all(handshake.send(exc.answer))
+                raise TransportError(f"WebSocket handshake with {peer} failed: {exc}") from (
+                    exc.__cause__
+                )
+            except _BROKEN as exc:
+                raise TransportError(
+                    f"WebSocket handshake with {peer} failed: {_describe(exc)}"
+                ) from exc
+            protocol = handshake.connection
+            assert protocol is not None
+            return _WebSocketConnection(
+                wire, protocol, peer, self._max_frame_size, self._handshake_timeout
             )
-            await self._guarded(guard, peer, partial(request.reject, 404))
-            return None
-        return await self._guarded(guard, peer, request.accept)
+        await trio.lowlevel.checkpoint_if_cancelled()  # an enclosing scope's cancel wins
+        raise TransportError(
+            f"WebSocket handshake with {peer} timed out after {self._handshake_timeout}s"
+        )
 
     # -- dialing ---------------------------------------------------------------------------------
 
@@ -275,10 +304,10 @@ class WebSocketTransport:
 
         Entering connects TCP (within ``connect_timeout``), then runs the TLS handshake when
         configured and the WebSocket handshake (each within ``handshake_timeout``); all of it is
-        a checkpoint. The connection's reader task lives in the block. Leaving the block closes
-        the connection with code 1000 (waiting at most ``handshake_timeout`` for the peer's
-        reply); leaving it by cancellation closes the socket abruptly (the peer sees 1006).
-        Exceptions raised in the block propagate unchanged (never wrapped in a group).
+        a checkpoint. The connection starts no task. Leaving the block closes the connection
+        with code 1000 (waiting at most ``handshake_timeout`` for the peer's reply); leaving it
+        by cancellation closes the socket abruptly (the peer sees 1006). Exceptions raised in
+        the block propagate unchanged (never wrapped in a group).
 
         Args:
             address: The peer's listening address, as its :meth:`serve` reported it.
@@ -295,37 +324,15 @@ class WebSocketTransport:
             >>> async with transport.open_connection(NodeAddress("10.0.0.7", 25520)) as conn:
             ...     await conn.send(frame)                                 # doctest: +SKIP
         """
-        peer = str(address)
-        connected = False
+        stream = await self._connect_tcp(address)
         try:
-            async with trio.open_nursery() as nursery:
-                stream = await self._connect_tcp(address)
-                try:
-                    ws = await self._client_handshakes(nursery, stream, address)
-                    connected = True
-                    conn = _WebSocketConnection(
-                        ws, peer, self._max_frame_size, self._handshake_timeout
-                    )
-                    try:
-                        yield conn
-                    finally:
-                        await conn.aclose()
-                finally:
-                    await trio.aclose_forcefully(stream)
-                    nursery.cancel_scope.cancel()
-        except BaseExceptionGroup as group:
-            exc = _sole(group)
-            if exc is None:
-                raise
-            if not connected and isinstance(exc, trio_websocket.HandshakeError):
-                # Raised by trio-websocket's reader task when the server answers the upgrade
-                # request with an HTTP error (ConnectionRejected).
-                status = getattr(exc, "status_code", None)
-                why = f"HTTP {status}" if status is not None else repr(exc)
-                raise TransportError(
-                    f"{self._scheme()}://{peer}{_RESOURCE} refused the WebSocket upgrade: {why}"
-                ) from exc
-            _raise_unwrapped(exc)
+            conn = await self._client_handshakes(stream, address)
+            try:
+                yield conn
+            finally:
+                await conn.aclose()
+        finally:
+            await trio.aclose_forcefully(stream)
 
     async def _connect_tcp(self, address: NodeAddress) -> trio.SocketStream:
         try:
@@ -339,10 +346,11 @@ class WebSocketTransport:
             raise TransportError(f"cannot connect to {address}: {_os_reason(exc)}") from exc
 
     async def _client_handshakes(
-        self, nursery: trio.Nursery, stream: trio.SocketStream, address: NodeAddress
-    ) -> trio_websocket.WebSocketConnection:
+        self, stream: trio.SocketStream, address: NodeAddress
+    ) -> _WebSocketConnection:
         peer = str(address)
         wire: trio.abc.Stream = stream
+        hangup = _HANGUP
         if self._tls is not None:
             tls_stream = trio.SSLStream(
                 stream,
@@ -354,24 +362,38 @@ class WebSocketTransport:
             wire = tls_stream
             # Under TLS 1.3 a server refusing our certificate only hangs up after our side of
             # the TLS handshake completed, so it shows up here.
-            guard = _HandshakeGuard(wire, hangup=f"{_HANGUP} (it may have refused our certificate)")
-        else:
-            guard = _HandshakeGuard(wire)
-        return await self._guarded(
-            guard,
-            peer,
-            partial(
-                trio_websocket.wrap_client_stream,
-                nursery,
-                # Annotated as SocketStream | SSLStream, but only the trio.abc.Stream methods
-                # are used (the server-side twin is annotated trio.abc.Stream).
-                guard,  # type: ignore[arg-type]
-                _join(address.host, address.port),
-                _RESOURCE,
-                message_queue_size=_MESSAGE_QUEUE,
-                max_message_size=self._max_frame_size,
-                receive_buffer_size=_RECEIVE_BUFFER,
-            ),
+            hangup = f"{_HANGUP} (it may have refused our certificate)"
+        handshake = H11Handshake(ConnectionType.CLIENT)
+        with trio.move_on_after(self._handshake_timeout):
+            try:
+                host = _join(address.host, address.port)
+                await wire.send_all(handshake.send(Request(host=host, target=_RESOURCE)))
+                answer = await _handshake_event(wire, handshake, hangup)
+            except _HandshakeFailed as exc:
+                raise TransportError(f"WebSocket handshake with {peer} failed: {exc}") from (
+                    exc.__cause__
+                )
+            except _BROKEN as exc:
+                raise TransportError(
+                    f"WebSocket handshake with {peer} failed: {_describe(exc)}"
+                ) from exc
+            if isinstance(answer, RejectConnection):
+                status = answer.status_code
+                raise TransportError(
+                    f"{self._scheme()}://{peer}{_RESOURCE} refused the WebSocket upgrade: "
+                    f"HTTP {status}"
+                ) from trio_websocket.ConnectionRejected(status, tuple(answer.headers), None)
+            protocol = handshake.connection
+            if not isinstance(answer, AcceptConnection) or protocol is None:
+                raise TransportError(  # pragma: no cover - wsproto yields accept or reject
+                    f"WebSocket handshake with {peer} failed: unexpected {answer!r}"
+                )
+            return _WebSocketConnection(
+                wire, protocol, peer, self._max_frame_size, self._handshake_timeout
+            )
+        await trio.lowlevel.checkpoint_if_cancelled()  # an enclosing scope's cancel wins
+        raise TransportError(
+            f"WebSocket handshake with {peer} timed out after {self._handshake_timeout}s"
         )
 
     # -- shared handshake helpers ----------------------------------------------------------------
@@ -390,88 +412,326 @@ class WebSocketTransport:
         except _BROKEN as exc:
             raise TransportError(f"TLS handshake with {peer} failed: {_describe(exc)}") from exc
 
-    async def _guarded(
-        self, guard: _HandshakeGuard, peer: str, step: Callable[[], Awaitable[T]]
-    ) -> T:
-        """Run one WebSocket handshake step; fail fast if the stream breaks meanwhile.
 
-        trio-websocket waits for handshake events that never come when the stream breaks
-        during the handshake; the guard cancels the wait as soon as it sees the break.
-        """
-        with trio.move_on_after(self._handshake_timeout) as scope:
-            guard.watch(scope)
-            try:
-                return await step()
-            except trio_websocket.ConnectionClosed as exc:
-                raise TransportError(
-                    f"WebSocket handshake with {peer} failed: connection closed ({exc.reason})"
-                ) from exc
-            finally:
-                guard.watch(None)
-        # Only our own scope was cancelled here; if an enclosing one was too, let it win.
-        await trio.lowlevel.checkpoint_if_cancelled()
-        if guard.failure is not None:
-            raise TransportError(
-                f"WebSocket handshake with {peer} failed: {guard.failure}"
-            ) from guard.error
-        raise TransportError(
-            f"WebSocket handshake with {peer} timed out after {self._handshake_timeout}s"
-        )
+class _HandshakeFailed(Exception):
+    """The opening handshake cannot go on; ``answer`` is what to tell the peer, if anything."""
+
+    def __init__(self, reason: str, answer: Event | None = None) -> None:
+        super().__init__(reason)
+        self.answer = answer
+
+
+async def _handshake_event(wire: trio.abc.Stream, handshake: H11Handshake, hangup: str) -> Event:
+    """The next event of the opening handshake, reading ``wire`` as long as needed.
+
+    A checkpoint when it reads. Raises :class:`_HandshakeFailed` when the peer hangs up
+    (``hangup`` says how to put it) or breaks the HTTP protocol, and what the stream raises
+    when it breaks.
+    """
+    while True:
+        for event in handshake.events():
+            return event
+        data = await wire.receive_some(_RECEIVE_BUFFER)
+        if not data:
+            raise _HandshakeFailed(hangup)
+        try:
+            handshake.receive_data(bytes(data))
+        except RemoteProtocolError as exc:
+            raise _HandshakeFailed(f"bad upgrade request ({exc})", exc.event_hint) from exc
 
 
 class _WebSocketConnection:
-    """:class:`~casty_trio.remote.Connection` over one trio-websocket connection.
+    """:class:`~casty_trio.remote.Connection` over one WebSocket, driven by its callers' tasks.
 
-    Every method is a checkpoint. Closing rules are described on :class:`WebSocketTransport`.
+    :meth:`receive` reads the stream and parses frames in the calling task; :meth:`send` and
+    :meth:`aclose` write in theirs. Writes never interleave (one writer at a time, in the order
+    they asked); one task at a time may receive. Every async method is a checkpoint. Closing
+    rules are described on :class:`WebSocketTransport`.
+
+    Besides the :class:`~casty_trio.remote.Connection` protocol it implements
+    ``SupportsSendNowait`` (see ``_transport.py``): :meth:`send_nowait` writes a frame from
+    synchronous code when the socket takes it at once.
     """
 
-    __slots__ = ("_close_timeout", "_closed", "_max_frame_size", "_ws", "peer")
+    __slots__ = (
+        "_close_timeout",
+        "_closed",
+        "_finished",
+        "_idle",
+        "_inbox",
+        "_max_frame_size",
+        "_parts",
+        "_protocol",
+        "_receiving",
+        "_rest",
+        "_sending",
+        "_size",
+        "_socket",
+        "_stream",
+        "_unparsed",
+        "_waiter",
+        "peer",
+    )
 
     def __init__(
         self,
-        ws: trio_websocket.WebSocketConnection,
+        stream: trio.abc.Stream,
+        protocol: _Protocol,
         peer: str,
         max_frame_size: int,
         close_timeout: float,
     ) -> None:
-        self._ws = ws
+        self._stream = stream
+        self._protocol = protocol
         self.peer = peer
         self._max_frame_size = max_frame_size
         self._close_timeout = close_timeout
-        # Set once this side decided to close: (code, reason, local).
+        # The socket send_nowait writes to: plain TCP only (TLS needs the SSL object's state).
+        self._socket = (
+            stream.socket if _DIRECT_WRITES and isinstance(stream, trio.SocketStream) else None
+        )
+        # Set once the connection is closed or closing: (code, reason, local); every later call
+        # raises ConnectionClosed from it.
         self._closed: tuple[int, str, bool] | None = None
+        self._finished = False  # nothing more will be read: the peer's close, EOF or a failure
+        self._inbox: deque[bytes] = deque()  # whole messages read but not yet received
+        self._parts: list[bytes] = []  # the fragments of a message still arriving
+        self._size = 0  # their total size
+        self._unparsed = True  # the handshake may have left frames in the protocol's buffer
+        self._receiving = False  # a task is reading the stream
+        self._sending = False  # a task is writing the stream
+        self._rest = b""  # the end of a frame send_nowait could not write at once
+        self._idle: trio.Event | None = None  # set when the writing task is done
+        self._waiter: trio.Event | None = None  # set when the reading task is done
 
     def __repr__(self) -> str:
         return f"<WebSocket connection with {self.peer}>"
 
+    # -- sending ---------------------------------------------------------------------------------
+
     async def send(self, frame: bytes) -> None:
         """Send one binary message; refuse (close with 1009) a frame over ``max_frame_size``."""
         if len(frame) > self._max_frame_size:
-            if self._closed is None and self._ws.closed is None:
+            if self._closed is None:
                 reason = f"frame of {len(frame)} bytes exceeds max_frame_size"
-                await self.aclose(CloseCode.TOO_BIG, reason)
+                await self._close(CloseCode.TOO_BIG, reason)
                 raise ConnectionClosed(CloseCode.TOO_BIG, reason, local=True)
             await trio.lowlevel.checkpoint()
-            raise self._closed_error(self._ws.closed)
+            raise self._error()
+        if self._closed is not None:
+            await trio.lowlevel.checkpoint()
+            raise self._error()
         if type(frame) is not bytes:
-            frame = bytes(frame)  # bytearray / memoryview: trio-websocket wants bytes
+            frame = bytes(frame)  # bytearray / memoryview
+        await self._write(BytesMessage(frame))
+
+    def send_nowait(self, frame: bytes) -> bool:
+        """Write one binary message now, from synchronous code, if nothing stands in the way.
+
+        Not a checkpoint; never blocks and never raises. Returns False, having written nothing,
+        when the frame has to go through :meth:`send` instead: another task is writing, the
+        connection is closed or uses TLS, the frame is over ``max_frame_size``, or the socket
+        takes no byte right now. Returns True once the frame is on its way: written whole, or
+        written in part with the rest held back (:attr:`backlogged`); held-back bytes go out
+        first on the next :meth:`send`, :meth:`flush` or close.
+        """
+        sock = self._socket
+        if (
+            sock is None
+            or self._sending
+            or self._rest
+            or self._closed is not None
+            or len(frame) > self._max_frame_size
+            or self._protocol.state is not _OPEN
+        ):
+            return False
+        fd = sock.fileno()
+        if fd < 0:  # the socket is closed: let send() report it
+            return False
+        data = self._protocol.send(BytesMessage(frame))  # a data frame changes no protocol state
         try:
-            await self._ws.send_message(frame)
-        except trio_websocket.ConnectionClosed as exc:
-            raise self._closed_error(exc.reason) from exc
+            sent = os.write(fd, data)
+        except OSError:
+            # Would block, or the connection broke: the async path waits, or reports the break.
+            return False
+        if sent < len(data):
+            self._rest = data[sent:]
+        return True
+
+    @property
+    def backlogged(self) -> bool:
+        """Whether part of a frame written by :meth:`send_nowait` waits for :meth:`flush`."""
+        return bool(self._rest)
+
+    async def flush(self) -> None:
+        """Write what :meth:`send_nowait` held back. A checkpoint.
+
+        Raises:
+            ConnectionClosed: The connection is closed or broke.
+        """
+        await self._write(None)
+
+    async def _write(self, event: Event | None, data: bytes = b"") -> None:
+        """Write ``data`` then ``event``'s bytes, after any bytes held back. A checkpoint.
+
+        One task writes at a time; the others wait their turn. ``event``'s bytes are made only
+        once it is this task's turn, so that nothing follows a close frame on the wire.
+        """
+        while self._sending:
+            idle = self._idle
+            if idle is None:
+                idle = self._idle = trio.Event()
+            await idle.wait()
+        if event is not None:
+            try:
+                data += self._protocol.send(event)
+            except LocalProtocolError:  # a message after a close: closed meanwhile
+                await trio.lowlevel.checkpoint()
+                raise self._error() from None
+        if self._rest:
+            data = self._rest + data
+            self._rest = b""
+        if not data:
+            await trio.lowlevel.checkpoint()
+            return
+        self._sending = True
+        try:
+            await self._stream.send_all(data)
+        except _BROKEN as exc:
+            self._lost()
+            raise self._error() from exc
+        finally:
+            self._sending = False
+            idle = self._idle
+            if idle is not None:
+                self._idle = None
+                idle.set()
+
+    # -- receiving -------------------------------------------------------------------------------
 
     async def receive(self) -> bytes:
-        """Wait for the next binary message; a text message closes the connection (1002)."""
+        """Wait for the next binary message; a text message closes the connection (1002).
+
+        Reads the stream in the calling task; pings are answered and the peer's close frame is
+        echoed on the way. Messages that arrived before the peer closed are still returned;
+        after this side closed, none are.
+
+        Raises:
+            ConnectionClosed: The connection is closed; see :class:`WebSocketTransport`.
+            trio.BusyResourceError: Another task is receiving on this connection.
+        """
+        inbox = self._inbox
+        closed = self._closed
+        if inbox and (closed is None or not closed[2]):
+            await trio.lowlevel.checkpoint()
+            return inbox.popleft()
+        if closed is not None:
+            await trio.lowlevel.checkpoint()
+            raise self._error()
+        if self._receiving:
+            await trio.lowlevel.checkpoint()
+            raise trio.BusyResourceError("another task is receiving on this connection")
+        self._receiving = True
         try:
-            message = await self._ws.get_message()
-        except trio_websocket.ConnectionClosed as exc:
-            raise self._closed_error(exc.reason) from exc
-        if isinstance(message, str):
-            reason = "text messages are not allowed"
-            _log.warning("closing the connection with %s: it sent a text message", self.peer)
-            await self._close(CloseCode.PROTOCOL_ERROR, reason, local=False)
-            raise ConnectionClosed(CloseCode.PROTOCOL_ERROR, reason, local=False)
-        return message
+            while True:
+                if self._unparsed:
+                    self._unparsed = False
+                    data = b""
+                else:
+                    try:
+                        raw = await self._stream.receive_some(_RECEIVE_BUFFER)
+                    except _BROKEN as exc:
+                        self._lost()
+                        raise self._error() from exc
+                    if not raw:
+                        self._lost()
+                        raise self._error()
+                    data = raw if isinstance(raw, bytes) else bytes(raw)
+                answer = self._absorb(data)
+                if answer:
+                    # A failure is recorded in _closed by _write: raised below, after the inbox.
+                    with contextlib.suppress(ConnectionClosed):
+                        await self._write(None, answer)
+                closed = self._closed
+                if inbox and (closed is None or not closed[2]):
+                    return inbox.popleft()
+                if closed is not None:
+                    raise self._error()
+        finally:
+            self._receiving = False
+            waiter = self._waiter
+            if waiter is not None:
+                self._waiter = None
+                waiter.set()
+
+    def _absorb(self, data: bytes) -> bytes:
+        """Parse ``data`` read from the peer; queue the messages it completes (synchronous).
+
+        Returns what this side must write in answer (pongs, the reply to a close frame, a close
+        frame of ours after a protocol violation), possibly nothing.
+        """
+        protocol = self._protocol
+        if protocol.state is _CLOSED:
+            return b""  # the closing handshake is over: nothing more is parsed
+        protocol.receive_data(data)
+        answer = b""
+        for event in protocol.events():
+            kind = type(event)
+            if kind is BytesMessage:
+                assert isinstance(event, BytesMessage)
+                payload = event.data
+                if not self._parts and event.message_finished:  # the usual case: one frame
+                    if len(payload) > self._max_frame_size:
+                        return answer + self._refuse(CloseCode.TOO_BIG, self._too_big())
+                    self._inbox.append(payload if type(payload) is bytes else bytes(payload))
+                    continue
+                self._parts.append(bytes(payload))
+                self._size += len(payload)
+                if self._size > self._max_frame_size:
+                    self._parts.clear()
+                    return answer + self._refuse(CloseCode.TOO_BIG, self._too_big())
+                if event.message_finished:
+                    self._inbox.append(b"".join(self._parts))
+                    self._parts.clear()
+                    self._size = 0
+            elif kind is Ping:
+                assert isinstance(event, Ping)
+                if protocol.state is _OPEN:
+                    answer += protocol.send(event.response())
+            elif kind is CloseConnection:
+                assert isinstance(event, CloseConnection)
+                state = protocol.state
+                if state is ConnectionState.REMOTE_CLOSING:
+                    answer += protocol.send(event.response())  # the reply to the peer's close
+                elif state is _OPEN:
+                    # wsproto reports a frame it cannot parse as a close (code 1002, 1007, ...)
+                    # without sending one: tell the peer why.
+                    answer += protocol.send(CloseConnection(event.code, event.reason))
+                if self._closed is None:
+                    self._closed = (event.code, event.reason or "", False)
+                self._finish()
+                return answer
+            elif kind is TextMessage:
+                _log.warning("closing the connection with %s: it sent a text message", self.peer)
+                return answer + self._refuse(
+                    CloseCode.PROTOCOL_ERROR, "text messages are not allowed"
+                )
+            # Pong: nothing to do (this side sends no pings).
+        return answer
+
+    def _too_big(self) -> str:
+        return f"message over max_frame_size ({self._max_frame_size} bytes)"
+
+    def _refuse(self, code: int, reason: str) -> bytes:
+        """Close because of what the peer sent; returns the close frame to write."""
+        if self._closed is None:
+            self._closed = (code, reason, False)
+        self._finish()  # nothing more is read: the peer's reply is not awaited
+        if self._protocol.state is _OPEN:
+            return self._protocol.send(CloseConnection(code, reason))
+        return b""
+
+    # -- closing ---------------------------------------------------------------------------------
 
     async def aclose(self, code: int = CloseCode.NORMAL, reason: str = "") -> None:
         """Send a close frame and wait (at most the handshake timeout) for the peer's reply.
@@ -479,67 +739,67 @@ class _WebSocketConnection:
         Idempotent. Cancellation closes the socket without waiting. Reasons longer than
         123 UTF-8 bytes are truncated by the WebSocket protocol.
         """
-        await self._close(code, reason, local=True)
+        await self._close(code, reason)
 
-    async def _close(self, code: int, reason: str, *, local: bool) -> None:
-        if self._closed is None:
-            self._closed = (code, reason, local)
-        if self._ws.closed is not None:
+    async def _close(self, code: int, reason: str) -> None:
+        if self._closed is not None:
             await trio.lowlevel.checkpoint()  # already closed or closing: nothing to send
             return
-        # Bounded: a peer that never answers the close frame gets its socket closed.
-        with trio.move_on_after(self._close_timeout):
-            await self._ws.aclose(code, reason or None)
+        self._closed = (code, reason, True)
+        try:
+            # Bounded: a peer that never answers the close frame gets its socket closed.
+            with trio.move_on_after(self._close_timeout):
+                try:
+                    await self._write(CloseConnection(code, reason))
+                except ConnectionClosed:
+                    return  # it broke meanwhile: no reply to wait for
+                await self._await_reply()
+        finally:
+            self._finished = True
+            await trio.aclose_forcefully(self._stream)
 
-    def _closed_error(self, reason: trio_websocket.CloseReason | None) -> ConnectionClosed:
-        if self._closed is not None:
-            code, text, local = self._closed
-            return ConnectionClosed(code, text, local=local)
-        if reason is None or reason.code == _ABNORMAL:
+    async def _await_reply(self) -> None:
+        """Wait for the peer's reply to our close frame, reading the stream if nobody else is."""
+        while not self._finished:
+            if self._receiving:
+                # receive() in another task reads on; it tells us when it has seen the reply
+                # (or when it stops reading).
+                waiter = self._waiter
+                if waiter is None:
+                    waiter = self._waiter = trio.Event()
+                await waiter.wait()
+                continue
+            self._receiving = True
+            try:
+                raw = await self._stream.receive_some(_RECEIVE_BUFFER)
+            except _BROKEN:
+                return  # broke before replying: the close is done all the same
+            finally:
+                self._receiving = False
+            if not raw:
+                return
+            self._absorb(bytes(raw))  # messages after our close frame are dropped with the inbox
+
+    def _finish(self) -> None:
+        """Nothing more will be read: wake a close waiting for the peer's reply."""
+        self._finished = True
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            waiter.set()
+
+    def _lost(self) -> None:
+        """The stream broke or ended without a closing handshake."""
+        if self._closed is None:
+            self._closed = (_ABNORMAL, "connection lost", False)
+        self._finish()
+
+    def _error(self) -> ConnectionClosed:
+        closed = self._closed
+        if closed is None:  # pragma: no cover - callers record the close first
             return ConnectionClosed(_ABNORMAL, "connection lost")
-        return ConnectionClosed(reason.code, reason.reason or "")
-
-
-class _HandshakeGuard(trio.abc.Stream):
-    """A pass-through stream that cancels a handshake wait as soon as the stream breaks."""
-
-    def __init__(self, inner: trio.abc.Stream, *, hangup: str = _HANGUP) -> None:
-        self._inner = inner
-        self._hangup = hangup
-        self._scope: trio.CancelScope | None = None
-        self.failure: str | None = None
-        self.error: BaseException | None = None
-
-    def watch(self, scope: trio.CancelScope | None) -> None:
-        self._scope = scope
-
-    def _broke(self, failure: str, error: BaseException | None) -> None:
-        if self._scope is not None and self.failure is None:
-            self.failure, self.error = failure, error
-            self._scope.cancel()
-
-    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
-        try:
-            await self._inner.send_all(data)
-        except _BROKEN as exc:
-            self._broke(_describe(exc), exc)
-            raise
-
-    async def wait_send_all_might_not_block(self) -> None:
-        await self._inner.wait_send_all_might_not_block()
-
-    async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
-        try:
-            data = await self._inner.receive_some(max_bytes)
-        except _BROKEN as exc:
-            self._broke(_describe(exc), exc)
-            raise
-        if not data:
-            self._broke(self._hangup, None)
-        return data
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()
+        code, reason, local = closed
+        return ConnectionClosed(code, reason, local=local)
 
 
 def _describe(exc: BaseException) -> str:
@@ -573,27 +833,10 @@ def _peer_name(stream: trio.SocketStream) -> str:
     return str(name)
 
 
-def _sole(group: BaseExceptionGroup[BaseException]) -> BaseException | None:
-    """The only exception of a nursery's group, or None when there are several."""
-    if len(group.exceptions) == 1:
-        return group.exceptions[0]
-    return None
-
-
-def _raise_unwrapped(exc: BaseException) -> NoReturn:
-    """Re-raise ``exc`` taken out of a group without chaining the group as its context."""
-    context = exc.__context__
-    try:
-        raise exc
-    finally:
-        exc.__context__ = context
-        del exc, context
-
-
 if TYPE_CHECKING:
 
     def _conforms(
         transport: WebSocketTransport, connection: _WebSocketConnection
-    ) -> tuple[Transport, Connection]:
+    ) -> tuple[Transport, Connection, SupportsSendNowait]:
         """Checked by mypy only: the classes implement the transport protocols."""
-        return transport, connection
+        return transport, connection, connection
