@@ -96,6 +96,13 @@ class _RebalanceTick:
 _REBALANCE = _RebalanceTick()
 
 
+class _PromotionTick:
+    __slots__ = ()
+
+
+_PROMOTION_TICK = _PromotionTick()
+
+
 class _Coordinator:
     def __init__(
         self,
@@ -130,6 +137,7 @@ class _Coordinator:
         self.replica_sets: dict[int, tuple[NodeAddress, ...]] = {}
         self.sources: dict[int, tuple[NodeAddress, ...]] = {}
         self.promotions: dict[int, _Promotion] = {}
+        self.timers: TimerScheduler[Any] | None = None
         # Epochs grow across coordinators: a later coordinator runs on a younger member, whose
         # up number is higher, so its epochs are above any an older coordinator gave out.
         me = system.self_unique
@@ -257,11 +265,19 @@ class _Coordinator:
         self.promotions[shard] = _Promotion(self.rounds, start, candidates)
         if delay <= 0:
             self.query(shard)
+        else:
+            self.wake_in(("promote", self.rounds), delay)
         return True
+
+    def wake_in(self, key: tuple[str, int], delay: float) -> None:
+        """Look at promotions again after ``delay`` (not at the next, coarser, rebalance tick)."""
+        if self.timers is not None:
+            self.timers.start_single(key, _PROMOTION_TICK, delay)
 
     def query(self, shard: int) -> None:
         promotion = self.promotions[shard]
         promotion.deadline = trio.current_time() + self.failover.query_timeout
+        self.wake_in(("query", promotion.round), self.failover.query_timeout)
         path = f"{self.region_path}/replica"
         for node in sorted(promotion.candidates):
             ref = self.system.lookup(path, node=node)
@@ -537,6 +553,8 @@ class _Coordinator:
                 self.on_membership(msg.gossip)
             elif isinstance(msg, ReplicaHoldings):
                 self.on_holdings(msg)
+            elif isinstance(msg, _PromotionTick):
+                self.tick_promotions(trio.current_time())
             else:
                 _log.warning("coordinator %s: unexpected %s", self.region_path, type(msg).__name__)
         except ValueError as exc:
@@ -572,6 +590,7 @@ def coordinator(
         state = _Coordinator(
             system, ctx, region_path, num_shards, settings, chosen, replication, failover
         )
+        state.timers = timers
         state.on_membership(system.cluster_gossip())
         timers.start_periodic(
             "rebalance", _REBALANCE, min(settings.rebalance_interval, settings.recovery_timeout)
