@@ -25,7 +25,9 @@ import trio
 
 from .._core import ActorContext, ActorRef, Behavior, Behaviors, NodeAddress, TimerScheduler
 from .._errors import JournalError, SerializationError
+from ..persistence import NonBlockingJournal
 from ._replication import (
+    REPLICA_NAME,
     TICK,
     Fenced,
     PushHistory,
@@ -93,9 +95,10 @@ class _Replica:
         self.r.note(batch.shard_id, batch.entity_id, fresh[-1].sequence_nr)
         return self.r.index[batch.shard_id][batch.entity_id]
 
-    async def on_events(self, msg: ReplicaEvents) -> None:
+    def admit(self, msg: ReplicaEvents, sender: NodeAddress) -> bool:
+        """Whether to store ``msg``: history only when asked for; a primary's batch only with
+        an epoch no older than one known here (else it is refused)."""
         shard = msg.shard
-        sender = node_of(msg.host, msg.port)
         if msg.history:
             if (shard, sender) not in self.expected:
                 _log.debug(
@@ -104,26 +107,73 @@ class _Replica:
                     shard,
                     sender,
                 )
-                return
-        else:
-            known = self.r.known_epoch(shard)
-            if msg.epoch < known:
-                _log.info(
-                    "%s: refused events of shard %d from %s (epoch %d, newer %d known)",
-                    self.r.region_path,
-                    shard,
-                    sender,
-                    msg.epoch,
-                    known,
-                )
-                self.refuse(sender, shard, known)
-                return
-            primary = self.r.primaries.get(shard)
-            if primary is not None and msg.epoch > primary.epoch:
-                self.region.tell(Fenced(shard, msg.epoch))
-            replica = self.r.replica_of.get(shard)
-            if replica is None or msg.epoch > replica[0]:
-                self.r.replica_of[shard] = (msg.epoch, sender)
+                return False
+            return True
+        known = self.r.known_epoch(shard)
+        if msg.epoch < known:
+            _log.info(
+                "%s: refused events of shard %d from %s (epoch %d, newer %d known)",
+                self.r.region_path,
+                shard,
+                sender,
+                msg.epoch,
+                known,
+            )
+            self.refuse(sender, shard, known)
+            return False
+        primary = self.r.primaries.get(shard)
+        if primary is not None and msg.epoch > primary.epoch:
+            self.region.tell(Fenced(shard, msg.epoch))
+        replica = self.r.replica_of.get(shard)
+        if replica is None or msg.epoch > replica[0]:
+            self.r.replica_of[shard] = (msg.epoch, sender)
+        return True
+
+    def stored(self, msg: ReplicaEvents, sender: NodeAddress, highest: int | None) -> None:
+        """After a primary's batch: ask for the history a gap shows missing, and ack."""
+        shard = msg.shard
+        if highest is None:
+            have = self.r.index.get(shard, {}).get(msg.entity_id, 0)
+            if (shard, sender) not in self.expected:
+                self.ask_history(sender, shard, [(msg.entity_id, have)], whole=False)
+            highest = have
+        ack = ReplicateEventsAck(msg.entity_id, highest)
+        link = self.r.link_ref(sender)
+        if link is not None and ack.sequence_nr > 0:
+            link.tell(
+                ReplicaAck(ack.entity_id, shard, ack.sequence_nr, self.r.me.host, self.r.me.port)
+            )
+
+    def store_at_once(self, msg: ReplicaEvents) -> bool:
+        """Store a primary's batch right away, in the peer link's reader, when this node's
+        journal for the entity stores without blocking; False when the actor must do it."""
+        if msg.history:
+            return False
+        journal = self.r.journal_of(msg.entity_id)
+        if not isinstance(journal, NonBlockingJournal):
+            return False
+        check_shard(msg.shard, self.r.spec.num_shards)
+        sender = node_of(msg.host, msg.port)
+        if not self.admit(msg, sender):
+            return True
+        batch = self.r.decode(msg)
+        entities = self.r.index.setdefault(batch.shard_id, {})
+        highest: int | None = entities.get(batch.entity_id, 0)
+        fresh = [e for e in batch.events if e.sequence_nr > (highest or 0)]
+        if fresh:
+            if fresh[0].sequence_nr > (highest or 0) + 1:
+                highest = None
+            else:
+                journal.persist_nowait(batch.entity_id, fresh)
+                self.r.note(batch.shard_id, batch.entity_id, fresh[-1].sequence_nr)
+                highest = entities[batch.entity_id]
+        self.stored(msg, sender, highest)
+        return True
+
+    async def on_events(self, msg: ReplicaEvents) -> None:
+        sender = node_of(msg.host, msg.port)
+        if not self.admit(msg, sender):
+            return
         batch = self.r.decode(msg)
         try:
             highest = await self.store(batch)
@@ -136,19 +186,8 @@ class _Replica:
                 exc,
             )
             return
-        if msg.history:
-            return
-        if highest is None:
-            have = self.r.index.get(shard, {}).get(msg.entity_id, 0)
-            if (shard, sender) not in self.expected:
-                self.ask_history(sender, shard, [(msg.entity_id, have)], whole=False)
-            highest = have
-        ack = ReplicateEventsAck(msg.entity_id, highest)
-        link = self.r.link_ref(sender)
-        if link is not None and ack.sequence_nr > 0:
-            link.tell(
-                ReplicaAck(ack.entity_id, shard, ack.sequence_nr, self.r.me.host, self.r.me.port)
-            )
+        if not msg.history:
+            self.stored(msg, sender, highest)
 
     async def send_history(
         self,
@@ -282,6 +321,32 @@ def replica_actor(replication: Replication, region: ActorRef[Any]) -> Behavior[A
 
     def with_timers(ctx: ActorContext[Any], timers: TimerScheduler[Any]) -> Behavior[Any]:
         timers.start_periodic("expire", TICK, replication.retry_interval)
-        return Behaviors.receive(_Replica(replication, region).receive)
+        replica = _Replica(replication, region)
+        path = f"{replication.region_path}/{REPLICA_NAME}"
+        remoting = replication.system._remoting
+        mailbox = ctx.self
+
+        def take(msg: Any) -> None:
+            # Batches for journals that store without blocking are stored here, in the peer
+            # link's reader; everything else waits its turn in the mailbox.
+            if type(msg) is ReplicaEvents:
+                try:
+                    if replica.store_at_once(msg):
+                        return
+                except (ValueError, TypeError, SerializationError, JournalError) as exc:
+                    _log.warning(
+                        "%s: replica dropped an invalid ReplicaEvents: %s",
+                        replication.region_path,
+                        exc,
+                    )
+                    return
+            mailbox.tell(msg)
+
+        remoting.set_receiver(path, take)
+
+        async def post_stop(ctx: ActorContext[Any]) -> None:
+            remoting.set_receiver(path, None)
+
+        return Behaviors.with_lifecycle(Behaviors.receive(replica.receive), post_stop=post_stop)
 
     return Behaviors.with_timers(with_timers)

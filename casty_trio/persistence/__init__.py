@@ -11,7 +11,7 @@ from ._event_sourced import (
     SnapshotEvery,
     recover,
 )
-from ._journal import EventJournal, PersistedEvent, Snapshot
+from ._journal import EventJournal, NonBlockingJournal, PersistedEvent, Snapshot
 from ._memory import InMemoryJournal
 from ._sqlite import SqliteJournal
 
@@ -19,6 +19,7 @@ __all__ = [
     "EventJournal",
     "EventSourcedBehavior",
     "InMemoryJournal",
+    "NonBlockingJournal",
     "PersistedBehavior",
     "PersistedEvent",
     "Replicator",

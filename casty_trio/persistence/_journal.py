@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import attrs
 
-__all__ = ["EventJournal", "PersistedEvent", "Snapshot"]
+__all__ = ["EventJournal", "NonBlockingJournal", "PersistedEvent", "Snapshot"]
 
 
 def _positive(instance: object, attribute: attrs.Attribute[int], value: int) -> None:
@@ -128,4 +128,22 @@ class EventJournal(Protocol):
 
     async def highest_sequence_nr(self, entity_id: str) -> int:
         """The highest ``sequence_nr`` among the entity's stored events; 0 when there are none."""
+        ...
+
+
+@runtime_checkable
+class NonBlockingJournal(Protocol):
+    """A journal that can also store without blocking (:class:`~casty_trio.InMemoryJournal`).
+
+    Shard replicas store replicated batches into such a journal as they arrive, in the link's
+    reader, instead of handing them to an actor first: a replicated write is confirmed sooner.
+
+    Examples:
+        >>> from casty_trio import InMemoryJournal
+        >>> isinstance(InMemoryJournal(), NonBlockingJournal)
+        True
+    """
+
+    def persist_nowait(self, entity_id: str, events: Sequence[PersistedEvent]) -> None:
+        """:meth:`EventJournal.persist` at once, without a checkpoint; same contract."""
         ...

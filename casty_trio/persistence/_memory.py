@@ -54,6 +54,20 @@ class InMemoryJournal:
     async def persist(self, entity_id: str, events: Sequence[PersistedEvent]) -> None:
         """Store ``events``, skipping sequence numbers already stored (a checkpoint)."""
         await trio.lowlevel.checkpoint()
+        self.persist_nowait(entity_id, events)
+
+    def persist_nowait(self, entity_id: str, events: Sequence[PersistedEvent]) -> None:
+        """:meth:`persist` without the checkpoint: the store never blocks. Not a checkpoint.
+
+        Shard replicas use it to store a replicated batch as soon as it arrives.
+
+        Raises:
+            TypeError: An element of ``events`` is not a :class:`PersistedEvent`.
+
+        Examples:
+            >>> journal = InMemoryJournal()
+            >>> journal.persist_nowait("a", [PersistedEvent(1, "x", 0.0)])
+        """
         for event in events:
             if not isinstance(event, PersistedEvent):
                 raise TypeError(f"expected PersistedEvent values, got {type(event).__name__}")

@@ -200,8 +200,31 @@ async def _sequence_nrs(journal: InMemoryJournal) -> list[int]:
     return [e.sequence_nr for e in await journal.load("acct-1")]
 
 
-async def test_duplicated_batches_are_stored_once(autojump_clock: Any) -> None:
-    journals = [InMemoryJournal() for _ in range(3)]
+class _Blocking:
+    """An InMemoryJournal without ``persist_nowait``: replicas store into it in their actor."""
+
+    def __init__(self) -> None:
+        self._inner = InMemoryJournal()
+
+    async def persist(self, entity_id: str, events: Any) -> None:
+        await self._inner.persist(entity_id, events)
+
+    async def load(self, entity_id: str, from_sequence_nr: int = 0) -> Any:
+        return await self._inner.load(entity_id, from_sequence_nr)
+
+    async def save_snapshot(self, entity_id: str, snapshot: Any) -> None:
+        await self._inner.save_snapshot(entity_id, snapshot)
+
+    async def load_snapshot(self, entity_id: str) -> Any:
+        return await self._inner.load_snapshot(entity_id)
+
+    async def highest_sequence_nr(self, entity_id: str) -> int:
+        return await self._inner.highest_sequence_nr(entity_id)
+
+
+@pytest.mark.parametrize("journal_kind", [InMemoryJournal, _Blocking])
+async def test_duplicated_batches_are_stored_once(autojump_clock: Any, journal_kind: Any) -> None:
+    journals = [journal_kind() for _ in range(3)]
     async with open_test_cluster(3) as cluster:
         refs, home, replicas, _ = await _setup_entity(
             cluster, journals, ReplicationConfig(2, 2, ack_timeout=5.0)
@@ -217,10 +240,11 @@ async def test_duplicated_batches_are_stored_once(autojump_clock: Any) -> None:
             assert await _sequence_nrs(journals[r]) == [1, 2, 3, 4]
 
 
+@pytest.mark.parametrize("journal_kind", [InMemoryJournal, _Blocking])
 async def test_a_replica_that_missed_events_catches_up_on_the_next_batch(
-    autojump_clock: Any,
+    autojump_clock: Any, journal_kind: Any
 ) -> None:
-    journals = [InMemoryJournal() for _ in range(3)]
+    journals = [journal_kind() for _ in range(3)]
     async with open_test_cluster(3) as cluster:
         # A long ack timeout: only the gap in the next batch can trigger the catch-up.
         refs, home, replicas, _ = await _setup_entity(
