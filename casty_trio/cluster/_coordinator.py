@@ -154,12 +154,14 @@ class _Coordinator:
         if ref is not None:
             ref.tell(message)
 
+    def takes_shards(self, node: NodeAddress, info: _RegionInfo) -> bool:
+        """Whether ``node``'s region may receive shards or replicas now."""
+        return info.hosting and not info.leaving and node in self.live
+
     def candidates(self) -> dict[NodeAddress, list[int]]:
         """Shards per region that may receive shards now."""
         current: dict[NodeAddress, list[int]] = {
-            node: []
-            for node, info in self.regions.items()
-            if info.hosting and not info.leaving and node in self.live
+            node: [] for node, info in self.regions.items() if self.takes_shards(node, info)
         }
         for shard, (node, _) in self.allocation.items():
             if node in current:
@@ -193,11 +195,7 @@ class _Coordinator:
     # ------------------------------------------------------------------ replicas
 
     def replica_candidates(self) -> set[NodeAddress]:
-        return {
-            node
-            for node, info in self.regions.items()
-            if info.hosting and not info.leaving and node in self.live
-        }
+        return {node for node, info in self.regions.items() if self.takes_shards(node, info)}
 
     def replica_load(self) -> dict[NodeAddress, int]:
         load: dict[NodeAddress, int] = {}

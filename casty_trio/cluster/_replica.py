@@ -25,7 +25,7 @@ import trio
 
 from .._core import ActorContext, ActorRef, Behavior, Behaviors, NodeAddress, TimerScheduler
 from .._errors import JournalError, SerializationError
-from ..persistence import NonBlockingJournal
+from ..persistence import NonBlockingJournal, PersistedEvent
 from ._replication import (
     REPLICA_NAME,
     TICK,
@@ -37,7 +37,6 @@ from ._replication import (
     StartSync,
     SyncDone,
     Tick,
-    link_name,
 )
 from ._shard_wire import (
     HistoryEnd,
@@ -68,7 +67,7 @@ class _Replica:
         self.syncing: dict[int, set[NodeAddress]] = {}
 
     def refuse(self, sender: NodeAddress, shard: int, epoch: int) -> None:
-        link = self.r.system.lookup(f"{self.r.region_path}/{link_name(self.r.me)}", node=sender)
+        link = self.r.link_ref(sender)
         if link is not None:
             link.tell(ReplicaRefused(shard, epoch, self.r.me.host, self.r.me.port))
 
@@ -81,19 +80,26 @@ class _Replica:
         self.expected[(shard, source)] = trio.current_time() + self.r.failover.sync_timeout
         ref.tell(HistoryRequest(shard, self.r.me.host, self.r.me.port, known, whole))
 
+    def fresh(self, batch: ReplicateEvents) -> list[PersistedEvent] | None:
+        """The events of ``batch`` not yet here (maybe none), or None when they start after a
+        gap (then nothing of it may be stored)."""
+        highest = self.r.index.get(batch.shard_id, {}).get(batch.entity_id, 0)
+        fresh = [e for e in batch.events if e.sequence_nr > highest]
+        if fresh and fresh[0].sequence_nr > highest + 1:
+            return None
+        return fresh
+
+    def highest(self, batch: ReplicateEvents) -> int:
+        return self.r.index.get(batch.shard_id, {}).get(batch.entity_id, 0)
+
     async def store(self, batch: ReplicateEvents) -> int | None:
         """Persist the events of ``batch`` not yet here; the new highest sequence number, or
         None when the batch starts after a gap (nothing is stored then)."""
-        entities = self.r.index.setdefault(batch.shard_id, {})
-        highest = entities.get(batch.entity_id, 0)
-        fresh = [e for e in batch.events if e.sequence_nr > highest]
-        if not fresh:
-            return highest
-        if fresh[0].sequence_nr > highest + 1:
-            return None
-        await self.r.journal_of(batch.entity_id).persist(batch.entity_id, fresh)
-        self.r.note(batch.shard_id, batch.entity_id, fresh[-1].sequence_nr)
-        return self.r.index[batch.shard_id][batch.entity_id]
+        fresh = self.fresh(batch)
+        if fresh:
+            await self.r.journal_of(batch.entity_id).persist(batch.entity_id, fresh)
+            self.r.note(batch.shard_id, batch.entity_id, fresh[-1].sequence_nr)
+        return None if fresh is None else self.highest(batch)
 
     def admit(self, msg: ReplicaEvents, sender: NodeAddress) -> bool:
         """Whether to store ``msg``: history only when asked for; a primary's batch only with
@@ -150,24 +156,19 @@ class _Replica:
         if msg.history:
             return False
         journal = self.r.journal_of(msg.entity_id)
-        if not isinstance(journal, NonBlockingJournal):
+        if not self.r.stores_at_once(journal):
             return False
+        assert isinstance(journal, NonBlockingJournal)
         check_shard(msg.shard, self.r.spec.num_shards)
         sender = node_of(msg.host, msg.port)
         if not self.admit(msg, sender):
             return True
         batch = self.r.decode(msg)
-        entities = self.r.index.setdefault(batch.shard_id, {})
-        highest: int | None = entities.get(batch.entity_id, 0)
-        fresh = [e for e in batch.events if e.sequence_nr > (highest or 0)]
+        fresh = self.fresh(batch)
         if fresh:
-            if fresh[0].sequence_nr > (highest or 0) + 1:
-                highest = None
-            else:
-                journal.persist_nowait(batch.entity_id, fresh)
-                self.r.note(batch.shard_id, batch.entity_id, fresh[-1].sequence_nr)
-                highest = entities[batch.entity_id]
-        self.stored(msg, sender, highest)
+            journal.persist_nowait(batch.entity_id, fresh)
+            self.r.note(batch.shard_id, batch.entity_id, fresh[-1].sequence_nr)
+        self.stored(msg, sender, None if fresh is None else self.highest(batch))
         return True
 
     async def on_events(self, msg: ReplicaEvents) -> None:

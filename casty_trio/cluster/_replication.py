@@ -35,7 +35,7 @@ import trio
 from .._core import ActorContext, ActorRef, Behavior, Behaviors, NodeAddress, TimerScheduler
 from .._errors import ReplicationTimeoutError
 from ..config import FailoverConfig
-from ..persistence import EventJournal, EventSourcedBehavior, PersistedEvent
+from ..persistence import EventJournal, EventSourcedBehavior, NonBlockingJournal, PersistedEvent
 from ._shard_wire import (
     ReplicaAck,
     ReplicaEvents,
@@ -240,6 +240,7 @@ class Replication:
         self.sent: dict[NodeAddress, dict[str, _Sent]] = {}
         self._replica_refs: dict[NodeAddress, ActorRef[Any]] = {}
         self._link_refs: dict[NodeAddress, ActorRef[Any]] = {}
+        self._nonblocking: dict[type, bool] = {}
 
     # ------------------------------------------------------------------ lookups
 
@@ -280,6 +281,15 @@ class Replication:
                 f"return Behaviors.event_sourced(...), not {type(behavior).__name__}"
             )
         return behavior.journal
+
+    def stores_at_once(self, journal: EventJournal) -> bool:
+        """Whether ``journal`` is a :class:`NonBlockingJournal` (remembered per class: a
+        protocol ``isinstance`` check is slow for a hot path)."""
+        cls = type(journal)
+        answer = self._nonblocking.get(cls)
+        if answer is None:
+            answer = self._nonblocking[cls] = isinstance(journal, NonBlockingJournal)
+        return answer
 
     def known_epoch(self, shard: int) -> int:
         """The newest allocation epoch of ``shard`` this node has heard of."""
