@@ -22,7 +22,7 @@ from wsproto.connection import ConnectionType
 from wsproto.events import BytesMessage, CloseConnection, Event, Ping, Pong, TextMessage
 
 from casty_trio.remote import CloseCode, ConnectionClosed
-from casty_trio.remote._websocket import _WebSocketConnection
+from casty_trio.remote._ws_connection import WebSocketConnection as _WebSocketConnection
 
 MAX = 1024
 
