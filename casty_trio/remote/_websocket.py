@@ -8,9 +8,9 @@ the task that calls :meth:`~casty_trio.remote.Connection.send` writes. A message
 therefore handed to its reader without a hop through a reader task and a channel, which is one
 scheduler pass per message fewer than a connection of trio-websocket.
 
-On plain TCP a connection can also write a frame without waiting at all
-(``WebSocketConnection.send_nowait`` in ``_ws_connection.py``): the peer link uses it to send straight from a
-``tell`` when nothing else is in flight (see ``_links.py``).
+The connections themselves (``WebSocketConnection``) live in ``_ws_connection.py``. On plain
+TCP a connection can also write a frame without waiting at all (``send_nowait``): the peer link
+uses it to send straight from a ``tell`` when nothing else is in flight (see ``_links.py``).
 
 Doing the TCP, TLS and WebSocket steps here, rather than through a library's ``serve``/``open``
 helpers, buys three more things:
