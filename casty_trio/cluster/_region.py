@@ -41,18 +41,18 @@ from .._errors import SerializationError
 from ..config import FailoverConfig, ShardingConfig
 from ..persistence import EventSourcedBehavior
 from ._coordinator import COORDINATOR_NAME, Membership, coordinator
+from ._hosted import ACTIVE as _ACTIVE
+from ._hosted import COLLECTING as _COLLECTING
+from ._hosted import STOPPING as _STOPPING
+from ._hosted import Hosted as _Hosted
 from ._membership import Gossip, MemberStatus
+from ._primary_side import PrimarySide
 from ._replica import replica_actor
 from ._replication import (
     REPLICA_NAME,
     Fenced,
-    PrimaryShard,
-    PushHistory,
     Replication,
-    StartSync,
     SyncDone,
-    link_name,
-    replica_link,
 )
 from ._routing import DRAIN, Entity, Inbound, RegionRouting, RegionStatistics
 from ._shard_wire import (
@@ -81,8 +81,6 @@ __all__ = ["RegionLeave", "RegionRouting", "RegionStatistics", "coordinator_node
 
 _log = logging.getLogger("casty_trio.sharding")
 
-# A shard is served (delivered to locally) in the states below _STOPPING.
-_ACTIVE, _COLLECTING, _STOPPING, _SYNCING = 0, 1, 2, 3
 _SHARD_CACHE_SIZE = 100_000
 _LIVE = (MemberStatus.up, MemberStatus.leaving)
 
@@ -118,22 +116,6 @@ def coordinator_node(gossip: Gossip, role: str | None) -> NodeAddress | None:
             if best is None or key < best[0]:
                 best = (key, member.node)
     return best[1] if best is not None else None
-
-
-class _Hosted:
-    """A shard this node hosts."""
-
-    __slots__ = ("awaiting", "deadline", "entities", "epoch", "markers", "round", "shard", "state")
-
-    def __init__(self, shard: int, epoch: int) -> None:
-        self.shard = shard
-        self.epoch = epoch
-        self.state = _ACTIVE
-        self.entities: dict[str, Entity] = {}
-        self.markers: set[tuple[int, NodeAddress]] = set()
-        self.awaiting: set[NodeAddress] = set()
-        self.round = 0
-        self.deadline = 0.0
 
 
 class _Region:
@@ -175,14 +157,15 @@ class _Region:
         self.leave: trio.Event | None = None
         self.leave_acked = False
         self.failover = failover
-        self.links: dict[NodeAddress, ActorRef[Any]] = {}
         self.replication: Replication | None = None
+        self.primary: PrimarySide | None = None
         config = spec.replication
         if config is not None and config.replicas > 0 and self.hosting:
             self.replication = Replication(
                 system, self.path, spec, config, failover, settings.retry_interval
             )
             ctx.spawn(replica_actor(self.replication, ctx.self), REPLICA_NAME)
+            self.primary = PrimarySide(self, self.replication)
 
     # ------------------------------------------------------------------ plumbing
 
@@ -433,8 +416,8 @@ class _Region:
         if home == self.me:
             if hosted is None:
                 hosted = self.hosted[shard] = _Hosted(shard, msg.epoch)
-                if self.replication is not None:
-                    self.start_primary(hosted)
+                if self.primary is not None:
+                    self.primary.start(hosted)
             elif hosted.state == _COLLECTING:
                 hosted.state = _ACTIVE  # the coordinator gave up this handoff
         elif hosted is not None and hosted.state != _STOPPING:
@@ -445,75 +428,6 @@ class _Region:
         self.homes[shard] = home
         self.requested.discard(shard)
         self.flush(shard)
-
-    # ------------------------------------------------------------------ replication
-
-    def start_primary(self, hosted: _Hosted) -> None:
-        """A replicated shard is newly hosted here: copy its history from the sources the
-        coordinator named before serving it."""
-        assert self.replication is not None
-        pending = self.replication.sources.pop(hosted.shard, None)
-        sources = pending[1] if pending is not None and pending[0] == hosted.epoch else ()
-        if sources:
-            hosted.state = _SYNCING
-            self.ctx.child(REPLICA_NAME).tell(StartSync(hosted.shard, sources))  # type: ignore[union-attr]
-        else:
-            self.push_to_replicas(hosted.shard, ())
-
-    def push_to_replicas(self, shard: int, skip: tuple[NodeAddress, ...]) -> None:
-        """Fill the shard's replicas (except ``skip``) with its whole history."""
-        assert self.replication is not None
-        primary = self.replication.primaries.get(shard)
-        replica = self.ctx.child(REPLICA_NAME)
-        if primary is None or replica is None:
-            return
-        for node in primary.replicas:
-            if node not in skip:
-                replica.tell(PushHistory(shard, node, None))
-
-    def on_sync_done(self, msg: SyncDone) -> None:
-        hosted = self.hosted.get(msg.shard)
-        if hosted is None or hosted.state != _SYNCING:
-            return
-        hosted.state = _ACTIVE
-        self.push_to_replicas(msg.shard, ())
-        self.flush(msg.shard)
-
-    def ensure_link(self, node: NodeAddress) -> None:
-        assert self.replication is not None
-        if node not in self.links:
-            self.links[node] = self.ctx.spawn(
-                replica_link(self.replication, node, self.ctx.self), link_name(node)
-            )
-
-    def on_shard_replicas(self, msg: ShardReplicas) -> None:
-        repl = self.replication
-        if repl is None:
-            return
-        shard = check_shard(msg.shard, self.num_shards)
-        primary = node_of(msg.host, msg.port)
-        replicas = tuple(node_of(host, port) for host, port in msg.replicas)
-        if primary == self.me:
-            current = repl.primaries.get(shard)
-            if current is not None and current.epoch > msg.epoch:
-                return
-            previous = (
-                current.replicas if current is not None and current.epoch == msg.epoch else None
-            )
-            repl.primaries[shard] = PrimaryShard(msg.epoch, replicas)
-            repl.replica_of.pop(shard, None)
-            for node in replicas:
-                self.ensure_link(node)
-            hosted = self.hosted.get(shard)
-            if hosted is None or hosted.epoch != msg.epoch:
-                repl.sources[shard] = (msg.epoch, tuple(node_of(h, p) for h, p in msg.sources))
-            elif hosted.state != _SYNCING and previous is not None:
-                self.push_to_replicas(shard, previous)
-        elif self.me in replicas:
-            known = repl.replica_of.get(shard)
-            if known is None or msg.epoch >= known[0]:
-                repl.replica_of[shard] = (msg.epoch, primary)
-            self.fence(shard, msg.epoch)
 
     def fence(self, shard: int, epoch: int) -> None:
         """Someone knows allocation ``epoch`` of ``shard``: stop hosting an older one."""
@@ -544,10 +458,8 @@ class _Region:
         for node in list(self.regions):
             if node not in self.live:
                 del self.regions[node]
-        if self.replication is not None:
-            self.replication.forget(self.live)
-            for node in [n for n in self.links if n not in self.live]:
-                self.ctx.stop(self.links.pop(node))
+        if self.primary is not None:
+            self.primary.forget(self.live)
         for hosted in list(self.hosted.values()):
             if hosted.state == _COLLECTING:
                 hosted.awaiting &= self.live
@@ -696,9 +608,11 @@ class _Region:
         elif isinstance(msg, DropShard):
             self.on_drop(msg)
         elif isinstance(msg, ShardReplicas):
-            self.on_shard_replicas(msg)
+            if self.primary is not None:
+                self.primary.on_shard_replicas(msg)
         elif isinstance(msg, SyncDone):
-            self.on_sync_done(msg)
+            if self.primary is not None:
+                self.primary.on_sync_done(msg)
         elif isinstance(msg, Fenced):
             self.fence(msg.shard, msg.epoch)
         elif msg is DRAIN:

@@ -1,0 +1,32 @@
+"""A shard as the region of the node hosting it sees it, and the states it goes through.
+
+A shard is served (messages are delivered to its entities here) in the states below
+``STOPPING``: ``ACTIVE``, or ``COLLECTING`` (a handoff waits for the other regions' markers).
+``STOPPING``: its entities are stopping, new messages wait in the region's buffer.
+``SYNCING``: a replicated shard's new primary copies the shard's history before serving it.
+"""
+
+from __future__ import annotations
+
+from .._core import NodeAddress
+from ._routing import Entity
+
+__all__ = ["ACTIVE", "COLLECTING", "STOPPING", "SYNCING", "Hosted"]
+
+ACTIVE, COLLECTING, STOPPING, SYNCING = 0, 1, 2, 3
+
+
+class Hosted:
+    """A shard this node hosts."""
+
+    __slots__ = ("awaiting", "deadline", "entities", "epoch", "markers", "round", "shard", "state")
+
+    def __init__(self, shard: int, epoch: int) -> None:
+        self.shard = shard
+        self.epoch = epoch
+        self.state = ACTIVE
+        self.entities: dict[str, Entity] = {}
+        self.markers: set[tuple[int, NodeAddress]] = set()
+        self.awaiting: set[NodeAddress] = set()
+        self.round = 0
+        self.deadline = 0.0
