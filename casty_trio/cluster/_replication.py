@@ -15,8 +15,12 @@ in one process) and these actors, children of the region and so owned by its nur
   notices events the replica has not acked for a while and has them sent again.
 
 On the primary, each entity of a replicated type runs with a :class:`ShardReplicator`: after
-the entity persisted a command's events, it sends them to every replica and, with ``min_acks``
-k > 0, waits inside ``trio.move_on_after(ack_timeout)`` until k replicas acked. Fencing: every
+the entity persisted a command's events, it sends them to the replicas and, with ``min_acks``
+k > 0, waits inside ``trio.move_on_after(ack_timeout)`` until k replicas acked; the write's
+reply runs as the k-th ack arrives, in the task that takes it. With k > 0 the events go first
+to the k replicas that acked fastest lately, and to the others once those acked (or, if they
+are slow, after a hedge delay of a few of their recent ack latencies): a confirmation waits on
+the nearest replicas, and the others neither delay it nor compete with it. Fencing: every
 batch carries the shard's allocation epoch; a replica that knows a newer epoch refuses it
 (``ReplicaRefused``), and a primary told so stops hosting the shard.
 """
@@ -24,7 +28,7 @@ batch carries the shard's allocation epoch; a replica that knows a newer epoch r
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -64,6 +68,13 @@ __all__ = [
 ]
 
 _log = logging.getLogger("casty_trio.replication")
+
+# Hedged sends (min_acks > 0): the other replicas get a write's events once the first ones
+# acked, or after _HEDGE_FACTOR times the slowest first one's recent ack latency (an
+# exponential average, weight _LATENCY_WEIGHT per ack), at least _HEDGE_MIN seconds.
+_HEDGE_FACTOR = 4.0
+_HEDGE_MIN = 0.002
+_LATENCY_WEIGHT = 0.2
 
 REPLICA_NAME = "replica"
 
@@ -166,13 +177,14 @@ TICK = Tick()
 
 
 class _Waiter:
-    __slots__ = ("acked", "done", "needed", "sequence_nr")
+    __slots__ = ("acked", "confirmed", "done", "needed", "sequence_nr")
 
-    def __init__(self, sequence_nr: int, needed: int) -> None:
+    def __init__(self, sequence_nr: int, needed: int, confirmed: Callable[[], None] | None) -> None:
         self.sequence_nr = sequence_nr
         self.needed = needed
         self.acked: set[NodeAddress] = set()
         self.done = trio.Event()
+        self.confirmed = confirmed  # the write's reply, run by whoever sees the last ack
 
 
 class PrimaryShard:
@@ -238,6 +250,8 @@ class Replication:
         self.sources: dict[int, tuple[int, tuple[NodeAddress, ...]]] = {}
         self.waiters: dict[str, list[_Waiter]] = {}
         self.sent: dict[NodeAddress, dict[str, _Sent]] = {}
+        # replica node -> its recent ack latency, seconds (which replicas a write goes to first)
+        self.ack_latency: dict[NodeAddress, float] = {}
         self._replica_refs: dict[NodeAddress, ActorRef[Any]] = {}
         self._link_refs: dict[NodeAddress, ActorRef[Any]] = {}
         self._nonblocking: dict[type, bool] = {}
@@ -264,7 +278,7 @@ class Replication:
 
     def forget(self, live: frozenset[NodeAddress]) -> None:
         """Drop cached refs and bookkeeping of nodes no longer live."""
-        for cache in (self._replica_refs, self._link_refs, self.sent):
+        for cache in (self._replica_refs, self._link_refs, self.sent, self.ack_latency):
             for node in [n for n in cache if n not in live]:
                 del cache[node]
 
@@ -346,8 +360,17 @@ class Replication:
     def replicator(self, shard: int) -> ShardReplicator:
         return ShardReplicator(self, shard)
 
-    async def replicate(self, shard: int, entity_id: str, events: Sequence[PersistedEvent]) -> None:
+    async def replicate(
+        self,
+        shard: int,
+        entity_id: str,
+        events: Sequence[PersistedEvent],
+        confirmed: Callable[[], None] | None = None,
+    ) -> None:
         """Send freshly persisted events to the shard's replicas and await ``min_acks`` acks.
+
+        ``confirmed`` (the write's reply) runs in the task that takes the last ack needed,
+        before the entity is woken (see :class:`~casty_trio.persistence.Replicator`).
 
         Raises:
             ReplicationTimeoutError: Fewer than ``min_acks`` replicas acked in ``ack_timeout``.
@@ -360,9 +383,11 @@ class Replication:
         needed = self.config.min_acks
         waiter = None
         if needed:
-            waiter = _Waiter(last, needed)
+            waiter = _Waiter(last, needed, confirmed)
             self.waiters.setdefault(entity_id, []).append(waiter)
         try:
+            first: Sequence[NodeAddress] = targets
+            later: Sequence[NodeAddress] = ()
             if targets and primary is not None:
                 item = ReplicaEvents(
                     entity_id,
@@ -373,17 +398,25 @@ class Replication:
                     False,
                     self.encode(events),
                 )
-                now = trio.current_time()
-                for node in targets:
-                    ref = self.replica_ref(node)
-                    if ref is not None:
-                        ref.tell(item)
-                        self.sent.setdefault(node, {})[entity_id] = _Sent(shard, last, now)
+                if needed and len(targets) > needed:
+                    latency = self.ack_latency
+                    ranked = sorted(targets, key=lambda node: latency.get(node, 0.0))
+                    first, later = ranked[:needed], ranked[needed:]
+                self._send(item, first, shard, last)
             if waiter is None:
                 await trio.lowlevel.checkpoint()
                 return
-            with trio.move_on_after(self.config.ack_timeout):
-                await waiter.done.wait()
+            # One cancel scope per wait: the usual write (acked before the hedge delay) has one.
+            deadline = trio.current_time() + self.config.ack_timeout
+            if later:
+                with trio.move_on_at(min(deadline, trio.current_time() + self._hedge_delay(first))):
+                    await waiter.done.wait()
+                if not waiter.done.is_set():
+                    self._slow(first, waiter)
+                self._send(item, self._still_replicas(shard, later), shard, last)
+            if not waiter.done.is_set():
+                with trio.move_on_at(deadline):
+                    await waiter.done.wait()
         finally:
             if waiter is not None:
                 self._discard(entity_id, waiter)
@@ -394,6 +427,37 @@ class Replication:
                 f"{self.config.ack_timeout} s (replicas: "
                 f"{', '.join(map(str, targets)) or 'none'})"
             )
+
+    def _send(
+        self, item: ReplicaEvents, nodes: Sequence[NodeAddress], shard: int, last: int
+    ) -> None:
+        now = trio.current_time()
+        sent = self.sent
+        for node in nodes:
+            ref = self.replica_ref(node)
+            if ref is not None:
+                ref.tell(item)
+                sent.setdefault(node, {})[item.entity_id] = _Sent(shard, last, now)
+
+    def _hedge_delay(self, nodes: Sequence[NodeAddress]) -> float:
+        latency = self.ack_latency
+        slowest = max((latency.get(node, 0.0) for node in nodes), default=0.0)
+        return min(max(_HEDGE_FACTOR * slowest, _HEDGE_MIN), self.config.ack_timeout)
+
+    def _slow(self, nodes: Sequence[NodeAddress], waiter: _Waiter) -> None:
+        """The hedge delay passed without acks from some of ``nodes``: count them at least
+        that slow, so that the next writes go to the others first."""
+        delay = self._hedge_delay(nodes)
+        latency = self.ack_latency
+        for node in nodes:
+            if node not in waiter.acked:
+                latency[node] = max(latency.get(node, 0.0), 2 * delay)
+
+    def _still_replicas(self, shard: int, nodes: Sequence[NodeAddress]) -> list[NodeAddress]:
+        primary = self.primaries.get(shard)
+        if primary is None:
+            return []
+        return [node for node in nodes if node in primary.replicas]
 
     def _discard(self, entity_id: str, waiter: _Waiter) -> None:
         waiting = self.waiters.get(entity_id)
@@ -412,10 +476,19 @@ class Replication:
             record = sent.get(entity_id)
             if record is not None and record.sequence_nr <= sequence_nr:
                 del sent[entity_id]
+                sample = trio.current_time() - record.at
+                latency = self.ack_latency
+                average = latency.get(node)
+                latency[node] = (
+                    sample if average is None else average + (sample - average) * _LATENCY_WEIGHT
+                )
         for waiter in self.waiters.get(entity_id, ()):
             if sequence_nr >= waiter.sequence_nr and node not in waiter.acked:
                 waiter.acked.add(node)
-                if len(waiter.acked) >= waiter.needed:
+                if len(waiter.acked) >= waiter.needed and not waiter.done.is_set():
+                    confirmed = waiter.confirmed
+                    if confirmed is not None:
+                        confirmed()  # the reply leaves now, the entity resumes later
                     waiter.done.set()
 
 
@@ -427,9 +500,14 @@ class ShardReplicator:
     replication: Replication
     shard: int
 
-    async def replicate(self, entity_id: str, events: Sequence[PersistedEvent]) -> None:
+    async def replicate(
+        self,
+        entity_id: str,
+        events: Sequence[PersistedEvent],
+        confirmed: Callable[[], None] | None = None,
+    ) -> None:
         """See :meth:`Replication.replicate` (a checkpoint)."""
-        await self.replication.replicate(self.shard, entity_id, events)
+        await self.replication.replicate(self.shard, entity_id, events, confirmed)
 
 
 # ---------------------------------------------------------------------------- replica link

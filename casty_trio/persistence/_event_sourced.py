@@ -16,7 +16,7 @@ from typing import Any, ClassVar, Generic, Protocol, TypeVar
 import attrs
 
 from .._core import ActorContext, Behavior, Behaviors, ExtensionBehavior
-from ._journal import EventJournal, PersistedEvent, Snapshot
+from ._journal import EventJournal, NonBlockingJournal, PersistedEvent, Snapshot
 
 __all__ = [
     "EventSourcedBehavior",
@@ -45,13 +45,24 @@ class Replicator(Protocol):
         ...         self.batches.append([e.sequence_nr for e in events])
     """
 
-    async def replicate(self, entity_id: str, events: Sequence[PersistedEvent]) -> None:
+    async def replicate(
+        self,
+        entity_id: str,
+        events: Sequence[PersistedEvent],
+        confirmed: Callable[[], None] | None = None,
+    ) -> None:
         """Replicate ``events`` of ``entity_id``; return once the configured replicas have them.
 
         Called by the entity after the events are persisted locally and applied to its state,
         and before the command's ``reply`` runs. Raising an ``Exception`` runs the command's
         ``on_failure(exc)`` instead of ``reply``; the entity keeps running with the events
         persisted and applied.
+
+        ``confirmed`` (optional to use) runs the command's reply: a replicator may call it
+        once, synchronously, as soon as the events are confirmed and before it returns, from
+        whichever task saw the confirmation (so the reply leaves without waiting for the
+        entity's task to be scheduled again). It never raises; if it is not called, the entity
+        runs the reply itself after ``replicate`` returns.
         """
         ...
 
@@ -189,10 +200,16 @@ class EventSourcedBehavior(ExtensionBehavior[M], Generic[M, S]):
 class _Running(Generic[M, S]):
     """The live state of one incarnation of an event-sourced actor."""
 
-    __slots__ = ("_sequence_nr", "_spec", "_stale", "_state")
+    __slots__ = ("_persist_nowait", "_sequence_nr", "_spec", "_stale", "_state")
 
     def __init__(self, spec: EventSourcedBehavior[M, S], state: S, sequence_nr: int) -> None:
         self._spec = spec
+        # A journal that stores without blocking is written to in place: no scheduling round
+        # between the command and its replication (or its reply).
+        journal = spec.journal
+        self._persist_nowait = (
+            journal.persist_nowait if isinstance(journal, NonBlockingJournal) else None
+        )
         self._state = state
         self._sequence_nr = sequence_nr
         # After a failed persist the journal may hold the batch anyway (a timeout after the
@@ -221,7 +238,10 @@ class _Running(Generic[M, S]):
                 for offset, event in enumerate(effect.events, start=1)
             ]
             try:
-                await spec.journal.persist(spec.entity_id, batch)
+                if self._persist_nowait is not None:
+                    self._persist_nowait(spec.entity_id, batch)
+                else:
+                    await spec.journal.persist(spec.entity_id, batch)
             except Exception as exc:
                 self._stale = True
                 await _report_failure(ctx, effect, exc)
@@ -233,9 +253,12 @@ class _Running(Generic[M, S]):
             self._state = state
             self._sequence_nr = batch[-1].sequence_nr
             replicated = True
+            early = None
             if spec.replicator is not None:
+                if effect.reply is not None:
+                    early = _EarlyReply(effect.reply)
                 try:
-                    await spec.replicator.replicate(spec.entity_id, batch)
+                    await spec.replicator.replicate(spec.entity_id, batch, early)
                 except Exception as exc:
                     replicated = False
                     ctx.log.warning(
@@ -246,7 +269,9 @@ class _Running(Generic[M, S]):
                         exc_info=exc,
                     )
                     await _report_failure(ctx, effect, exc)
-            if replicated and effect.reply is not None:
+            if replicated and early is not None:
+                await early.finish()
+            elif replicated and effect.reply is not None:
                 await _call(effect.reply)
             policy = spec.snapshot_policy
             if policy is not None and policy.should_snapshot(previous, self._sequence_nr):
@@ -273,6 +298,40 @@ class _Running(Generic[M, S]):
                 snapshot.sequence_nr,
                 exc_info=exc,
             )
+
+
+class _EarlyReply:
+    """A command's reply that the replicator may run as soon as the events are confirmed,
+    from another task; the entity then finishes it (:meth:`finish`): it awaits what the reply
+    returned and raises what it raised, as if it had run the reply itself."""
+
+    __slots__ = ("_error", "_ran", "_reply", "_result")
+
+    def __init__(self, reply: Callable[[], object]) -> None:
+        self._reply = reply
+        self._ran = False
+        self._result: object = None
+        self._error: Exception | None = None
+
+    def __call__(self) -> None:
+        if self._ran:
+            return
+        self._ran = True
+        try:
+            self._result = self._reply()
+        except Exception as exc:  # re-raised in the entity's task by finish()
+            self._error = exc
+
+    async def finish(self) -> None:
+        if not self._ran:
+            await _call(self._reply)
+            return
+        error, self._error = self._error, None
+        if error is not None:
+            raise error
+        result, self._result = self._result, None
+        if inspect.isawaitable(result):
+            await result
 
 
 async def _call(callback: Callable[..., object], *args: Any) -> None:

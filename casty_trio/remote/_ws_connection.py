@@ -26,6 +26,7 @@ from wsproto.events import (
 from wsproto.utilities import LocalProtocolError
 
 from ._transport import CloseCode, ConnectionClosed
+from ._ws_frames import binary_frame
 
 __all__ = ["WebSocketConnection"]
 
@@ -56,6 +57,7 @@ class WebSocketConnection:
     """
 
     __slots__ = (
+        "_client",
         "_close_timeout",
         "_closed",
         "_finished",
@@ -85,6 +87,7 @@ class WebSocketConnection:
     ) -> None:
         self._stream = stream
         self._protocol = protocol
+        self._client = protocol.client  # a client masks the frames it sends
         self.peer = peer
         self._max_frame_size = max_frame_size
         self._close_timeout = close_timeout
@@ -150,7 +153,7 @@ class WebSocketConnection:
         fd = sock.fileno()
         if fd < 0:  # the socket is closed: let send() report it
             return False
-        data = self._protocol.send(BytesMessage(frame))  # a data frame changes no protocol state
+        data = binary_frame(frame, self._client)  # a data frame changes no protocol state
         try:
             sent = os.write(fd, data)
         except OSError:
@@ -185,11 +188,15 @@ class WebSocketConnection:
                 idle = self._idle = trio.Event()
             await idle.wait()
         if event is not None:
-            try:
-                data += self._protocol.send(event)
-            except LocalProtocolError:  # a message after a close: closed meanwhile
-                await trio.lowlevel.checkpoint()
-                raise self._error() from None
+            if type(event) is BytesMessage and self._protocol.state is _OPEN:
+                # One whole binary message (the links' only kind): built here, not by wsproto.
+                data += binary_frame(bytes(event.data), self._client)
+            else:
+                try:
+                    data += self._protocol.send(event)
+                except LocalProtocolError:  # a message after a close: closed meanwhile
+                    await trio.lowlevel.checkpoint()
+                    raise self._error() from None
         if self._rest:
             data = self._rest + data
             self._rest = b""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -113,7 +113,12 @@ class RecordingReplicator:
     fail: bool = False
     batches: list[tuple[str, list[int]]] = attrs.field(factory=list)
 
-    async def replicate(self, entity_id: str, events: Sequence[PersistedEvent]) -> None:
+    async def replicate(
+        self,
+        entity_id: str,
+        events: Sequence[PersistedEvent],
+        confirmed: Callable[[], None] | None = None,
+    ) -> None:
         await trio.lowlevel.checkpoint()
         numbers = [e.sequence_nr for e in events]
         self.batches.append((entity_id, numbers))
@@ -329,7 +334,10 @@ async def test_persisting_nothing_still_replies(autojump_clock: trio.testing.Moc
         return Behaviors.persisted([], reply=lambda: msg.tell(state))
 
     behavior = Behaviors.event_sourced(
-        entity_id="e", journal=journal, initial_state=3, on_event=lambda s, e: s,
+        entity_id="e",
+        journal=journal,
+        initial_state=3,
+        on_event=lambda s, e: s,
         on_command=on_command,
     )
     async with ActorSystem(name="t") as system:
@@ -357,7 +365,10 @@ async def test_async_reply_and_on_failure(autojump_clock: trio.testing.MockClock
 
     behavior = Behaviors.supervise(
         Behaviors.event_sourced(
-            entity_id="e", journal=journal, initial_state=0, on_event=lambda s, e: s + 1,
+            entity_id="e",
+            journal=journal,
+            initial_state=0,
+            on_event=lambda s, e: s + 1,
             on_command=on_command,
         ),
         OneForOneStrategy(),
@@ -533,8 +544,11 @@ async def test_then_cannot_persist_again(autojump_clock: trio.testing.MockClock)
         return Behaviors.persisted([1], then=Behaviors.persisted([2]))
 
     behavior = Behaviors.event_sourced(
-        entity_id="e", journal=InMemoryJournal(), initial_state=0,
-        on_event=lambda s, e: s + e, on_command=on_command,
+        entity_id="e",
+        journal=InMemoryJournal(),
+        initial_state=0,
+        on_event=lambda s, e: s + e,
+        on_command=on_command,
     )
 
     def decider(exc: Exception) -> Directive:
@@ -628,8 +642,11 @@ async def test_entities_open_their_nursery_only_when_needed(
         return Behaviors.same()
 
     behavior = Behaviors.event_sourced(
-        entity_id="e", journal=InMemoryJournal(), initial_state=0,
-        on_event=lambda s, e: s, on_command=on_command,
+        entity_id="e",
+        journal=InMemoryJournal(),
+        initial_state=0,
+        on_event=lambda s, e: s,
+        on_command=on_command,
     )
     async with ActorSystem(name="t") as system:
         ref = system.spawn(behavior, "e")
@@ -639,3 +656,99 @@ async def test_entities_open_their_nursery_only_when_needed(
         ref.tell("spawn")
         assert await system.ask(ref, lambda r: r, timeout=1.0) == 1
         assert cell._nursery is not None
+
+
+@attrs.define
+class EagerReplicator:
+    """Confirms at once, from another task, before ``replicate`` returns (as the cluster's
+    replicator does when the last ack needed arrives in a link's reader)."""
+
+    trace: list[str]
+    nursery: trio.Nursery
+
+    async def replicate(
+        self,
+        entity_id: str,
+        events: Sequence[PersistedEvent],
+        confirmed: Callable[[], None] | None = None,
+    ) -> None:
+        self.trace.append("replicate")
+        done = trio.Event()
+
+        def confirm() -> None:
+            assert confirmed is not None
+            confirmed()
+            confirmed()  # a second call does nothing
+            done.set()
+
+        self.nursery.start_soon(_run_sync, confirm)
+        await done.wait()
+        self.trace.append("replicated")
+
+
+async def _run_sync(fn: Callable[[], None]) -> None:
+    fn()
+
+
+async def test_a_replicator_may_run_the_reply_as_soon_as_it_confirms(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    trace: list[str] = []
+    journal = FlakyJournal(trace)
+    async with trio.open_nursery() as nursery, ActorSystem(name="t") as system:
+        replicator = EagerReplicator(trace, nursery)
+        behavior = attrs.evolve(account(journal, trace), replicator=replicator)
+        ref = system.spawn(behavior, "acc")
+        assert await deposit(system, ref, 4) == 4
+        assert await deposit(system, ref, 1) == 5
+    one = ["replicate", "reply", "replicated"]
+    assert trace == ["persist [1]", "apply 4", *one, "persist [2]", "apply 1", *one]
+
+
+async def test_a_reply_run_early_still_fails_the_entity_and_awaits_async_replies(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    journal = InMemoryJournal()
+    seen: list[str] = []
+    failures: list[BaseException] = []
+
+    async def on_command(ctx: ActorContext[Any], state: int, msg: Any) -> Behavior[Any]:
+        if msg == "boom":
+
+            def reply() -> None:
+                raise RuntimeError("reply broke")
+
+            return Behaviors.persisted(["e"], reply=reply)
+
+        async def async_reply() -> None:
+            await trio.sleep(0.5)
+            seen.append(f"replied {state + 1}")
+            msg.tell(state + 1)
+
+        return Behaviors.persisted(["e"], reply=async_reply)
+
+    def decider(exc: BaseException) -> casty_trio.Directive:
+        failures.append(exc)
+        return casty_trio.Directive.restart
+
+    async with trio.open_nursery() as nursery, ActorSystem(name="t") as system:
+        behavior = Behaviors.supervise(
+            attrs.evolve(
+                Behaviors.event_sourced(
+                    entity_id="e",
+                    journal=journal,
+                    initial_state=0,
+                    on_event=lambda s, e: s + 1,
+                    on_command=on_command,
+                ),
+                replicator=EagerReplicator([], nursery),
+            ),
+            OneForOneStrategy(decider=decider),
+        )
+        ref = system.spawn(behavior, "e")
+        assert await system.ask(ref, lambda r: r, timeout=1.0) == 1
+        ref.tell("boom")
+        await trio.sleep(0.1)
+        assert [str(e) for e in failures] == ["reply broke"]
+        assert await system.ask(ref, lambda r: r, timeout=1.0) == 3  # restarted, recovered
+    assert seen == ["replied 1", "replied 3"]
