@@ -19,7 +19,7 @@ Journal reads and writes happen here, never in the region, so routing never wait
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, cast
 
 import trio
 
@@ -158,7 +158,7 @@ class _Replica:
         journal = self.r.journal_of(msg.entity_id)
         if not self.r.stores_at_once(journal):
             return False
-        assert isinstance(journal, NonBlockingJournal)
+        stores = cast(NonBlockingJournal, journal)  # stores_at_once checked (cached per class)
         check_shard(msg.shard, self.r.spec.num_shards)
         sender = node_of(msg.host, msg.port)
         if not self.admit(msg, sender):
@@ -166,7 +166,7 @@ class _Replica:
         batch = self.r.decode(msg)
         fresh = self.fresh(batch)
         if fresh:
-            journal.persist_nowait(batch.entity_id, fresh)
+            stores.persist_nowait(batch.entity_id, fresh)
             self.r.note(batch.shard_id, batch.entity_id, fresh[-1].sequence_nr)
         self.stored(msg, sender, None if fresh is None else self.highest(batch))
         return True

@@ -255,6 +255,7 @@ class Replication:
         self._replica_refs: dict[NodeAddress, ActorRef[Any]] = {}
         self._link_refs: dict[NodeAddress, ActorRef[Any]] = {}
         self._nonblocking: dict[type, bool] = {}
+        self._journals: dict[str, EventJournal] = {}
 
     # ------------------------------------------------------------------ lookups
 
@@ -283,18 +284,23 @@ class Replication:
                 del cache[node]
 
     def journal_of(self, entity_id: str) -> EventJournal:
-        """The journal this node keeps ``entity_id``'s events in (from the entity factory).
+        """The journal this node keeps ``entity_id``'s events in (from the entity factory,
+        called once per entity id: its answer is remembered, like the ``index``).
 
         Raises:
             TypeError: The factory does not return an event-sourced behavior.
         """
+        journal = self._journals.get(entity_id)
+        if journal is not None:
+            return journal
         behavior = self.spec.entity_factory(entity_id)
         if not isinstance(behavior, EventSourcedBehavior):
             raise TypeError(
                 f"sharded type {self.region_path} is replicated, so its entity factory must "
                 f"return Behaviors.event_sourced(...), not {type(behavior).__name__}"
             )
-        return behavior.journal
+        journal = self._journals[entity_id] = behavior.journal
+        return journal
 
     def stores_at_once(self, journal: EventJournal) -> bool:
         """Whether ``journal`` is a :class:`NonBlockingJournal` (remembered per class: a
