@@ -137,6 +137,8 @@ class NonBlockingJournal(Protocol):
 
     Shard replicas store replicated batches into such a journal as they arrive, in the link's
     reader, instead of handing them to an actor first: a replicated write is confirmed sooner.
+    Event-sourced actors persist into it in place too, so persisting a command's events is not
+    a checkpoint of its own there (the actor's mailbox loop still yields between batches).
 
     Examples:
         >>> from casty_trio import InMemoryJournal
