@@ -51,7 +51,7 @@ from wsproto.utilities import RemoteProtocolError
 from .._core import NodeAddress
 from ..tls import TlsConfig
 from ._transport import Connection, ConnectionHandler, TransportError
-from ._ws_connection import _BROKEN, _RECEIVE_BUFFER
+from ._ws_connection import _BROKEN, _RECEIVE_BUFFER, fresh_protocol
 from ._ws_connection import WebSocketConnection as _WebSocketConnection
 
 if TYPE_CHECKING:
@@ -272,10 +272,9 @@ class WebSocketTransport:
                 raise TransportError(
                     f"WebSocket handshake with {peer} failed: {_describe(exc)}"
                 ) from exc
-            protocol = handshake.connection
-            assert protocol is not None
+            protocol, buffered = fresh_protocol(handshake)
             return _WebSocketConnection(
-                wire, protocol, peer, self._max_frame_size, self._handshake_timeout
+                wire, protocol, peer, self._max_frame_size, self._handshake_timeout, buffered
             )
         await trio.lowlevel.checkpoint_if_cancelled()  # an enclosing scope's cancel wins
         raise TransportError(
@@ -369,13 +368,13 @@ class WebSocketTransport:
                     f"{self._scheme()}://{peer}{_RESOURCE} refused the WebSocket upgrade: "
                     f"HTTP {status}"
                 ) from trio_websocket.ConnectionRejected(status, tuple(answer.headers), None)
-            protocol = handshake.connection
-            if not isinstance(answer, AcceptConnection) or protocol is None:
+            if not isinstance(answer, AcceptConnection) or handshake.connection is None:
                 raise TransportError(  # pragma: no cover - wsproto yields accept or reject
                     f"WebSocket handshake with {peer} failed: unexpected {answer!r}"
                 )
+            protocol, buffered = fresh_protocol(handshake)
             return _WebSocketConnection(
-                wire, protocol, peer, self._max_frame_size, self._handshake_timeout
+                wire, protocol, peer, self._max_frame_size, self._handshake_timeout, buffered
             )
         await trio.lowlevel.checkpoint_if_cancelled()  # an enclosing scope's cancel wins
         raise TransportError(

@@ -15,7 +15,7 @@ from collections import deque
 
 import trio
 from wsproto.connection import Connection as _Protocol
-from wsproto.connection import ConnectionState
+from wsproto.connection import ConnectionState, ConnectionType
 from wsproto.events import (
     BytesMessage,
     CloseConnection,
@@ -23,12 +23,13 @@ from wsproto.events import (
     Ping,
     TextMessage,
 )
+from wsproto.handshake import H11Handshake
 from wsproto.utilities import LocalProtocolError
 
 from ._transport import CloseCode, ConnectionClosed
-from ._ws_frames import binary_frame
+from ._ws_frames import FIN_BINARY, MASKED, binary_frame, frame_extent, unmask
 
-__all__ = ["WebSocketConnection"]
+__all__ = ["WebSocketConnection", "fresh_protocol"]
 
 _log = logging.getLogger("casty_trio.remote")
 
@@ -37,6 +38,9 @@ _RECEIVE_BUFFER = 64 * 1024
 _BROKEN = (trio.BrokenResourceError, trio.ClosedResourceError)
 _ABNORMAL = 1006  # WebSocket "closed without a close frame"; never sent on the wire
 _OPEN = ConnectionState.OPEN
+_OPCODES = frozenset(
+    (0x0, 0x1, 0x2, 0x8, 0x9, 0xA)
+)  # continuation, text, binary, close, ping, pong
 _CLOSED = ConnectionState.CLOSED
 # Writing to a socket's file descriptor from synchronous code (send_nowait) needs write(2) on
 # sockets, which Windows does not have; there every frame goes through the async send.
@@ -65,6 +69,7 @@ class WebSocketConnection:
         "_inbox",
         "_max_frame_size",
         "_parts",
+        "_pending",
         "_protocol",
         "_receiving",
         "_rest",
@@ -84,7 +89,10 @@ class WebSocketConnection:
         peer: str,
         max_frame_size: int,
         close_timeout: float,
+        buffered: bytes = b"",
     ) -> None:
+        # ``protocol`` must hold no unparsed bytes: what the handshake read past its end comes
+        # as ``buffered`` (see fresh_protocol).
         self._stream = stream
         self._protocol = protocol
         self._client = protocol.client  # a client masks the frames it sends
@@ -102,7 +110,8 @@ class WebSocketConnection:
         self._inbox: deque[bytes] = deque()  # whole messages read but not yet received
         self._parts: list[bytes] = []  # the fragments of a message still arriving
         self._size = 0  # their total size
-        self._unparsed = True  # the handshake may have left frames in the protocol's buffer
+        self._pending = bytearray(buffered)  # the start of a frame not yet read whole
+        self._unparsed = bool(buffered)  # the handshake read frames past its end
         self._receiving = False  # a task is reading the stream
         self._sending = False  # a task is writing the stream
         self._rest = b""  # the end of a frame send_nowait could not write at once
@@ -282,7 +291,61 @@ class WebSocketConnection:
         protocol = self._protocol
         if protocol.state is _CLOSED:
             return b""  # the closing handshake is over: nothing more is parsed
-        protocol.receive_data(data)
+        pending = self._pending
+        if pending:
+            pending += data
+            buffer: bytes | bytearray = pending
+        else:
+            buffer = data
+        size = len(buffer)
+        start = 0
+        answer = b""
+        inbox = self._inbox
+        masked = 0 if self._client else MASKED  # what the peer must send: RFC 6455 §5.1
+        limit = self._max_frame_size
+        while start < size:
+            if buffer[start] & 0x70 or buffer[start] & 0x0F not in _OPCODES:
+                # Reserved bits or opcode: wsproto reports the violation from this byte on.
+                protocol.receive_data(bytes(buffer[start:]))
+                answer += self._events()
+                start = size
+                break
+            extent = frame_extent(buffer, start)
+            if extent is None:
+                break
+            body, length = extent
+            if length > limit:  # refused before it is read whole
+                return answer + self._refuse(CloseCode.TOO_BIG, self._too_big())
+            end = body + length
+            if end > size:
+                break
+            if (
+                buffer[start] == FIN_BINARY
+                and buffer[start + 1] & MASKED == masked
+                and not self._parts
+                and protocol.state is _OPEN
+            ):
+                # A whole binary message, the usual frame: read here, not by wsproto.
+                payload = bytes(buffer[body:end])
+                inbox.append(unmask(payload, bytes(buffer[body - 4 : body])) if masked else payload)
+            else:
+                # Anything else (control frames, fragments, protocol errors) goes to wsproto,
+                # one whole frame at a time.
+                protocol.receive_data(bytes(buffer[start:end]))
+                answer += self._events()
+                if self._finished or protocol.state is _CLOSED:
+                    return answer
+            start = end
+        if pending:
+            del pending[:start]
+        elif start < size:
+            pending += buffer[start:]
+        return answer
+
+    def _events(self) -> bytes:
+        """Handle what wsproto parsed of the frame just handed to it; returns what this side
+        must write in answer."""
+        protocol = self._protocol
         answer = b""
         for event in protocol.events():
             kind = type(event)
@@ -409,3 +472,22 @@ class WebSocketConnection:
             return ConnectionClosed(_ABNORMAL, "connection lost")
         code, reason, local = closed
         return ConnectionClosed(code, reason, local=local)
+
+
+def fresh_protocol(handshake: H11Handshake) -> tuple[_Protocol, bytes]:
+    """What :class:`WebSocketConnection` takes of a finished handshake: a wsproto connection of
+    the same side holding no unparsed bytes, and the bytes the handshake read past its end
+    (frames the peer sent right behind it), for the connection to parse itself.
+
+    Raises:
+        RuntimeError: The handshake did not open a connection.
+    """
+    protocol = handshake.connection
+    if protocol is None:
+        raise RuntimeError("the WebSocket handshake opened no connection")
+    # wsproto has no public accessor for them; its h11 connection has (h11's trailing_data,
+    # from which wsproto itself fed them to ``protocol``). tests/remote/test_ws_frames.py
+    # checks this still holds for the installed wsproto.
+    trailing: tuple[bytes, bool] = handshake._h11_connection.trailing_data
+    side = ConnectionType.CLIENT if protocol.client else ConnectionType.SERVER
+    return _Protocol(side), bytes(trailing[0])

@@ -296,3 +296,37 @@ async def test_send_nowait_refuses_without_a_socket_or_over_the_limit() -> None:
         assert not conn.send_nowait(b"x" * 11)
         await conn.aclose()
         assert not conn.send_nowait(b"closed")
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 7, 64, 100_000])
+async def test_frames_split_anywhere_across_reads_arrive_whole_and_in_order(chunk: int) -> None:
+    async with wired() as (conn, peer):
+        payloads = [b"a", b"", b"x" * 200, b"y" * 1000, b"z" * 125, b"w" * 126]  # MAX: 1024
+        wire = b"".join(
+            peer.protocol.send(event)
+            for event in (
+                BytesMessage(payloads[0]),
+                BytesMessage(payloads[1]),
+                Ping(b"ping"),
+                BytesMessage(payloads[2]),
+                BytesMessage(payloads[3]),
+                BytesMessage(b"frag", message_finished=False),
+                BytesMessage(b"ment", message_finished=True),
+                BytesMessage(payloads[4]),
+                BytesMessage(payloads[5]),
+            )
+        )
+        for offset in range(0, len(wire), chunk):
+            await peer.stream.send_all(wire[offset : offset + chunk])
+        received = [await conn.receive() for _ in range(len(payloads) + 1)]
+        assert received == [*payloads[:4], b"fragment", *payloads[4:]]
+        pong = await peer.read_until(Pong)
+        assert isinstance(pong, Pong) and pong.payload == b"ping"
+
+
+async def test_an_unmasked_frame_from_a_client_is_a_protocol_error() -> None:
+    async with wired() as (conn, peer):
+        await peer.stream.send_all(b"\x82\x02hi")  # a client must mask its frames
+        with pytest.raises(ConnectionClosed) as info:
+            await conn.receive()
+        assert info.value.code == CloseCode.PROTOCOL_ERROR and not info.value.local

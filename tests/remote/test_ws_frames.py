@@ -54,3 +54,21 @@ def test_a_client_frame_is_masked_with_a_fresh_key_each_time() -> None:
     assert first[1] & 0x80 and first[2:6] != second[2:6]
     assert first[6:] != payload  # masked bytes are on the wire, not the payload
     assert binary_frame(payload, masked=False) == b"\x82\x40" + payload
+
+
+def test_a_handshake_leaves_the_frames_behind_it_to_the_connection() -> None:
+    from wsproto.handshake import H11Handshake
+
+    from casty_trio.remote._ws_connection import fresh_protocol
+
+    client = H11Handshake(ConnectionType.CLIENT)
+    server = H11Handshake(ConnectionType.SERVER)
+    request = client.send(Request(host="peer", target="/"))
+    behind = binary_frame(b"first", masked=True) + binary_frame(b"sec", masked=True)[:3]
+    server.receive_data(request + behind)  # the frames came in the same read as the request
+    list(server.events())
+    server.send(AcceptConnection())
+    protocol, buffered = fresh_protocol(server)
+    assert buffered == behind
+    protocol.receive_data(b"")
+    assert list(protocol.events()) == []  # the fresh protocol holds none of them
