@@ -17,10 +17,7 @@ in one process) and these actors, children of the region and so owned by its nur
 On the primary, each entity of a replicated type runs with a :class:`ShardReplicator`: after
 the entity persisted a command's events, it sends them to the replicas and, with ``min_acks``
 k > 0, waits inside ``trio.move_on_after(ack_timeout)`` until k replicas acked; the write's
-reply runs as the k-th ack arrives, in the task that takes it. With k > 0 the events go first
-to the k replicas that acked fastest lately, and to the others once those acked (or, if they
-are slow, after a hedge delay of a few of their recent ack latencies): a confirmation waits on
-the nearest replicas, and the others neither delay it nor compete with it. Fencing: every
+reply runs as the k-th ack arrives, in the task that takes it. Fencing: every
 batch carries the shard's allocation epoch; a replica that knows a newer epoch refuses it
 (``ReplicaRefused``), and a primary told so stops hosting the shard.
 """
@@ -69,12 +66,6 @@ __all__ = [
 
 _log = logging.getLogger("casty_trio.replication")
 
-# Hedged sends (min_acks > 0): the other replicas get a write's events once the first ones
-# acked, or after _HEDGE_FACTOR times the slowest first one's recent ack latency (an
-# exponential average, weight _LATENCY_WEIGHT per ack), at least _HEDGE_MIN seconds.
-_HEDGE_FACTOR = 4.0
-_HEDGE_MIN = 0.002
-_LATENCY_WEIGHT = 0.2
 
 REPLICA_NAME = "replica"
 
@@ -250,8 +241,6 @@ class Replication:
         self.sources: dict[int, tuple[int, tuple[NodeAddress, ...]]] = {}
         self.waiters: dict[str, list[_Waiter]] = {}
         self.sent: dict[NodeAddress, dict[str, _Sent]] = {}
-        # replica node -> its recent ack latency, seconds (which replicas a write goes to first)
-        self.ack_latency: dict[NodeAddress, float] = {}
         self._replica_refs: dict[NodeAddress, ActorRef[Any]] = {}
         self._link_refs: dict[NodeAddress, ActorRef[Any]] = {}
         self._nonblocking: dict[type, bool] = {}
@@ -279,7 +268,7 @@ class Replication:
 
     def forget(self, live: frozenset[NodeAddress]) -> None:
         """Drop cached refs and bookkeeping of nodes no longer live."""
-        for cache in (self._replica_refs, self._link_refs, self.sent, self.ack_latency):
+        for cache in (self._replica_refs, self._link_refs, self.sent):
             for node in [n for n in cache if n not in live]:
                 del cache[node]
 
@@ -392,8 +381,6 @@ class Replication:
             waiter = _Waiter(last, needed, confirmed)
             self.waiters.setdefault(entity_id, []).append(waiter)
         try:
-            first: Sequence[NodeAddress] = targets
-            later: Sequence[NodeAddress] = ()
             if targets and primary is not None:
                 item = ReplicaEvents(
                     entity_id,
@@ -404,25 +391,12 @@ class Replication:
                     False,
                     self.encode(events),
                 )
-                if needed and len(targets) > needed:
-                    latency = self.ack_latency
-                    ranked = sorted(targets, key=lambda node: latency.get(node, 0.0))
-                    first, later = ranked[:needed], ranked[needed:]
-                self._send(item, first, shard, last)
+                self._send(item, targets, shard, last)
             if waiter is None:
                 await trio.lowlevel.checkpoint()
                 return
-            # One cancel scope per wait: the usual write (acked before the hedge delay) has one.
-            deadline = trio.current_time() + self.config.ack_timeout
-            if later:
-                with trio.move_on_at(min(deadline, trio.current_time() + self._hedge_delay(first))):
-                    await waiter.done.wait()
-                if not waiter.done.is_set():
-                    self._slow(first, waiter)
-                self._send(item, self._still_replicas(shard, later), shard, last)
-            if not waiter.done.is_set():
-                with trio.move_on_at(deadline):
-                    await waiter.done.wait()
+            with trio.move_on_after(self.config.ack_timeout):
+                await waiter.done.wait()
         finally:
             if waiter is not None:
                 self._discard(entity_id, waiter)
@@ -445,26 +419,6 @@ class Replication:
                 ref.tell(item)
                 sent.setdefault(node, {})[item.entity_id] = _Sent(shard, last, now)
 
-    def _hedge_delay(self, nodes: Sequence[NodeAddress]) -> float:
-        latency = self.ack_latency
-        slowest = max((latency.get(node, 0.0) for node in nodes), default=0.0)
-        return min(max(_HEDGE_FACTOR * slowest, _HEDGE_MIN), self.config.ack_timeout)
-
-    def _slow(self, nodes: Sequence[NodeAddress], waiter: _Waiter) -> None:
-        """The hedge delay passed without acks from some of ``nodes``: count them at least
-        that slow, so that the next writes go to the others first."""
-        delay = self._hedge_delay(nodes)
-        latency = self.ack_latency
-        for node in nodes:
-            if node not in waiter.acked:
-                latency[node] = max(latency.get(node, 0.0), 2 * delay)
-
-    def _still_replicas(self, shard: int, nodes: Sequence[NodeAddress]) -> list[NodeAddress]:
-        primary = self.primaries.get(shard)
-        if primary is None:
-            return []
-        return [node for node in nodes if node in primary.replicas]
-
     def _discard(self, entity_id: str, waiter: _Waiter) -> None:
         waiting = self.waiters.get(entity_id)
         if waiting is None:
@@ -482,12 +436,6 @@ class Replication:
             record = sent.get(entity_id)
             if record is not None and record.sequence_nr <= sequence_nr:
                 del sent[entity_id]
-                sample = trio.current_time() - record.at
-                latency = self.ack_latency
-                average = latency.get(node)
-                latency[node] = (
-                    sample if average is None else average + (sample - average) * _LATENCY_WEIGHT
-                )
         for waiter in self.waiters.get(entity_id, ()):
             if sequence_nr >= waiter.sequence_nr and node not in waiter.acked:
                 waiter.acked.add(node)
