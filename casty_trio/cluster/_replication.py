@@ -15,7 +15,7 @@ in one process) and these actors, children of the region and so owned by its nur
   notices events the replica has not acked for a while and has them sent again.
 
 On the primary, each entity of a replicated type runs with a :class:`ShardReplicator`: after
-the entity persisted a command's events, it sends them to the replicas and, with ``min_acks``
+the entity persisted a command's events, it sends them to every replica and, with ``min_acks``
 k > 0, waits inside ``trio.move_on_after(ack_timeout)`` until k replicas acked; the write's
 reply runs as the k-th ack arrives, in the task that takes it. Fencing: every
 batch carries the shard's allocation epoch; a replica that knows a newer epoch refuses it
@@ -65,7 +65,6 @@ __all__ = [
 ]
 
 _log = logging.getLogger("casty_trio.replication")
-
 
 REPLICA_NAME = "replica"
 
@@ -391,7 +390,12 @@ class Replication:
                     False,
                     self.encode(events),
                 )
-                self._send(item, targets, shard, last)
+                now = trio.current_time()
+                for node in targets:
+                    ref = self.replica_ref(node)
+                    if ref is not None:
+                        ref.tell(item)
+                        self.sent.setdefault(node, {})[entity_id] = _Sent(shard, last, now)
             if waiter is None:
                 await trio.lowlevel.checkpoint()
                 return
@@ -407,17 +411,6 @@ class Replication:
                 f"{self.config.ack_timeout} s (replicas: "
                 f"{', '.join(map(str, targets)) or 'none'})"
             )
-
-    def _send(
-        self, item: ReplicaEvents, nodes: Sequence[NodeAddress], shard: int, last: int
-    ) -> None:
-        now = trio.current_time()
-        sent = self.sent
-        for node in nodes:
-            ref = self.replica_ref(node)
-            if ref is not None:
-                ref.tell(item)
-                sent.setdefault(node, {})[item.entity_id] = _Sent(shard, last, now)
 
     def _discard(self, entity_id: str, waiter: _Waiter) -> None:
         waiting = self.waiters.get(entity_id)

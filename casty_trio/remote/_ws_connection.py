@@ -38,9 +38,8 @@ _RECEIVE_BUFFER = 64 * 1024
 _BROKEN = (trio.BrokenResourceError, trio.ClosedResourceError)
 _ABNORMAL = 1006  # WebSocket "closed without a close frame"; never sent on the wire
 _OPEN = ConnectionState.OPEN
-_OPCODES = frozenset(
-    (0x0, 0x1, 0x2, 0x8, 0x9, 0xA)
-)  # continuation, text, binary, close, ping, pong
+# The opcodes RFC 6455 defines: continuation, text, binary, close, ping, pong.
+_OPCODES = frozenset((0x0, 0x1, 0x2, 0x8, 0x9, 0xA))
 _CLOSED = ConnectionState.CLOSED
 # Writing to a socket's file descriptor from synchronous code (send_nowait) needs write(2) on
 # sockets, which Windows does not have; there every frame goes through the async send.
@@ -326,8 +325,12 @@ class WebSocketConnection:
                 and protocol.state is _OPEN
             ):
                 # A whole binary message, the usual frame: read here, not by wsproto.
-                payload = bytes(buffer[body:end])
-                inbox.append(unmask(payload, bytes(buffer[body - 4 : body])) if masked else payload)
+                # (One copy of the payload: unmasking makes it, or bytes() of a bytearray slice.)
+                payload = buffer[body:end]
+                if masked:
+                    inbox.append(unmask(payload, buffer[body - 4 : body]))
+                else:
+                    inbox.append(payload if type(payload) is bytes else bytes(payload))
             else:
                 # Anything else (control frames, fragments, protocol errors) goes to wsproto,
                 # one whole frame at a time.

@@ -52,7 +52,7 @@ def binary_frame(payload: bytes, masked: bool) -> bytes:
     return head + key + unmask(payload, key)
 
 
-def unmask(payload: bytes, key: bytes) -> bytes:
+def unmask(payload: bytes | bytearray, key: bytes | bytearray) -> bytes:
     """``payload`` XOR the 4-byte masking ``key`` repeated (masking and unmasking alike).
 
     Examples:
