@@ -23,6 +23,7 @@ import trio
 from .._core import ActorContext, ActorRef, Behavior, Behaviors, NodeAddress, TimerScheduler
 from ..config import FailoverConfig, ShardingConfig
 from ._allocation import LeastShardAllocation, ShardAllocationStrategy, place_replicas
+from ._incarnations import Incarnations
 from ._membership import Gossip, MemberStatus
 from ._shard_wire import (
     BeginHandOff,
@@ -129,6 +130,8 @@ class _Coordinator:
         self.epoch = 0
         self.rounds = 0
         self.live: frozenset[NodeAddress] = frozenset()
+        # a new incarnation at an address: a restarted node, what it held is gone
+        self.incarnations = Incarnations()
         self.recovering = True
         self.recovery_deadline = trio.current_time() + settings.recovery_timeout
         self.next_rebalance = trio.current_time() + settings.rebalance_interval
@@ -296,7 +299,11 @@ class _Coordinator:
         """Make the replica holding the most of ``shard`` its primary; the others are its
         sources of history (and stay replicas)."""
         promotion = self.promotions.pop(shard)
-        answers = {n: t for n, t in promotion.answers.items() if n in self.live}
+        answers = {
+            n: t
+            for n, t in promotion.answers.items()
+            if n in self.live and n in promotion.candidates
+        }
         if not answers:
             _log.warning(
                 "coordinator %s: no replica of shard %d answered; allocating it afresh",
@@ -334,6 +341,14 @@ class _Coordinator:
 
     def on_register(self, msg: RegisterRegion) -> None:
         node = node_of(msg.host, msg.port)
+        if msg.uid and not self.incarnations.may_be_current(node, msg.uid):
+            _log.info(
+                "coordinator %s: registration of %s#%d ignored: that incarnation is over",
+                self.region_path,
+                node,
+                msg.uid,
+            )
+            return
         info = self.regions.get(node)
         if info is None:
             self.regions[node] = _RegionInfo(msg.hosting)
@@ -439,6 +454,12 @@ class _Coordinator:
         handoff = self.handoffs.get(shard)
         if handoff is not None and handoff.home == node:
             del self.handoffs[shard]
+            if self.replicas and not msg.hosted:
+                # The home never had it (a node restarted at that address, say): its history is
+                # with the replicas only.
+                if not self.start_promotion(shard, 0.0):
+                    self.reallocate(shard)
+                return
             if self.replicas:
                 # The old home stopped cleanly, so it holds all the shard's history.
                 self.sources[shard] = (node,) if node in self.live else ()
@@ -498,19 +519,33 @@ class _Coordinator:
 
     def on_membership(self, gossip: Gossip) -> None:
         self.live = frozenset(m.node for m in gossip.members.values() if m.status in _LIVE)
+        restarted = self.incarnations.update(gossip)
+        if restarted:
+            _log.info(
+                "coordinator %s: %s restarted; what it hosted or replicated is gone",
+                self.region_path,
+                ", ".join(map(str, sorted(restarted))),
+            )
+        # What a restarted node held counts as gone, like what a node no longer live held. Its
+        # region's registration may already be the new incarnation's: it stays.
+        held = self.live - restarted
         for node in [n for n in self.regions if n not in self.live]:
             del self.regions[node]
+        for node in restarted:
+            info = self.regions.get(node)
+            if info is not None:
+                info.leaving = False
         lost = []
         for shard, (node, _) in list(self.allocation.items()):
-            if node not in self.live:
+            if node not in held:
                 del self.allocation[shard]
                 lost.append(shard)
         for shard, nodes in list(self.replica_sets.items()):
-            kept = tuple(n for n in nodes if n in self.live)
+            kept = tuple(n for n in nodes if n in held)
             if kept != nodes:
                 self.replica_sets[shard] = kept
         for shard, promotion in list(self.promotions.items()):
-            promotion.candidates &= self.live
+            promotion.candidates &= held
             if not promotion.candidates:
                 del self.promotions[shard]
                 self.reallocate(shard)
@@ -520,7 +555,7 @@ class _Coordinator:
             if self.replicas and shard not in self.handoffs and shard not in self.promotions:
                 self.start_promotion(shard, self.failover.failover_margin)
         for shard, handoff in list(self.handoffs.items()):
-            if handoff.home not in self.live:
+            if handoff.home not in held:
                 del self.handoffs[shard]
                 if not (
                     self.replicas and self.start_promotion(shard, self.failover.failover_margin)

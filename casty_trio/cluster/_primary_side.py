@@ -52,7 +52,7 @@ class PrimarySide:
         sources = pending[1] if pending is not None and pending[0] == hosted.epoch else ()
         if sources:
             hosted.state = SYNCING
-            self.region.ctx.child(REPLICA_NAME).tell(StartSync(hosted.shard, sources))  # type: ignore[union-attr]
+            self.region.ctx.child(REPLICA_NAME).tell(StartSync(hosted.shard, hosted.epoch, sources))  # type: ignore[union-attr]
         else:
             self.push(hosted.shard, ())
 

@@ -395,7 +395,9 @@ class _Region:
         hosted = self.hosted.get(check_shard(msg.shard, self.num_shards))
         if hosted is None or hosted.epoch != msg.epoch:
             # Not (or no longer) here: say so, so the coordinator can go on.
-            self.to_coordinator(ShardStopped(msg.shard, msg.epoch, self.me.host, self.me.port))
+            self.to_coordinator(
+                ShardStopped(msg.shard, msg.epoch, self.me.host, self.me.port, hosted=False)
+            )
             return
         if hosted.state != _ACTIVE:
             return
@@ -500,7 +502,14 @@ class _Region:
         if self.replication is not None:
             replicas = [(s, epoch) for s, (epoch, _) in self.replication.replica_of.items()]
         self.to_coordinator(
-            RegisterRegion(self.me.host, self.me.port, self.hosting, shards, replicas)
+            RegisterRegion(
+                self.me.host,
+                self.me.port,
+                self.hosting,
+                shards,
+                replicas,
+                self.system.self_unique.uid,
+            )
         )
 
     def on_registered(self, msg: RegionRegistered) -> None:

@@ -72,13 +72,30 @@ class _Replica:
             link.tell(ReplicaRefused(shard, epoch, self.r.me.host, self.r.me.port))
 
     def ask_history(
-        self, source: NodeAddress, shard: int, known: list[tuple[str, int]], whole: bool
+        self,
+        source: NodeAddress,
+        shard: int,
+        known: list[tuple[str, int]],
+        whole: bool,
+        epoch: int = 0,
     ) -> None:
         ref = self.r.replica_ref(source)
         if ref is None:
             return
         self.expected[(shard, source)] = trio.current_time() + self.r.failover.sync_timeout
-        ref.tell(HistoryRequest(shard, self.r.me.host, self.r.me.port, known, whole))
+        ref.tell(HistoryRequest(shard, self.r.me.host, self.r.me.port, known, whole, epoch))
+
+    def learn(self, shard: int, epoch: int, primary: NodeAddress) -> None:
+        """``primary`` holds allocation ``epoch`` of ``shard``: remember the newest epoch (a
+        batch from an older one is refused from now on), and stop being the primary of an
+        older one."""
+        mine = self.r.primaries.get(shard)
+        if mine is not None and epoch > mine.epoch:
+            self.r.fence(shard, epoch)
+            self.region.tell(Fenced(shard, epoch))
+        replica = self.r.replica_of.get(shard)
+        if replica is None or epoch > replica[0]:
+            self.r.replica_of[shard] = (epoch, primary)
 
     def fresh(self, batch: ReplicateEvents) -> list[PersistedEvent] | None:
         """The events of ``batch`` not yet here (maybe none), or None when they start after a
@@ -127,12 +144,7 @@ class _Replica:
             )
             self.refuse(sender, shard, known)
             return False
-        primary = self.r.primaries.get(shard)
-        if primary is not None and msg.epoch > primary.epoch:
-            self.region.tell(Fenced(shard, msg.epoch))
-        replica = self.r.replica_of.get(shard)
-        if replica is None or msg.epoch > replica[0]:
-            self.r.replica_of[shard] = (msg.epoch, sender)
+        self.learn(shard, msg.epoch, sender)
         return True
 
     def stored(self, msg: ReplicaEvents, sender: NodeAddress, highest: int | None) -> None:
@@ -255,7 +267,7 @@ class _Replica:
             return
         self.syncing[msg.shard] = sources
         for source in sources:
-            self.ask_history(source, msg.shard, known, whole=True)
+            self.ask_history(source, msg.shard, known, whole=True, epoch=msg.epoch)
 
     def on_tick(self) -> None:
         now = trio.current_time()
@@ -284,9 +296,10 @@ class _Replica:
                 await self.on_events(msg)
             elif isinstance(msg, HistoryRequest):
                 check_shard(msg.shard, self.r.spec.num_shards)
-                await self.send_history(
-                    node_of(msg.host, msg.port), msg.shard, dict(msg.known), msg.whole, True
-                )
+                requester = node_of(msg.host, msg.port)
+                if msg.epoch:  # a new primary: fence the old one here before the history leaves
+                    self.learn(msg.shard, msg.epoch, requester)
+                await self.send_history(requester, msg.shard, dict(msg.known), msg.whole, True)
             elif isinstance(msg, PushHistory):
                 await self.send_history(
                     msg.node, msg.shard, msg.known or {}, msg.known is None, False

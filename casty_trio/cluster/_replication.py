@@ -15,9 +15,12 @@ in one process) and these actors, children of the region and so owned by its nur
   notices events the replica has not acked for a while and has them sent again.
 
 On the primary, each entity of a replicated type runs with a :class:`ShardReplicator`: after
-the entity persisted a command's events, it sends them to every replica and, with ``min_acks``
+the entity persisted a command's events, it sends them to the replicas and, with ``min_acks``
 k > 0, waits inside ``trio.move_on_after(ack_timeout)`` until k replicas acked; the write's
-reply runs as the k-th ack arrives, in the task that takes it. Fencing: every
+reply runs as the k-th ack arrives, in the task that takes it. With k > 0 the events go first
+to the k replicas that acked fastest lately, and to the others once those acked (or, if they
+are slow, after a hedge delay of a few of their recent ack latencies): a confirmation waits on
+the nearest replicas, and the others neither delay it nor compete with it. Fencing: every
 batch carries the shard's allocation epoch; a replica that knows a newer epoch refuses it
 (``ReplicaRefused``), and a primary told so stops hosting the shard.
 """
@@ -65,6 +68,13 @@ __all__ = [
 ]
 
 _log = logging.getLogger("casty_trio.replication")
+
+# Hedged sends (min_acks > 0): the other replicas get a write's events once the first ones
+# acked, or after _HEDGE_FACTOR times the slowest first one's recent ack latency (an
+# exponential average, weight _LATENCY_WEIGHT per ack), at least _HEDGE_MIN seconds.
+_HEDGE_FACTOR = 4.0
+_HEDGE_MIN = 0.002
+_LATENCY_WEIGHT = 0.2
 
 REPLICA_NAME = "replica"
 
@@ -115,13 +125,14 @@ class ReplicateEventsAck:
 
 
 class StartSync:
-    """Region to its replica actor: this node is ``shard``'s new primary; copy the history
-    the ``sources`` hold, then answer :class:`SyncDone`."""
+    """Region to its replica actor: this node is ``shard``'s new primary (allocation
+    ``epoch``); copy the history the ``sources`` hold, then answer :class:`SyncDone`."""
 
-    __slots__ = ("shard", "sources")
+    __slots__ = ("epoch", "shard", "sources")
 
-    def __init__(self, shard: int, sources: tuple[NodeAddress, ...]) -> None:
+    def __init__(self, shard: int, epoch: int, sources: tuple[NodeAddress, ...]) -> None:
         self.shard = shard
+        self.epoch = epoch
         self.sources = sources
 
 
@@ -167,14 +178,24 @@ TICK = Tick()
 
 
 class _Waiter:
-    __slots__ = ("acked", "confirmed", "done", "needed", "sequence_nr")
+    __slots__ = ("acked", "confirmed", "done", "epoch", "needed", "refused", "sequence_nr", "shard")
 
-    def __init__(self, sequence_nr: int, needed: int, confirmed: Callable[[], None] | None) -> None:
+    def __init__(
+        self,
+        shard: int,
+        epoch: int,
+        sequence_nr: int,
+        needed: int,
+        confirmed: Callable[[], None] | None,
+    ) -> None:
+        self.shard = shard
+        self.epoch = epoch
         self.sequence_nr = sequence_nr
         self.needed = needed
         self.acked: set[NodeAddress] = set()
         self.done = trio.Event()
         self.confirmed = confirmed  # the write's reply, run by whoever sees the last ack
+        self.refused = 0  # a newer allocation epoch a replica told of: never confirmed then
 
 
 class PrimaryShard:
@@ -239,7 +260,11 @@ class Replication:
         # new primary: shard -> (epoch, sources) announced before the ShardHome
         self.sources: dict[int, tuple[int, tuple[NodeAddress, ...]]] = {}
         self.waiters: dict[str, list[_Waiter]] = {}
+        # shard -> a newer allocation epoch than this node's as its primary, told by a replica
+        self.fenced: dict[int, int] = {}
         self.sent: dict[NodeAddress, dict[str, _Sent]] = {}
+        # replica node -> its recent ack latency, seconds (which replicas a write goes to first)
+        self.ack_latency: dict[NodeAddress, float] = {}
         self._replica_refs: dict[NodeAddress, ActorRef[Any]] = {}
         self._link_refs: dict[NodeAddress, ActorRef[Any]] = {}
         self._nonblocking: dict[type, bool] = {}
@@ -267,7 +292,7 @@ class Replication:
 
     def forget(self, live: frozenset[NodeAddress]) -> None:
         """Drop cached refs and bookkeeping of nodes no longer live."""
-        for cache in (self._replica_refs, self._link_refs, self.sent):
+        for cache in (self._replica_refs, self._link_refs, self.sent, self.ack_latency):
             for node in [n for n in cache if n not in live]:
                 del cache[node]
 
@@ -374,12 +399,18 @@ class Replication:
         self.note(shard, entity_id, last)
         primary = self.primaries.get(shard)
         targets = primary.replicas if primary is not None else ()
+        epoch = primary.epoch if primary is not None else 0
         needed = self.config.min_acks
+        fenced = self.fenced.get(shard, 0)
+        if fenced > epoch:
+            raise ReplicationTimeoutError(self._refusal(entity_id, shard, last, fenced))
         waiter = None
         if needed:
-            waiter = _Waiter(last, needed, confirmed)
+            waiter = _Waiter(shard, epoch, last, needed, confirmed)
             self.waiters.setdefault(entity_id, []).append(waiter)
         try:
+            first: Sequence[NodeAddress] = targets
+            later: Sequence[NodeAddress] = ()
             if targets and primary is not None:
                 item = ReplicaEvents(
                     entity_id,
@@ -390,20 +421,30 @@ class Replication:
                     False,
                     self.encode(events),
                 )
-                now = trio.current_time()
-                for node in targets:
-                    ref = self.replica_ref(node)
-                    if ref is not None:
-                        ref.tell(item)
-                        self.sent.setdefault(node, {})[entity_id] = _Sent(shard, last, now)
+                if needed and len(targets) > needed:
+                    latency = self.ack_latency
+                    ranked = sorted(targets, key=lambda node: latency.get(node, 0.0))
+                    first, later = ranked[:needed], ranked[needed:]
+                self._send(item, first, shard, last)
             if waiter is None:
                 await trio.lowlevel.checkpoint()
                 return
-            with trio.move_on_after(self.config.ack_timeout):
-                await waiter.done.wait()
+            # One cancel scope per wait: the usual write (acked before the hedge delay) has one.
+            deadline = trio.current_time() + self.config.ack_timeout
+            if later:
+                with trio.move_on_at(min(deadline, trio.current_time() + self._hedge_delay(first))):
+                    await waiter.done.wait()
+                if not waiter.done.is_set():
+                    self._slow(first, waiter)
+                self._send(item, self._still_replicas(shard, later), shard, last)
+            if not waiter.done.is_set():
+                with trio.move_on_at(deadline):
+                    await waiter.done.wait()
         finally:
             if waiter is not None:
                 self._discard(entity_id, waiter)
+        if waiter.refused:
+            raise ReplicationTimeoutError(self._refusal(entity_id, shard, last, waiter.refused))
         if not waiter.done.is_set():
             raise ReplicationTimeoutError(
                 f"entity {entity_id!r} (shard {shard}): events up to {last} acknowledged by "
@@ -411,6 +452,60 @@ class Replication:
                 f"{self.config.ack_timeout} s (replicas: "
                 f"{', '.join(map(str, targets)) or 'none'})"
             )
+
+    @staticmethod
+    def _refusal(entity_id: str, shard: int, last: int, epoch: int) -> str:
+        return (
+            f"entity {entity_id!r} (shard {shard}): events up to {last} not confirmed: a "
+            f"replica knows allocation epoch {epoch} of the shard, so this node is no longer "
+            f"its primary"
+        )
+
+    def fence(self, shard: int, epoch: int) -> None:
+        """A replica knows allocation ``epoch`` of ``shard``: if that is newer than this
+        node's as the shard's primary, no write of the shard may be confirmed from now on
+        (the writes waiting fail at once, later ones before they are sent). Called where a
+        refusal is read, ahead of any ack that comes after it."""
+        primary = self.primaries.get(shard)
+        if primary is None or epoch <= primary.epoch or epoch <= self.fenced.get(shard, 0):
+            return
+        self.fenced[shard] = epoch
+        for waiting in self.waiters.values():
+            for waiter in waiting:
+                if waiter.shard == shard and waiter.epoch < epoch and not waiter.done.is_set():
+                    waiter.refused = epoch
+                    waiter.done.set()
+
+    def _send(
+        self, item: ReplicaEvents, nodes: Sequence[NodeAddress], shard: int, last: int
+    ) -> None:
+        now = trio.current_time()
+        sent = self.sent
+        for node in nodes:
+            ref = self.replica_ref(node)
+            if ref is not None:
+                ref.tell(item)
+                sent.setdefault(node, {})[item.entity_id] = _Sent(shard, last, now)
+
+    def _hedge_delay(self, nodes: Sequence[NodeAddress]) -> float:
+        latency = self.ack_latency
+        slowest = max((latency.get(node, 0.0) for node in nodes), default=0.0)
+        return min(max(_HEDGE_FACTOR * slowest, _HEDGE_MIN), self.config.ack_timeout)
+
+    def _slow(self, nodes: Sequence[NodeAddress], waiter: _Waiter) -> None:
+        """The hedge delay passed without acks from some of ``nodes``: count them at least
+        that slow, so that the next writes go to the others first."""
+        delay = self._hedge_delay(nodes)
+        latency = self.ack_latency
+        for node in nodes:
+            if node not in waiter.acked:
+                latency[node] = max(latency.get(node, 0.0), 2 * delay)
+
+    def _still_replicas(self, shard: int, nodes: Sequence[NodeAddress]) -> list[NodeAddress]:
+        primary = self.primaries.get(shard)
+        if primary is None:
+            return []
+        return [node for node in nodes if node in primary.replicas]
 
     def _discard(self, entity_id: str, waiter: _Waiter) -> None:
         waiting = self.waiters.get(entity_id)
@@ -429,6 +524,12 @@ class Replication:
             record = sent.get(entity_id)
             if record is not None and record.sequence_nr <= sequence_nr:
                 del sent[entity_id]
+                sample = trio.current_time() - record.at
+                latency = self.ack_latency
+                average = latency.get(node)
+                latency[node] = (
+                    sample if average is None else average + (sample - average) * _LATENCY_WEIGHT
+                )
         for waiter in self.waiters.get(entity_id, ()):
             if sequence_nr >= waiter.sequence_nr and node not in waiter.acked:
                 waiter.acked.add(node)
@@ -481,8 +582,10 @@ def replica_link(
             if type(msg) is ReplicaAck:
                 if msg.port == node.port and msg.host == node.host:
                     replication.acked(msg.entity_id, node, msg.sequence_nr)
-            else:
-                mailbox.tell(msg)
+                return
+            if type(msg) is ReplicaRefused:
+                replication.fence(msg.shard, msg.epoch)
+            mailbox.tell(msg)
 
         remoting.set_receiver(path, take_ack)
 
@@ -490,6 +593,7 @@ def replica_link(
             if isinstance(msg, ReplicaAck):
                 take_ack(msg)
             elif isinstance(msg, ReplicaRefused):
+                replication.fence(msg.shard, msg.epoch)
                 region.tell(Fenced(msg.shard, msg.epoch))
             elif isinstance(msg, Tick):
                 resend_lagging(replication, node)

@@ -63,13 +63,16 @@ class ShardDeliver(msgspec.Struct, frozen=True, array_like=True, gc=False, tag=4
 
 
 class RegisterRegion(msgspec.Struct, frozen=True, array_like=True, gc=False, tag=41):
-    """Region to coordinator: this node runs the region; the shards it hosts, with epochs."""
+    """Region to coordinator: this node runs the region; the shards it hosts, with epochs.
+    ``uid`` is the sending node's incarnation (0: not said): a registration from an
+    incarnation that is over (a message in flight from a node that restarted) is ignored."""
 
     host: str
     port: int
     hosting: bool
     shards: list[tuple[int, int]]
     replicas: list[tuple[int, int]] = []  # (shard, epoch) this node holds replicas of
+    uid: int = 0
 
 
 class RegionRegistered(msgspec.Struct, frozen=True, array_like=True, gc=False, tag=42):
@@ -129,12 +132,15 @@ class HandOff(msgspec.Struct, frozen=True, array_like=True, gc=False, tag=47):
 
 
 class ShardStopped(msgspec.Struct, frozen=True, array_like=True, gc=False, tag=48):
-    """Home to coordinator: ``shard`` (allocation ``epoch``) no longer runs at ``host:port``."""
+    """Home to coordinator: ``shard`` (allocation ``epoch``) no longer runs at ``host:port``.
+    ``hosted`` is False when it did not run there at all (asked to hand off a shard it does not
+    host, e.g. a node restarted at the same address): then it holds none of its history."""
 
     shard: int
     epoch: int
     host: str
     port: int
+    hosted: bool = True
 
 
 class RegionLeaving(msgspec.Struct, frozen=True, array_like=True, gc=False, tag=49):
@@ -210,13 +216,16 @@ class HistoryRequest(msgspec.Struct, frozen=True, array_like=True, gc=False, tag
     """To a node holding ``shard``'s history: send the events the requester at ``host:port``
     lacks, beyond the highest sequence numbers in ``known``; for every entity of the shard when
     ``whole``, else for those in ``known`` only. Answered by history :class:`ReplicaEvents`
-    followed by :class:`HistoryEnd`."""
+    followed by :class:`HistoryEnd`. ``epoch`` is the requester's allocation of the shard: a
+    new primary's request fences the old primary at every source before the history leaves
+    (0 when the requester is a replica filling a gap)."""
 
     shard: int
     host: str
     port: int
     known: list[tuple[str, int]]
     whole: bool
+    epoch: int = 0
 
 
 class HistoryEnd(msgspec.Struct, frozen=True, array_like=True, gc=False, tag=57):

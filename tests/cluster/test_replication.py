@@ -390,3 +390,48 @@ async def test_a_graceful_leave_moves_primaries_and_replicas_with_their_history(
         for eid in ids:  # both survivors hold every entity's whole history
             for i in (0, 1):
                 assert [e.sequence_nr for e in await journals[i].load(eid)] == [1, 2, 3], (eid, i)
+
+
+async def test_writes_go_first_to_the_fastest_replica_then_to_the_others(
+    autojump_clock: Any,
+) -> None:
+    journals = [InMemoryJournal() for _ in range(3)]
+    async with open_test_cluster(3) as cluster:
+        refs, home, replicas, _ = await _setup_entity(
+            cluster, journals, ReplicationConfig(2, 1, ack_timeout=5.0)
+        )
+        fast, slow = replicas
+        cluster.network.set_latency(cluster.address(home), cluster.address(slow), 0.05)
+        node = cluster.node(home)
+        for amount in range(2, 6):  # a few writes teach the primary which replica is faster
+            assert isinstance(await _write(node, refs[home], "acct-1", amount), Confirmed)
+        latency = _replication(cluster, home).ack_latency
+        assert latency[cluster.address(fast)] < latency[cluster.address(slow)]
+        start = trio.current_time()
+        assert await _write(node, refs[home], "acct-1", 6) == Confirmed(21, 6)
+        assert trio.current_time() - start < 0.02  # one fast round trip: 2 x 1 ms
+        assert await _sequence_nrs(journals[fast]) == [1, 2, 3, 4, 5, 6]
+        assert len(await _sequence_nrs(journals[slow])) < 6  # sent after the fast ack
+        await trio.sleep(0.2)
+        assert await _sequence_nrs(journals[slow]) == [1, 2, 3, 4, 5, 6]
+
+
+async def test_a_replica_that_stops_acking_is_hedged_around(autojump_clock: Any) -> None:
+    journals = [InMemoryJournal() for _ in range(3)]
+    async with open_test_cluster(3) as cluster:
+        refs, home, replicas, _ = await _setup_entity(
+            cluster, journals, ReplicationConfig(2, 1, ack_timeout=5.0)
+        )
+        node = cluster.node(home)
+        replication = _replication(cluster, home)
+        preferred = min(replicas, key=lambda r: replication.ack_latency[cluster.address(r)])
+        other = next(r for r in replicas if r != preferred)
+        cluster.partition(home, preferred)  # not yet noticed: still a replica
+        start = trio.current_time()
+        assert await _write(node, refs[home], "acct-1", 2) == Confirmed(3, 2)
+        # confirmed by the other replica after the hedge delay, far from the ack timeout
+        assert trio.current_time() - start < 0.1
+        assert await _sequence_nrs(journals[other]) == [1, 2]
+        start = trio.current_time()
+        assert await _write(node, refs[home], "acct-1", 3) == Confirmed(6, 3)
+        assert trio.current_time() - start < 0.01  # now the other goes first

@@ -188,8 +188,13 @@ class _World:
 
 
 def replay_command(seed: int) -> str:
+    """The command that runs ``seed`` again. Set iteration order (and so the interleaving)
+    depends on the interpreter's hash seed too: the command names it when it was set (CI sets
+    it); with a random one, a replay may take a few tries of ``PYTHONHASHSEED``."""
+    hash_seed = os.environ.get("PYTHONHASHSEED")
+    prefix = f"PYTHONHASHSEED={hash_seed} " if hash_seed not in (None, "random") else ""
     return (
-        "python -m pytest "
+        f"{prefix}CASTY_CHAOS_FIRST_SEED={seed} CASTY_CHAOS_SEEDS=1 python -m pytest "
         f"'tests/cluster/test_replication_chaos.py::test_confirmed_writes_survive[{seed}]'"
     )
 

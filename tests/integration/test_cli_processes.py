@@ -24,13 +24,13 @@ ROOT = Path(__file__).resolve().parents[2]
 LOCAL = "127.0.0.1"
 BOUND = 15.0  # seconds for any start-up, convergence or exit (process start included)
 
-APP = '''
+APP = """
 import sys
 
 async def main(system):
     await system.barrier("both-up", 2, timeout=30)
     print("app: passed the barrier", flush=True)
-'''
+"""
 
 
 def env() -> dict[str, str]:
@@ -100,9 +100,7 @@ async def node_process(
     )
     cmd = [sys.executable, "-m", "casty_trio", "node", "--config", str(config)]
     cmd += ["--app", "cli_test_app:main"]
-    process = await trio.lowlevel.open_process(
-        cmd, stdout=subprocess.PIPE, cwd=workdir, env=env()
-    )
+    process = await trio.lowlevel.open_process(cmd, stdout=subprocess.PIPE, cwd=workdir, env=env())
     node = NodeProcess(process)
     try:
         nursery.start_soon(read_lines, node)
@@ -146,9 +144,7 @@ async def test_two_node_processes_status_and_a_graceful_sigterm(tmp_path: Path) 
             node_process(nursery, tmp_path, "alpha", port_a, port_a) as a,
             node_process(nursery, tmp_path, "beta", port_b, port_a) as b,
         ):
-            await until(
-                lambda: a.saw("alpha up at") and b.saw("beta up at"), "both nodes up", a, b
-            )
+            await until(lambda: a.saw("alpha up at") and b.saw("beta up at"), "both nodes up", a, b)
             assert a.saw(f"up at {LOCAL}:{port_a}") and b.saw(f"up at {LOCAL}:{port_b}")
             # the apps met at a cluster barrier across the two processes
             await until(
@@ -171,7 +167,13 @@ async def test_two_node_processes_status_and_a_graceful_sigterm(tmp_path: Path) 
             assert f"cluster 'cli-test' as seen by {LOCAL}:{port_a}: 2 members, 2 up" in table
             header, *rows = table.splitlines()[1:]
             assert header.split() == [
-                "ADDRESS", "NODE", "ID", "STATUS", "ROLES", "REACHABILITY", "LEADER"
+                "ADDRESS",
+                "NODE",
+                "ID",
+                "STATUS",
+                "ROLES",
+                "REACHABILITY",
+                "LEADER",
             ]
             assert any(
                 row.startswith(f"{LOCAL}:{port_a}") and "alpha (this node)" in row for row in rows

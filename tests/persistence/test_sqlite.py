@@ -34,9 +34,7 @@ async def test_survives_reopening(tmp_path: Path) -> None:
             PersistedEvent(1, Deposited(5), 1.0),
             PersistedEvent(2, Withdrawn(2, "x"), 2.0),
         ]
-        assert await reopened.load_snapshot("acc") == Snapshot(
-            1, Account(5, (Deposited(5),)), 3.0
-        )
+        assert await reopened.load_snapshot("acc") == Snapshot(1, Account(5, (Deposited(5),)), 3.0)
         assert await reopened.highest_sequence_nr("acc") == 2
     finally:
         await reopened.aclose()
@@ -178,4 +176,3 @@ async def test_storage_errors_are_journal_errors(tmp_path: Path) -> None:
         await journal.load("a")
     assert isinstance(info.value.__cause__, sqlite3.Error)
     await journal.aclose()
-

@@ -1050,9 +1050,13 @@ def _run_scenario(seed: int, operations: list[tuple[Any, ...]]) -> tuple[Any, ..
         check_invariant(final)
         assert final.frames_in_flight == 0
         assert final.connections_open == 0
-        server_closed = None if recorder.closed is None else (
-            recorder.closed.code,
-            recorder.closed.local,
+        server_closed = (
+            None
+            if recorder.closed is None
+            else (
+                recorder.closed.code,
+                recorder.closed.local,
+            )
         )
         return final, client_frames, recorder.frames, outcomes, client_closed, server_closed
 
