@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._core import ActorRef, NodeAddress
 from ._hosted import ACTIVE, SYNCING, Hosted
+from ._replica_link import replica_link
 from ._replication import (
     REPLICA_NAME,
     PrimaryShard,
@@ -21,7 +22,6 @@ from ._replication import (
     StartSync,
     SyncDone,
     link_name,
-    replica_link,
 )
 from ._shard_wire import ShardReplicas, check_shard, node_of
 

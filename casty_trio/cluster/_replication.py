@@ -10,9 +10,10 @@ in one process) and these actors, children of the region and so owned by its nur
   highest sequence number it holds without gap; it serves history (``HistoryRequest``) to
   replicas that are behind and to new primaries, answers the coordinator's ``ReplicaQuery``
   during a failover, and pulls history when this node becomes a shard's primary.
-- ``link-<host>-<port>``: the *replica link* to one replica node. Acks from that node arrive
-  here, not in any entity's mailbox, so an entity awaiting acks never blocks them. It also
-  notices events the replica has not acked for a while and has them sent again.
+- ``link-<host>-<port>``: the *replica link* to one replica node (``_replica_link.py``). Acks
+  from that node arrive here, not in any entity's mailbox, so an entity awaiting acks never
+  blocks them. It also notices events the replica has not acked for a while and has them sent
+  again.
 
 On the primary, each entity of a replicated type runs with a :class:`ShardReplicator`: after
 the entity persisted a command's events, it sends them to the replicas and, with ``min_acks``
@@ -36,14 +37,12 @@ import attrs
 import msgspec
 import trio
 
-from .._core import ActorContext, ActorRef, Behavior, Behaviors, NodeAddress, TimerScheduler
+from .._core import ActorRef, NodeAddress
 from .._errors import ReplicationTimeoutError
 from ..config import FailoverConfig
 from ..persistence import EventJournal, EventSourcedBehavior, NonBlockingJournal, PersistedEvent
 from ._shard_wire import (
-    ReplicaAck,
     ReplicaEvents,
-    ReplicaRefused,
 )
 from ._sharding import ReplicationConfig, ShardedBehavior
 
@@ -64,7 +63,6 @@ __all__ = [
     "SyncDone",
     "Tick",
     "link_name",
-    "replica_link",
 ]
 
 _log = logging.getLogger("casty_trio.replication")
@@ -556,73 +554,3 @@ class ShardReplicator:
     ) -> None:
         """See :meth:`Replication.replicate` (a checkpoint)."""
         await self.replication.replicate(self.shard, entity_id, events, confirmed)
-
-
-# ---------------------------------------------------------------------------- replica link
-
-
-def replica_link(
-    replication: Replication, node: NodeAddress, region: ActorRef[Any]
-) -> Behavior[Any]:
-    """The replica link of a primary region to the replica at ``node``: takes its acks and
-    refusals, and has events it leaves unacked for ``ack_timeout`` sent again.
-
-    Acks are taken in the peer link's reader as they arrive (``Remoting.set_receiver``), not
-    after a hop through this actor's mailbox: a waiting write is released one scheduler pass
-    sooner. Everything else goes through the mailbox.
-    """
-
-    def with_timers(ctx: ActorContext[Any], timers: TimerScheduler[Any]) -> Behavior[Any]:
-        timers.start_periodic("resend", TICK, replication.retry_interval)
-        path = f"{replication.region_path}/{link_name(node)}"
-        remoting = replication.system._remoting
-        mailbox = ctx.self
-
-        def take_ack(msg: Any) -> None:
-            if type(msg) is ReplicaAck:
-                if msg.port == node.port and msg.host == node.host:
-                    replication.acked(msg.entity_id, node, msg.sequence_nr)
-                return
-            if type(msg) is ReplicaRefused:
-                replication.fence(msg.shard, msg.epoch)
-            mailbox.tell(msg)
-
-        remoting.set_receiver(path, take_ack)
-
-        async def receive(ctx: ActorContext[Any], msg: Any) -> Behavior[Any]:
-            if isinstance(msg, ReplicaAck):
-                take_ack(msg)
-            elif isinstance(msg, ReplicaRefused):
-                replication.fence(msg.shard, msg.epoch)
-                region.tell(Fenced(msg.shard, msg.epoch))
-            elif isinstance(msg, Tick):
-                resend_lagging(replication, node)
-            else:
-                _log.warning("replica link to %s: unexpected %s", node, type(msg).__name__)
-            return Behaviors.same()
-
-        async def post_stop(ctx: ActorContext[Any]) -> None:
-            remoting.set_receiver(path, None)
-
-        return Behaviors.with_lifecycle(Behaviors.receive(receive), post_stop=post_stop)
-
-    return Behaviors.with_timers(with_timers)
-
-
-def resend_lagging(replication: Replication, node: NodeAddress) -> None:
-    """Have events ``node`` left unacked for ``ack_timeout`` sent again, per shard."""
-    sent = replication.sent.get(node)
-    if not sent:
-        return
-    cutoff = trio.current_time() - replication.config.ack_timeout
-    lagging: dict[int, dict[str, int]] = {}
-    for entity_id, record in list(sent.items()):
-        if record.at <= cutoff:
-            del sent[entity_id]
-            lagging.setdefault(record.shard, {})[entity_id] = 0
-    replica = replication.system.lookup(f"{replication.region_path}/{REPLICA_NAME}")
-    if replica is None:
-        return
-    for shard, entities in lagging.items():
-        if replication.primaries.get(shard) is not None:
-            replica.tell(PushHistory(shard, node, entities))
