@@ -48,6 +48,7 @@ class Deliveries:
         "_header",
         "_manifest",
         "_prefixes",
+        "_room",
         "_senders",
         "_type",
         "codec",
@@ -70,6 +71,7 @@ class Deliveries:
         self._type: type | None = None
         self._manifest = ""
         self._header = b""
+        self._room = 0  # the largest payload that fits a frame behind that header
 
     # ------------------------------------------------------------------ sending
 
@@ -101,17 +103,24 @@ class Deliveries:
             self._type = cls
             self._manifest = manifest
             self._header = envelopes_header(self.path, manifest)
+            self._room = sender.room(self._header)  # the same for every node
         prefix = self._prefixes.get(eid)
         if prefix is None:
             if len(self._prefixes) >= _CACHE_SIZE:
                 self._prefixes.clear()
             prefix = self._prefixes[eid] = delivery_prefix(eid, shard)
         try:
-            return sender.send(self._header, prefix + self._encode(message))
-        except SerializationError as exc:  # too big for a frame
-            return self._unsendable(sender, eid, exc)
+            payload = prefix + self._encode(message)
         except Exception as exc:
             return self._unsendable(sender, eid, self.codec.encode_failed(self._manifest, exc))
+        if len(payload) > self._room:
+            try:
+                self.remoting.too_big(self._manifest, payload)
+            except SerializationError as exc:
+                return self._unsendable(sender, eid, exc)
+        if self.remoting.closing:
+            return False
+        return sender.enqueue(self._header, payload)  # the checks of sender.send are made
 
     def _unsendable(self, sender: RawSender, eid: str, exc: SerializationError) -> bool:
         _log.error(

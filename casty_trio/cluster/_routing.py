@@ -7,7 +7,7 @@ is queued, so the fast path never overtakes a message of the same sender.
 
 Across nodes it does the same in both directions. A tell for an entity whose shard lives on a
 known remote home (nothing for the id queued in the region) is encoded as a delivery and sent to
-that node's region at once (:meth:`RegionRouting.forward`), on the same link the region sends
+that node's region at once (:meth:`RegionRouting.deliver`), on the same link the region sends
 on, so a handoff marker the region sends later still follows it. On the receiving node runs of
 deliveries arrive whole at :meth:`RegionRouting.receive_run` (``Remoting.set_bulk_receiver``),
 decoded in one call per run; those for running entities skip the region's mailbox: while
@@ -40,15 +40,18 @@ __all__ = ["DRAIN", "Entity", "Inbound", "RegionRouting", "RegionStatistics"]
 _log = logging.getLogger("casty_trio.sharding")
 
 # Peers' deliveries for running entities wait in their mailboxes, unannounced, while each
-# scheduling round brings at least _BURST more of them (the link is reading a backlog), up to
-# _CAP messages, _HOLD seconds or _ROUNDS rounds; then every entity is woken once for all of its
-# share. Under a saturating stream a hand-over must be large: waking 1,000 entities costs about
-# as much as 4,000 messages.
+# scheduling round brings at least _BURST more of them (the link is reading a backlog) or, once
+# _LINGER_FROM wait, each pause of _LINGER seconds does (a stream whose frames come a little
+# apart), up to _CAP messages, _HOLD seconds or _ROUNDS rounds; then every entity is woken once
+# for all of its share. Under a saturating stream a hand-over must be large: a wake-up costs
+# about as much as 4 to 8 messages, so 1,000 entities woken every few thousand messages spent
+# most of the receiver's time on wake-ups. The cost is latency under such a stream (at most
+# _HOLD); sparse traffic (asks) is never held.
 _BURST = 32
-_CAP = 32_768
+_CAP = 65_536
 _ROUNDS = 1024
-_HOLD = 0.02
-# Once that many wait, a round that brings less waits once more, _LINGER seconds.
+_HOLD = 0.05
+# Once that many wait, two quiet rounds end in a pause of _LINGER seconds rather than at once.
 _LINGER_FROM = 256
 _LINGER = 0.0005
 
@@ -178,35 +181,33 @@ class RegionRouting:
             entity.deliver(envelope.message)
             return
         pending = self.pending
-        if eid not in pending:
-            state = self.state
-            if state is not None and self.forward(state, eid, envelope.message):
-                return
+        state = self.state
+        if eid not in pending and state is not None:
+            # Straight to the region of the shard's remote home, as the region would
+            # (``_Region.route``, not forwarded), if that home is known and the shard is not
+            # hosted here. Only for ids with nothing queued in the region: what the region
+            # sends and what this sends go through the same link, in tell order.
+            shard = state.shard_cache.get(eid)
+            if shard is None:
+                shard = state.shard_of(eid)
+            home = state.homes.get(shard)
+            if home is not None and shard not in state.hosted:
+                cached = self.remote.get(shard)
+                if cached is None or cached[0] is not home:
+                    cached = None if home == state.me else self._remote(state, shard, home)
+                if cached is not None:
+                    message = envelope.message
+                    if not state.deliveries.send(cached[1], eid, shard, message):
+                        state.dead_letter(eid, message)
+                    return
         pending[eid] = pending.get(eid, 0) + 1
         self.region.tell(envelope)
 
-    def forward(self, state: _Region, eid: str, message: Any) -> bool:
-        """Send ``message`` straight to the region of its shard's remote home, as the region
-        would (``_Region.route``, not forwarded), if that home is known and the shard is not
-        hosted here; False (nothing done) otherwise.
-
-        Only for ids with nothing queued in the region (the caller checks ``pending``): what
-        the region sends and what this sends go through the same link, in tell order.
-        """
-        shard = state.shard_cache.get(eid)
-        if shard is None:
-            shard = state.shard_of(eid)
-        home = state.homes.get(shard)
-        if home is None or shard in state.hosted:
-            return False
-        cached = self.remote.get(shard)
-        if cached is None or cached[0] is not home:
-            if home == state.me:
-                return False
-            cached = self.remote[shard] = (home, state.deliveries.sender_to(home))
-        if not state.deliveries.send(cached[1], eid, shard, message):
-            state.dead_letter(eid, message)
-        return True
+    def _remote(
+        self, state: _Region, shard: int, home: NodeAddress
+    ) -> tuple[NodeAddress, RawSender]:
+        cached = self.remote[shard] = (home, state.deliveries.sender_to(home))
+        return cached
 
     # ------------------------------------------------------------------ from peers
 
@@ -269,10 +270,10 @@ class RegionRouting:
     async def drain_inbound(self) -> None:
         """Wake the entities in ``owed`` (the region, on :data:`DRAIN`). A checkpoint.
 
-        While the link keeps bringing a burst every scheduling round, wait (up to a bound) so
-        that the entities run once for many messages instead of once per message: with many
-        entities a wake-up per message costs far more than the message. A lone message (an
-        ask) is handed over at once.
+        While the link keeps bringing a burst every scheduling round (or every short pause,
+        once a stream is seen), wait, up to a bound, so that the entities run once for many
+        messages instead of once per message: with many entities a wake-up per message costs
+        far more than the message. A lone message (an ask) is handed over at once.
         """
         seen = rounds = idle = 0
         lingered = False
@@ -284,6 +285,7 @@ class RegionRouting:
             rounds += 1
             if grown >= _BURST:
                 idle = 0
+                lingered = False
                 await trio.lowlevel.checkpoint()
                 continue
             idle += 1

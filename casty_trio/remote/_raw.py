@@ -41,13 +41,19 @@ class RawSender:
         True
     """
 
-    __slots__ = ("_link", "_remoting", "node", "path")
+    __slots__ = ("_remoting", "enqueue", "node", "path")
 
     def __init__(self, remoting: Remoting, node: NodeAddress, path: str) -> None:
         self._remoting = remoting
-        self._link = remoting.link(node)
         self.node = node
         self.path = path
+        # ``send`` without its checks, for a caller that made them itself (a hot path): the
+        # node is not closing (``Remoting.closing``) and ``len(payload) <= room(header)``.
+        self.enqueue = remoting.link(node).enqueue
+
+    def room(self, header: bytes) -> int:
+        """The largest payload that fits a frame behind ``header``, even alone in its item."""
+        return self._remoting.envelope_limit - len(header) - 5  # an array header: 5 at most
 
     def send(self, header: bytes, payload: bytes) -> bool:
         """Queue ``payload`` behind ``header``, which must be ``envelopes_header(path,
@@ -64,8 +70,6 @@ class RawSender:
         remoting = self._remoting
         if remoting.closing:
             return False
-        # It must fit a frame even alone in its item (an array header takes at most 5 bytes).
-        if len(payload) > remoting.envelope_limit - len(header) - 5:
-            manifest = msgspec.msgpack.decode(header + b"\x90")[2]
-            remoting.too_big(manifest, payload)
-        return self._link.enqueue(header, payload)
+        if len(payload) > self.room(header):
+            remoting.too_big(msgspec.msgpack.decode(header + b"\x90")[2], payload)
+        return self.enqueue(header, payload)
