@@ -248,7 +248,7 @@ class RegionRouting:
                         self.region.tell(DRAIN)
             except MailboxFullError as exc:  # "reject" policy: already a dead letter
                 _log.debug("message for entity %r refused: %s", eid, exc)
-            self.held += 1
+        self.held += len(batch)  # about: the count only paces drain_inbound
         return bad
 
     def receive(self, msg: Any) -> None:
