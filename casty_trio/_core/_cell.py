@@ -48,7 +48,7 @@ from ._unwrap import unwrap, wants_nursery
 if TYPE_CHECKING:
     from ._system import ActorSystem
 
-__all__ = ["Cell", "stop_after_queued"]
+__all__ = ["Cell", "quiet_delivery", "stop_after_queued"]
 
 _BATCH = 512  # messages handled between two fairness checkpoints
 _LAUNCH: Any = object()  # in ``_parked``: the actor has no task yet; the next wake-up starts one
@@ -171,6 +171,19 @@ class Cell:
             raise MailboxFullError(
                 f"mailbox of {self.path} is full ({self._capacity} messages); message rejected"
             )
+
+    def deliver_quietly(self, message: Any) -> bool:
+        """:meth:`deliver` without waking the actor: True when it is parked (or has no task
+        yet) and needs a :meth:`_wake` to see the message. The caller owes that wake-up (see
+        :func:`quiet_delivery`)."""
+        mailbox = self._mailbox
+        if len(mailbox) >= self._limit:
+            if self._state or isinstance(mailbox, deque):
+                self._deliver_slow(message)  # stopped, or full: its overflow policy
+                return self._parked is not None
+            mailbox = self._open_mailbox()
+        mailbox.append(message)  # type: ignore[union-attr]
+        return self._parked is not None
 
     def _open_mailbox(self) -> deque[Any]:
         mailbox = self._mailbox
@@ -609,6 +622,30 @@ class Cell:
                 parent.post_control(_Control.CHILD_FAILED, escalation)
             else:
                 system._root_failed(escalation)
+
+
+def quiet_delivery(ref: ActorRef[Any]) -> tuple[Callable[[Any], bool], Callable[[], None]]:
+    """``(deliver, wake)`` for the local actor behind ``ref``, to hand it many messages and
+    wake it once: ``deliver(message)`` queues like ``ref.tell`` (same overflow policy, same
+    dead letters) but leaves a parked actor parked, and returns True when the actor then needs
+    ``wake()`` to see the message. Whoever gets True must call ``wake()`` soon; an extra
+    ``wake()`` is harmless. Sync, not a checkpoint.
+
+    For a ref that is not a local actor, ``deliver`` is ``ref.tell`` (and returns False).
+    """
+    target = ref._target
+    if type(target) is Cell:
+        return target.deliver_quietly, target._wake
+
+    def deliver(message: Any) -> bool:
+        ref.tell(message)
+        return False
+
+    return deliver, _no_wake
+
+
+def _no_wake() -> None:
+    pass
 
 
 def stop_after_queued(ref: ActorRef[Any]) -> bool:

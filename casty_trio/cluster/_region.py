@@ -24,7 +24,6 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import attrs
-import msgspec
 import trio
 
 from .._core import (
@@ -41,6 +40,7 @@ from .._errors import SerializationError
 from ..config import FailoverConfig, ShardingConfig
 from ..persistence import EventSourcedBehavior
 from ._coordinator import COORDINATOR_NAME, Membership, coordinator
+from ._deliveries import Deliveries
 from ._hosted import ACTIVE as _ACTIVE
 from ._hosted import COLLECTING as _COLLECTING
 from ._hosted import STOPPING as _STOPPING
@@ -65,7 +65,6 @@ from ._shard_wire import (
     RegionLeavingAck,
     RegionRegistered,
     RegisterRegion,
-    ShardDeliver,
     ShardHome,
     ShardReplicas,
     ShardStopped,
@@ -150,6 +149,7 @@ class _Region:
         self.buffered = 0
         self.requested: set[int] = set()
         self.regions: dict[NodeAddress, ActorRef[Any]] = {}
+        self.deliveries = Deliveries(system._remoting, self.path)
         self.coordinator_at: NodeAddress | None = None
         self.coordinator_ref: ActorRef[Any] | None = None
         self.registered = False
@@ -258,19 +258,9 @@ class _Region:
         return entity
 
     def forward(self, home: NodeAddress, eid: str, shard: int, message: Any) -> None:
-        ref = self.region_at(home)
-        if ref is None:
+        deliveries = self.deliveries
+        if not deliveries.send(deliveries.sender_to(home), eid, shard, message):
             self.dead_letter(eid, message)
-            return
-        try:
-            manifest, payload = self.codec.encode(message)
-        except SerializationError as exc:
-            _log.error(
-                "%s: message for entity %r cannot be sent to %s: %s", self.path, eid, home, exc
-            )
-            self.dead_letter(eid, message)
-            return
-        ref.tell(ShardDeliver(eid, shard, manifest, msgspec.Raw(payload)))
 
     def buffer(self, shard: int, eid: str, message: Any) -> None:
         if self.buffered >= self.settings.buffer_size:
@@ -460,6 +450,7 @@ class _Region:
         for node in list(self.regions):
             if node not in self.live:
                 del self.regions[node]
+        self.deliveries.forget(self.live)
         if self.primary is not None:
             self.primary.forget(self.live)
         for hosted in list(self.hosted.values()):
@@ -561,8 +552,8 @@ class _Region:
     # ------------------------------------------------------------------ dispatch
 
     async def receive(self, ctx: ActorContext[Any], msg: Any) -> Behavior[Any]:
-        if self.routing.inbound:
-            # Peers' deliveries waiting for their entities go before anything else.
+        if self.routing.owed:
+            # Entities owed a wake-up for peers' deliveries: before anything else.
             if msg is DRAIN:
                 await self.routing.drain_inbound()
                 return Behaviors.same()
@@ -586,12 +577,9 @@ class _Region:
 
     def dispatch(self, msg: Any) -> None:
         if type(msg) is Inbound:
-            msg = self.routing.took(msg)
-        if isinstance(msg, ShardDeliver):
             # The sender hashed the id with the same function and shard count: reuse it.
-            shard = check_shard(msg.shard, self.num_shards)
-            message = self.codec.decode(msg.manifest, msg.payload)
-            self.route(msg.entity_id, message, True, shard)
+            self.routing.took(msg)
+            self.route(msg.eid, msg.message, True, check_shard(msg.shard, self.num_shards))
         elif isinstance(msg, Terminated):
             self.on_terminated(msg.ref)
         elif isinstance(msg, ShardHome):
@@ -649,10 +637,12 @@ def region(
         unsubscribe = system._on_membership(lambda gossip: ctx.self.tell(Membership(gossip)))
         state.on_membership(system.cluster_gossip())
         system._remoting.set_receiver(state.path, routing.receive)
+        system._remoting.set_bulk_receiver(state.deliveries.path, routing.receive_run)
 
         async def post_stop(ctx: ActorContext[Any]) -> None:
             unsubscribe()
             system._remoting.set_receiver(state.path, None)
+            system._remoting.set_bulk_receiver(state.deliveries.path, None)
             routing.flush_inbound()
             routing.fast.clear()
             if state.leave is not None:

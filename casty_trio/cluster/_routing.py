@@ -6,13 +6,16 @@ region; a per-entity count of envelopes queued in the region keeps the fast path
 is queued, so the fast path never overtakes a message of the same sender.
 
 Across nodes it does the same in both directions. A tell for an entity whose shard lives on a
-known remote home (nothing for the id queued in the region) is encoded and sent to that node's
-region at once (:meth:`RegionRouting.forward`), on the same link the region forwards on, so a
-handoff marker the region sends later still follows it. On the receiving node the region's
-incoming messages go first to :meth:`RegionRouting.receive` (``Remoting.set_receiver``):
-deliveries to running entities skip the region's mailbox, and under a stream of them they are
-gathered for a few scheduling rounds and handed over together, so that each of many entities is
-woken once for many messages rather than once per message.
+known remote home (nothing for the id queued in the region) is encoded as a delivery and sent to
+that node's region at once (:meth:`RegionRouting.deliver`), on the same link the region sends
+on, so a handoff marker the region sends later still follows it. On the receiving node runs of
+deliveries arrive whole at :meth:`RegionRouting.receive_run` (``Remoting.set_bulk_receiver``),
+decoded in one call per run; those for running entities skip the region's mailbox: while
+traffic is sparse each goes to its entity at once, and under a stream they are queued in the
+entities' mailboxes without waking them, for a few scheduling rounds, and then each entity is
+woken once for all of it. The region's other messages from peers go first to
+:meth:`RegionRouting.receive` (``Remoting.set_receiver``), which keeps them behind those
+deliveries.
 """
 
 from __future__ import annotations
@@ -25,24 +28,30 @@ import attrs
 import msgspec
 import trio
 
-from .._core import ActorRef, NodeAddress
-from .._errors import MailboxFullError, SerializationError
-from ._shard_wire import ShardDeliver
+from .._core import ActorRef, NodeAddress, quiet_delivery
+from .._errors import MailboxFullError
 
 if TYPE_CHECKING:
+    from ..remote._raw import RawSender
     from ._region import _Region
 
 __all__ = ["DRAIN", "Entity", "Inbound", "RegionRouting", "RegionStatistics"]
 
 _log = logging.getLogger("casty_trio.sharding")
 
-# Peers' deliveries for running entities wait in ``RegionRouting.inbound`` while each scheduling
-# round brings at least _BURST more of them (the link is reading a backlog), up to _CAP messages
-# or _ROUNDS rounds; then every entity gets its share at once and is woken once for all of it.
+# Peers' deliveries for running entities wait in their mailboxes, unannounced, while each
+# scheduling round brings at least _BURST more of them (the link is reading a backlog) or, once
+# _LINGER_FROM wait, each pause of _LINGER seconds does (a stream whose frames come a little
+# apart), up to _CAP messages, _HOLD seconds or _ROUNDS rounds; then every entity is woken once
+# for all of its share. Under a saturating stream a hand-over must be large: a wake-up costs
+# about as much as 4 to 8 messages, so 1,000 entities woken every few thousand messages spent
+# most of the receiver's time on wake-ups. The cost is latency under such a stream (at most
+# _HOLD); sparse traffic (asks) is never held.
 _BURST = 32
-_CAP = 16_384
-_ROUNDS = 64
-# Once that many wait, a round that brings less waits once more, _LINGER seconds.
+_CAP = 65_536
+_ROUNDS = 1024
+_HOLD = 0.05
+# Once that many wait, two quiet rounds end in a pause of _LINGER seconds rather than at once.
 _LINGER_FROM = 256
 _LINGER = 0.0005
 
@@ -67,13 +76,26 @@ class RegionStatistics:
 class Entity:
     """A running entity as its region and the fast path see it."""
 
-    __slots__ = ("deliver", "eid", "last", "ref", "shard", "stopping", "waiting")
+    __slots__ = (
+        "deliver",
+        "eid",
+        "last",
+        "owed",
+        "quiet",
+        "ref",
+        "shard",
+        "stopping",
+        "waiting",
+        "wake",
+    )
 
     def __init__(self, eid: str, shard: int, ref: ActorRef[Any], tick: int) -> None:
         self.eid = eid
         self.shard = shard
         self.ref = ref
         self.deliver = ref.tell
+        self.quiet, self.wake = quiet_delivery(ref)  # see RegionRouting.receive_run
+        self.owed = False  # in ``RegionRouting.owed``: it has messages it was not woken for
         self.last = tick
         self.stopping = False
         self.waiting: list[Any] = []
@@ -84,17 +106,19 @@ class Inbound:
     its id is queued in the region): ``RegionRouting.pending`` counts it until the region has
     it."""
 
-    __slots__ = ("deliver",)
+    __slots__ = ("eid", "message", "shard")
 
-    def __init__(self, deliver: ShardDeliver) -> None:
-        self.deliver = deliver
+    def __init__(self, eid: str, shard: int, message: Any) -> None:
+        self.eid = eid
+        self.shard = shard
+        self.message = message
 
 
 class _Drain:
     __slots__ = ()
 
 
-DRAIN = _Drain()  # told to the region when peers' deliveries start waiting in ``inbound``
+DRAIN = _Drain()  # told to the region when entities start waiting in ``owed``
 
 
 class RegionRouting:
@@ -103,21 +127,33 @@ class RegionRouting:
     ``deliver`` is that ref's ``tell``: the fast path to running entities, else the region.
     """
 
-    __slots__ = ("direct", "fast", "inbound", "pending", "region", "remote", "state", "tick")
+    __slots__ = (
+        "direct",
+        "fast",
+        "held",
+        "owed",
+        "pending",
+        "region",
+        "remote",
+        "state",
+        "tick",
+    )
 
     region: ActorRef[Any]  # set right after the region is spawned
 
     def __init__(self) -> None:
         self.fast: dict[str, Entity] = {}
         self.pending: dict[str, int] = {}
-        # shard -> (its remote home, as last seen in the region's homes; that region's tell)
-        self.remote: dict[int, tuple[NodeAddress, Callable[[Any], None]]] = {}
+        # shard -> (its remote home, as last seen in the region's homes; the sender to it)
+        self.remote: dict[int, tuple[NodeAddress, RawSender]] = {}
         self.tick = 0
         self.state: _Region | None = None
-        # Peers' deliveries to running entities, decoded, waiting to be handed over in one go.
-        self.inbound: list[tuple[Entity, Any]] = []
+        # Entities holding peers' deliveries they were not woken for, and how many such
+        # deliveries came since the first of them (see receive_run and drain_inbound).
+        self.owed: list[Entity] = []
+        self.held = 0
         # Peers' deliveries handed straight to their entities since the last small drain:
-        # sparse traffic (asks) skips ``inbound``; once _BURST went that way, it is a stream.
+        # sparse traffic (asks) is not held; once _BURST went that way, it is a stream.
         self.direct = 0
 
     def statistics(self) -> RegionStatistics:
@@ -145,114 +181,117 @@ class RegionRouting:
             entity.deliver(envelope.message)
             return
         pending = self.pending
-        if eid not in pending:
-            state = self.state
-            if state is not None and self.forward(state, eid, envelope.message):
-                return
+        state = self.state
+        if eid not in pending and state is not None:
+            # Straight to the region of the shard's remote home, as the region would
+            # (``_Region.route``, not forwarded), if that home is known and the shard is not
+            # hosted here. Only for ids with nothing queued in the region: what the region
+            # sends and what this sends go through the same link, in tell order.
+            shard = state.shard_cache.get(eid)
+            if shard is None:
+                shard = state.shard_of(eid)
+            home = state.homes.get(shard)
+            if home is not None and shard not in state.hosted:
+                cached = self.remote.get(shard)
+                if cached is None or cached[0] is not home:
+                    cached = None if home == state.me else self._remote(state, shard, home)
+                if cached is not None:
+                    message = envelope.message
+                    if not state.deliveries.send(cached[1], eid, shard, message):
+                        state.dead_letter(eid, message)
+                    return
         pending[eid] = pending.get(eid, 0) + 1
         self.region.tell(envelope)
 
-    def forward(self, state: _Region, eid: str, message: Any) -> bool:
-        """Send ``message`` straight to the region of its shard's remote home, as the region
-        would (``_Region.route``, not forwarded), if that home is known and the shard is not
-        hosted here; False (nothing done) otherwise.
-
-        Only for ids with nothing queued in the region (the caller checks ``pending``): what
-        the region forwards and what this forwards go through the same link, in tell order.
-        """
-        shard = state.shard_cache.get(eid)
-        if shard is None:
-            shard = state.shard_of(eid)
-        home = state.homes.get(shard)
-        if home is None or shard in state.hosted:
-            return False
-        cached = self.remote.get(shard)
-        if cached is None or cached[0] is not home:
-            if home == state.me:
-                return False
-            ref = state.region_at(home)
-            if ref is None:
-                return False
-            cached = self.remote[shard] = (home, ref.tell)
-        try:
-            manifest, payload = state.codec.encode(message)
-        except SerializationError:
-            state.forward(home, eid, shard, message)  # logs it and makes it a dead letter
-            return True
-        cached[1](ShardDeliver(eid, shard, manifest, msgspec.Raw(payload)))
-        return True
+    def _remote(
+        self, state: _Region, shard: int, home: NodeAddress
+    ) -> tuple[NodeAddress, RawSender]:
+        cached = self.remote[shard] = (home, state.deliveries.sender_to(home))
+        return cached
 
     # ------------------------------------------------------------------ from peers
 
-    def receive(self, msg: Any) -> None:
-        """What peers send the region (``Remoting.set_receiver``), in the link's reader.
+    def receive_run(self, peer: NodeAddress, manifest: str, payloads: list[msgspec.Raw]) -> int:
+        """A run of deliveries from ``peer`` (``Remoting.set_bulk_receiver``), in the link's
+        reader; returns how many were malformed (dropped and logged).
 
-        A ``ShardDeliver`` for a running entity with nothing for its id queued in the region is
-        decoded here and handed to the entity at once while traffic is sparse, else it waits
-        in ``inbound`` (the region hands it over, see :meth:`drain_inbound`); any other goes to
-        the region wrapped in :class:`Inbound` (counted in ``pending``, which keeps later
-        messages for the id behind it), and everything else goes to the region as is.
-        Handoff markers stay behind earlier deliveries: the region hands ``inbound`` over
-        before it handles any message.
+        A delivery for a running entity with nothing for its id queued in the region goes to
+        the entity's mailbox: at once while traffic is sparse, else without waking the entity,
+        which is then owed a wake-up (``owed``, handed out by :meth:`drain_inbound`); any other
+        goes to the region wrapped in :class:`Inbound` (counted in ``pending``, which keeps
+        later messages for the id behind it). Handoff markers stay behind earlier deliveries:
+        the region wakes the owed entities before it handles any message.
         """
-        if type(msg) is ShardDeliver:
-            eid = msg.entity_id
-            entity = self.fast.get(eid)
-            if entity is not None and entity.shard == msg.shard:
-                state = self.state
-                assert state is not None  # set before the receiver is
-                try:
-                    message = state.codec.decode(msg.manifest, msg.payload)
-                except SerializationError as exc:
-                    _log.warning("%s: dropped an invalid ShardDeliver: %s", state.path, exc)
-                    return
-                inbound = self.inbound
-                if not inbound and self.direct < _BURST:
+        state = self.state
+        assert state is not None  # set before the receiver is
+        batch, bad = state.deliveries.decode_run(peer, manifest, payloads)
+        fast = self.fast
+        owed = self.owed
+        tick = self.tick
+        for eid, shard, message in batch:
+            entity = fast.get(eid)
+            if entity is None or entity.shard != shard:
+                pending = self.pending
+                pending[eid] = pending.get(eid, 0) + 1
+                self.region.tell(Inbound(eid, shard, message))
+                continue
+            entity.last = tick
+            try:
+                if not owed and self.direct < _BURST:
                     self.direct += 1
-                    entity.last = self.tick
-                    try:
-                        entity.deliver(message)
-                    except MailboxFullError as exc:  # "reject" policy: already a dead letter
-                        _log.debug("message for entity %r refused: %s", eid, exc)
-                    return
-                inbound.append((entity, message))
-                if len(inbound) == 1:
-                    self.region.tell(DRAIN)
-                return
-            pending = self.pending
-            pending[eid] = pending.get(eid, 0) + 1
-            self.region.tell(Inbound(msg))
-            return
+                    entity.deliver(message)
+                elif entity.quiet(message) and not entity.owed:
+                    entity.owed = True
+                    owed.append(entity)
+                    if len(owed) == 1:
+                        self.held = 0
+                        self.region.tell(DRAIN)
+            except MailboxFullError as exc:  # "reject" policy: already a dead letter
+                _log.debug("message for entity %r refused: %s", eid, exc)
+        self.held += len(batch)  # about: the count only paces drain_inbound
+        return bad
+
+    def receive(self, msg: Any) -> None:
+        """What else peers send the region (``Remoting.set_receiver``), in the link's reader:
+        to the region, behind the deliveries that came before it (see :meth:`receive_run`)."""
         self.region.tell(msg)
 
-    def took(self, inbound: Inbound) -> ShardDeliver:
+    def took(self, inbound: Inbound) -> Inbound:
         """The region has ``inbound``: uncount it."""
-        msg = inbound.deliver
         pending = self.pending
-        count = pending.get(msg.entity_id)
+        count = pending.get(inbound.eid)
         if count is not None:
             if count <= 1:
-                del pending[msg.entity_id]
+                del pending[inbound.eid]
             else:
-                pending[msg.entity_id] = count - 1
-        return msg
+                pending[inbound.eid] = count - 1
+        return inbound
 
     async def drain_inbound(self) -> None:
-        """Hand ``inbound`` over to its entities (the region, on :data:`DRAIN`). A checkpoint.
+        """Wake the entities in ``owed`` (the region, on :data:`DRAIN`). A checkpoint.
 
-        While the link keeps bringing a burst every scheduling round, wait (up to a bound) so
-        that the entities run once for many messages instead of once per message: with many
-        entities a wake-up per message costs far more than the message. A lone message (an
-        ask) is handed over at once.
+        While the link keeps bringing a burst every scheduling round (or every short pause,
+        once a stream is seen), wait, up to a bound, so that the entities run once for many
+        messages instead of once per message: with many entities a wake-up per message costs
+        far more than the message. A lone message (an ask) is handed over at once.
         """
-        inbound = self.inbound
-        seen = rounds = 0
+        seen = rounds = idle = 0
         lingered = False
-        while len(inbound) < _CAP and rounds < _ROUNDS:
-            grown = len(inbound) - seen
-            seen = len(inbound)
+        deadline = trio.current_time() + _HOLD
+        while self.held < _CAP and rounds < _ROUNDS and trio.current_time() < deadline:
+            held = self.held
+            grown = held - seen
+            seen = held
             rounds += 1
             if grown >= _BURST:
+                idle = 0
+                lingered = False
+                await trio.lowlevel.checkpoint()
+                continue
+            idle += 1
+            if idle == 1:
+                # Trio runs a round's tasks in a random order: the reader may simply have run
+                # before this task twice in a row. Only two quiet rounds say the burst is over.
                 await trio.lowlevel.checkpoint()
             elif not lingered and seen >= _LINGER_FROM:
                 # A stream, not a burst: the peer's next frame is likely on its way.
@@ -260,25 +299,21 @@ class RegionRouting:
                 await trio.sleep(_LINGER)
             else:
                 break
-            inbound = self.inbound
-        if len(inbound) < _BURST:
+        if self.held < _BURST:
             self.direct = 0  # sparse again
         self.flush_inbound()
         await trio.lowlevel.checkpoint()
 
     def flush_inbound(self) -> None:
-        """Hand everything in ``inbound`` to its entities, in arrival order (sync)."""
-        inbound = self.inbound
-        if not inbound:
+        """Wake every entity in ``owed`` (sync)."""
+        owed = self.owed
+        if not owed:
             return
-        self.inbound = []
-        tick = self.tick
-        for entity, message in inbound:
-            entity.last = tick
-            try:
-                entity.deliver(message)
-            except MailboxFullError as exc:  # a full "reject" mailbox: already a dead letter
-                _log.debug("message for entity %r refused: %s", entity.eid, exc)
+        self.owed = []
+        self.held = 0
+        for entity in owed:
+            entity.owed = False
+            entity.wake()
 
     def add_watcher(self, watcher: Callable[[ActorRef[Any]], None]) -> None:
         self.region._target.add_watcher(watcher)

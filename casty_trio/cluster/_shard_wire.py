@@ -5,9 +5,14 @@ owns tags 40-59 (the cluster owns 20-39, the remoting core 1-7): never reuse or 
 Nodes are carried as ``host``/``port`` pairs; the regions of a type live at ``/<type name>`` and
 its coordinator at ``/<type name>/coordinator`` on every node, so nothing else names them.
 
-A user message travels inside :class:`ShardDeliver` already encoded (``manifest`` and the
-``payload`` bytes as :class:`msgspec.Raw`): a region forwarding it never decodes it, and the
-receiving region decodes it with its system's codec, refs included.
+User messages for entities do not travel as Structs of this module: a region sends each one as
+a delivery, the msgpack array ``[entity_id, shard, message]`` encoded at the tell
+(:func:`delivery_prefix` gives its first two elements, cached per id), to the path
+``/<type name>/deliveries`` of the shard's home (:func:`deliveries_path`) through the remoting's
+raw sender. Consecutive deliveries of one message type travel as one ``Envelopes`` item whose
+manifest is the message type's, so the receiving region decodes a whole run in one call (as a
+``list[tuple[str, int, type]]``, falling back to one by one if that fails, to drop only the
+malformed ones). Tag 40 was ``ShardDeliver``, one delivery per Struct, retired: never reuse it.
 
 Receivers validate what a type cannot express (a shard outside ``0..num_shards-1``, an empty
 host, a port outside ``1..65535``) with :func:`node_of` and :func:`check_shard`, and drop and log
@@ -44,22 +49,34 @@ __all__ = [
     "ReplicaHoldings",
     "ReplicaQuery",
     "ReplicaRefused",
-    "ShardDeliver",
     "ShardHome",
     "ShardReplicas",
     "ShardStopped",
     "check_shard",
+    "deliveries_path",
+    "delivery_prefix",
     "node_of",
 ]
 
 
-class ShardDeliver(msgspec.Struct, frozen=True, array_like=True, gc=False, tag=40):
-    """Region to region: a message for ``entity_id`` of ``shard``, encoded by the sender."""
+DELIVERIES = "deliveries"  # the child path of a region that takes its peers' deliveries
 
-    entity_id: str
-    shard: int
-    manifest: str
-    payload: msgspec.Raw
+
+def deliveries_path(region_path: str) -> str:
+    """Where a region takes its peers' deliveries: ``/<type name>/deliveries`` (no actor
+    lives there; the region receives them whole, see the module docstring)."""
+    return f"{region_path}/{DELIVERIES}"
+
+
+def delivery_prefix(entity_id: str, shard: int) -> bytes:
+    """The encoded start of a delivery: ``delivery_prefix(e, s) + encode(m)`` is exactly
+    ``encode((e, s, m))``.
+
+    Examples:
+        >>> delivery_prefix("a", 1)
+        b'\\x93\\xa1a\\x01'
+    """
+    return b"\x93" + msgspec.msgpack.encode((entity_id, shard))[1:]
 
 
 class RegisterRegion(msgspec.Struct, frozen=True, array_like=True, gc=False, tag=41):
@@ -258,7 +275,6 @@ class ReplicaHoldings(msgspec.Struct, frozen=True, array_like=True, gc=False, ta
 
 
 SHARD_MESSAGES: tuple[type[msgspec.Struct], ...] = (
-    ShardDeliver,
     RegisterRegion,
     RegionRegistered,
     GetShardHome,

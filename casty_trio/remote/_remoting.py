@@ -35,6 +35,7 @@ from ..serialization._wire import (
     envelopes_header,
 )
 from ._links import LinkStatistics, PeerLink
+from ._raw import BulkReceiver, RawSender
 from ._transport import CloseCode, Connection, ConnectionClosed, Transport, TransportError
 
 if TYPE_CHECKING:
@@ -173,6 +174,7 @@ class Remoting:
         # Receivers of incoming messages for a path, taking them before its actor does (a shard
         # region takes its peers' deliveries this way, see ``set_receiver``).
         self._receivers: dict[str, Callable[[Any], None]] = {}
+        self._bulk: dict[str, BulkReceiver] = {}  # paths whose items arrive whole, undecoded
         # remote actors watched from here: (node, path) -> local watcher callbacks
         self._watching: dict[tuple[NodeAddress, str], list[_Watcher]] = {}
         # local actors watched by peers: (peer, path) -> the callback registered on the cell
@@ -252,6 +254,19 @@ class Remoting:
             self._receivers.pop(path, None)
         else:
             self._receivers[path] = receiver
+
+    def set_bulk_receiver(self, path: str, receiver: BulkReceiver | None) -> None:
+        """Hand every item from peers for ``path`` (no actor needs to live there) to
+        ``receiver`` whole and undecoded (see :data:`~casty_trio.remote._raw.BulkReceiver`);
+        ``None`` undoes it. Sync. Peers send such items with :meth:`raw_sender`."""
+        if receiver is None:
+            self._bulk.pop(path, None)
+        else:
+            self._bulk[path] = receiver
+
+    def raw_sender(self, node: NodeAddress, path: str) -> RawSender:
+        """A sender of pre-encoded payloads to ``path`` on ``node`` (see :class:`RawSender`)."""
+        return RawSender(self, node, path)
 
     def _deliverer(self, path: str) -> Callable[[Any], None] | None:
         """What takes incoming messages for ``path``: its receiver, else the local target."""
@@ -458,6 +473,10 @@ class Remoting:
                 continue
             path = item.recipient
             if path != last_path:
+                bulk = self._bulk.get(path)
+                if bulk is not None:
+                    self._bulk_item(link, bulk, item.manifest, payloads)
+                    continue
                 deliver = self._deliverer(path)
                 if deliver is None:
                     self.receive_item(link, item)  # the slow path logs and dead-letters it
@@ -481,6 +500,17 @@ class Remoting:
                     deliver(message)
                 except Exception as exc:  # a full "reject" mailbox: already a dead letter
                     _log.debug("message from %s to %s refused: %s", link.peer, path, exc)
+
+    def _bulk_item(
+        self, link: PeerLink, bulk: BulkReceiver, manifest: str, payloads: list[msgspec.Raw]
+    ) -> None:
+        try:
+            link.decode_errors += bulk(link.peer, manifest, payloads)
+        except Exception:  # nothing from a peer may escape the link
+            link.decode_errors += len(payloads)
+            _log.exception(
+                "messages from %s (%s) dropped: their receiver failed", link.peer, manifest
+            )
 
     def _undecodable(
         self, link: PeerLink, path: str, exc: SerializationError, count: int = 1

@@ -214,6 +214,25 @@ class MessageCodec:
             decoder = self._decoder_for(manifest)
         return decoder.decode
 
+    def shaped_decoder(
+        self, manifest: str, shape: Callable[[type], Any]
+    ) -> msgspec.msgpack.Decoder[Any]:
+        """A new decoder for ``shape(cls)``, ``cls`` being the type ``manifest`` names, with
+        this codec's ref handling: for containers of messages, e.g. ``lambda cls:
+        list[tuple[str, cls]]``. Not cached: the caller keeps it.
+
+        Raises:
+            SerializationError: The manifest is unknown or not allowed, or the shape is not
+                decodable.
+        """
+        cls = self._registry.resolve(manifest)
+        try:
+            return msgspec.msgpack.Decoder(
+                shape(cls), dec_hook=self._dec_hook, ext_hook=self._ext_hook
+            )
+        except Exception as exc:
+            raise SerializationError(f"cannot decode {manifest!r}: {exc}") from exc
+
     def decode_failed(self, manifest: str, exc: Exception) -> SerializationError:
         """The error :meth:`decode` raises when the payload decoder raised ``exc``."""
         return SerializationError(f"cannot decode {manifest!r}: {exc}")

@@ -17,9 +17,12 @@ from casty_trio import (
     ReplicationConfig,
     ShardEnvelope,
     Terminated,
+    entity_shard,
 )
-from casty_trio.cluster._shard_wire import ShardDeliver
+from casty_trio.cluster._shard_wire import deliveries_path, delivery_prefix
 from casty_trio.config import parse_config
+from casty_trio.serialization._registry import manifest_of
+from casty_trio.serialization._wire import envelopes_header
 from casty_trio.testing import TestProbe, open_test_cluster
 
 from ._sharding_support import Add, Counted, Get, counter
@@ -52,24 +55,41 @@ async def test_a_sharded_behavior_on_a_plain_system_fails_clearly(
     assert "ClusteredActorSystem" in caplog.text
 
 
-async def test_malformed_deliveries_are_dropped_and_logged(
+async def test_malformed_deliveries_are_dropped_logged_and_counted(
     autojump_clock: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     async with open_test_cluster(2) as cluster:
         spec = Behaviors.sharded(counter(), num_shards=10)
         refs = [cluster.node(i).spawn(spec, "counters") for i in range(2)]
-        remote_region = cluster.node(1).lookup("/counters", node=cluster.address(0))
-        assert remote_region is not None
+        a, b = cluster.node(0), cluster.node(1)
+        sender = b._remoting.raw_sender(cluster.address(0), deliveries_path("/counters"))
+        add = envelopes_header(sender.path, manifest_of(Add))
+        encode = msgspec.msgpack.encode
+        got: Counted = await a.ask(refs[0], lambda r: ShardEnvelope("y", Get(r)), timeout=5)
+        assert got.value == 0
+        shard = entity_shard("y", 10)
         with caplog.at_level(logging.WARNING, logger="casty_trio.sharding"):
-            remote_region.tell(ShardDeliver("x", 999, "builtins:int", msgspec.Raw(b"\x01")))
-            remote_region.tell(ShardDeliver("x", 1, "no.such.module:Type", msgspec.Raw(b"\x01")))
+            sender.send(add, delivery_prefix("x", 999) + encode(Add(1)))  # no such shard
+            unknown = envelopes_header(sender.path, "no.such.module:Type")
+            sender.send(unknown, b"\x93\xa1x\x01\x01")
+            # One run: good deliveries between one of the wrong shape and an id that is not a
+            # string (well-formed msgpack: a malformed frame is the link's business).
+            for payload in (
+                encode(["y", shard]),
+                delivery_prefix("y", shard) + encode(Add(2)),
+                encode((7, shard, {"amount": 3})),
+                delivery_prefix("y", shard) + encode(Add(4)),
+            ):
+                sender.send(add, payload)
             await trio.sleep(1)
         assert "shard 999 out of range 0..9" in caplog.text
         assert "no.such.module:Type" in caplog.text
+        assert f"malformed delivery from {cluster.address(1)}" in caplog.text
+        assert a.link_statistics()[cluster.address(1)].decode_errors == 3  # 1 + 2
+        got = await a.ask(refs[0], lambda r: ShardEnvelope("y", Get(r)), timeout=5)
+        assert got.value == 6
         refs[1].tell(ShardEnvelope("after", Add(5)))
-        got: Counted = await cluster.node(1).ask(
-            refs[1], lambda r: ShardEnvelope("after", Get(r)), timeout=5
-        )
+        got = await b.ask(refs[1], lambda r: ShardEnvelope("after", Get(r)), timeout=5)
         assert got.value == 5
 
 

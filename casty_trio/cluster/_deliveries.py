@@ -1,0 +1,179 @@
+"""Deliveries: user messages for entities, between the regions of one sharded type.
+
+A delivery is the msgpack array ``[entity_id, shard, message]`` (see ``_shard_wire``), encoded
+at the tell and queued through the remoting's :class:`~casty_trio.remote._raw.RawSender` for the
+home's ``/<type name>/deliveries`` path. Consecutive deliveries of one message type to one node
+(the usual case under load) travel as one ``Envelopes`` item whose manifest is the message
+type's, and the receiving region decodes the whole run in one call.
+
+:class:`Deliveries` holds what both directions reuse for one region: the senders per node, the
+encoded ``[entity_id, shard`` prefix per entity id, the ``Envelopes`` header of the last message
+type sent, and the run decoders per manifest.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Collection
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from .._core import NodeAddress
+from .._errors import SerializationError
+from ..serialization._wire import array_head, envelopes_header
+from ._shard_wire import deliveries_path, delivery_prefix
+
+if TYPE_CHECKING:
+    from ..remote._raw import RawSender
+    from ..remote._remoting import Remoting
+
+__all__ = ["Deliveries"]
+
+_log = logging.getLogger("casty_trio.sharding")
+
+_CACHE_SIZE = 100_000  # entity ids whose prefix is kept
+
+Delivery = tuple[str, int, Any]
+_Decoders = tuple[Callable[[bytes], list[Delivery]], Callable[[Any], Delivery]]
+
+
+class Deliveries:
+    """Encoding, sending and decoding of one region's deliveries (used by its region and
+    ``RegionRouting`` only; sync throughout)."""
+
+    __slots__ = (
+        "_decoders",
+        "_encode",
+        "_header",
+        "_manifest",
+        "_prefixes",
+        "_room",
+        "_senders",
+        "_type",
+        "codec",
+        "path",
+        "region_path",
+        "remoting",
+    )
+
+    def __init__(self, remoting: Remoting, region_path: str) -> None:
+        self.remoting = remoting
+        self.codec = remoting.codec
+        self.region_path = region_path
+        self.path = deliveries_path(region_path)
+        self._senders: dict[NodeAddress, RawSender] = {}
+        self._prefixes: dict[str, bytes] = {}
+        self._decoders: dict[str, _Decoders] = {}
+        self._encode = self.codec.payload_encoder
+        # The last message type sent, its manifest and Envelopes header (one for every node:
+        # the path is the same everywhere).
+        self._type: type | None = None
+        self._manifest = ""
+        self._header = b""
+        self._room = 0  # the largest payload that fits a frame behind that header
+
+    # ------------------------------------------------------------------ sending
+
+    def sender_to(self, node: NodeAddress) -> RawSender:
+        """What queues deliveries for the region on ``node`` (another node)."""
+        sender = self._senders.get(node)
+        if sender is None:
+            sender = self._senders[node] = self.remoting.raw_sender(node, self.path)
+        return sender
+
+    def forget(self, live: Collection[NodeAddress]) -> None:
+        """Drop the senders to nodes not in ``live``."""
+        for node in [node for node in self._senders if node not in live]:
+            del self._senders[node]
+
+    def send(self, sender: RawSender, eid: str, shard: int, message: Any) -> bool:
+        """Encode ``message`` for entity ``eid`` of ``shard`` and queue it on ``sender``.
+
+        Returns:
+            False when it was not queued: it cannot be encoded (logged here) or the link
+            refused it (outbox full, shutting down). The caller makes it a dead letter.
+        """
+        cls = type(message)
+        if cls is not self._type:
+            try:
+                manifest = self.codec.manifest(cls)
+            except SerializationError as exc:
+                return self._unsendable(sender, eid, exc)
+            self._type = cls
+            self._manifest = manifest
+            self._header = envelopes_header(self.path, manifest)
+            self._room = sender.room(self._header)  # the same for every node
+        prefix = self._prefixes.get(eid)
+        if prefix is None:
+            if len(self._prefixes) >= _CACHE_SIZE:
+                self._prefixes.clear()
+            prefix = self._prefixes[eid] = delivery_prefix(eid, shard)
+        try:
+            payload = prefix + self._encode(message)
+        except Exception as exc:
+            return self._unsendable(sender, eid, self.codec.encode_failed(self._manifest, exc))
+        if len(payload) > self._room:
+            try:
+                self.remoting.too_big(self._manifest, payload)
+            except SerializationError as exc:
+                return self._unsendable(sender, eid, exc)
+        if self.remoting.closing:
+            return False
+        return sender.enqueue(self._header, payload)  # the checks of sender.send are made
+
+    def _unsendable(self, sender: RawSender, eid: str, exc: SerializationError) -> bool:
+        _log.error(
+            "%s: message for entity %r cannot be sent to %s: %s",
+            self.region_path,
+            eid,
+            sender.node,
+            exc,
+        )
+        return False
+
+    # ------------------------------------------------------------------ receiving
+
+    def decode_run(
+        self, peer: NodeAddress, manifest: str, payloads: list[msgspec.Raw]
+    ) -> tuple[list[Delivery], int]:
+        """The deliveries of a run from ``peer`` and how many were malformed (dropped, logged
+        naming the peer): one decode for the run, one per delivery only if that fails."""
+        decoders = self._decoders.get(manifest)
+        if decoders is None:
+            try:
+                decoders = self._decoders[manifest] = self._decoders_for(manifest)
+            except SerializationError as exc:
+                _log.warning(
+                    "%s: %d deliveries from %s dropped: %s",
+                    self.region_path,
+                    len(payloads),
+                    peer,
+                    exc,
+                )
+                return [], len(payloads)
+        try:
+            return decoders[0](b"".join([array_head(len(payloads)), *payloads])), 0
+        except Exception:  # which ones are malformed? Keep the others.
+            pass
+        batch: list[Delivery] = []
+        bad = 0
+        for payload in payloads:
+            try:
+                batch.append(decoders[1](payload))
+            except Exception as exc:  # RecursionError too: nothing from a peer may escape
+                bad += 1
+                _log.warning(
+                    "%s: dropped a malformed delivery from %s (%s): %s",
+                    self.region_path,
+                    peer,
+                    manifest,
+                    exc,
+                )
+        return batch, bad
+
+    def _decoders_for(self, manifest: str) -> _Decoders:
+        codec = self.codec
+        many = codec.shaped_decoder(manifest, lambda cls: list[tuple[str, int, cls]])  # type: ignore[valid-type]
+        one = codec.shaped_decoder(manifest, lambda cls: tuple[str, int, cls])  # type: ignore[valid-type]
+        return many.decode, one.decode

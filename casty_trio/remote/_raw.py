@@ -1,0 +1,75 @@
+"""Pre-encoded runs: sending payloads the caller encoded itself, and taking whole runs in.
+
+An upper layer with its own per-message framing (a shard region sends ``(entity id, shard,
+message)`` triples) uses these instead of a ref: :class:`RawSender` queues bytes behind a
+cached ``Envelopes`` header on the peer link, in order with everything else sent to that node,
+so consecutive sends with one header (:func:`~casty_trio.serialization._wire.envelopes_header`)
+travel as one ``Envelopes`` item; on the receiving node a
+:data:`BulkReceiver` registered for the path (``Remoting.set_bulk_receiver``) gets each such item
+whole, undecoded, in the link's reader.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import msgspec
+
+from .._core import NodeAddress
+
+if TYPE_CHECKING:
+    from ._remoting import Remoting
+
+__all__ = ["BulkReceiver", "RawSender"]
+
+BulkReceiver = Callable[[NodeAddress, str, list[msgspec.Raw]], int]
+"""``receiver(peer, manifest, payloads)``: one ``Envelopes`` item from ``peer``, in the link's
+reader; returns how many of its payloads it refused as malformed (they count in the link's
+``decode_errors``). It must not block; what it raises is logged and the item dropped."""
+
+
+class RawSender:
+    """Queues pre-encoded payloads for the actor path ``path`` on ``node``.
+
+    Get one with ``Remoting.raw_sender``. Sync, never a checkpoint.
+
+    Examples:
+        >>> sender = remoting.raw_sender(node, "/counters/deliveries")  # doctest: +SKIP
+        >>> header = envelopes_header(sender.path, "app:Tick")  # doctest: +SKIP
+        >>> sender.send(header, payload)  # doctest: +SKIP
+        True
+    """
+
+    __slots__ = ("_remoting", "enqueue", "node", "path")
+
+    def __init__(self, remoting: Remoting, node: NodeAddress, path: str) -> None:
+        self._remoting = remoting
+        self.node = node
+        self.path = path
+        # ``send`` without its checks, for a caller that made them itself (a hot path): the
+        # node is not closing (``Remoting.closing``) and ``len(payload) <= room(header)``.
+        self.enqueue = remoting.link(node).enqueue
+
+    def room(self, header: bytes) -> int:
+        """The largest payload that fits a frame behind ``header``, even alone in its item."""
+        return self._remoting.envelope_limit - len(header) - 5  # an array header: 5 at most
+
+    def send(self, header: bytes, payload: bytes) -> bool:
+        """Queue ``payload`` behind ``header``, which must be ``envelopes_header(path,
+        manifest)``; keep one ``header`` object per manifest (the outbox joins consecutive
+        payloads into one item by the header's identity).
+
+        Returns:
+            False when it was not queued (the node is shutting down, the outbox is full): the
+            caller makes it a dead letter.
+
+        Raises:
+            SerializationError: ``payload`` does not fit a frame.
+        """
+        remoting = self._remoting
+        if remoting.closing:
+            return False
+        if len(payload) > self.room(header):
+            remoting.too_big(msgspec.msgpack.decode(header + b"\x90")[2], payload)
+        return self.enqueue(header, payload)

@@ -1,0 +1,84 @@
+"""Pre-encoded runs: ``Remoting.raw_sender`` on one side, ``set_bulk_receiver`` on the other."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import msgspec
+import pytest
+
+from casty_trio import NodeAddress, SerializationError
+from casty_trio.remote import RemoteActorSystem, RemoteSettings
+from casty_trio.serialization._wire import envelopes_header
+from casty_trio.testing import SimNetwork
+from tests.remote._support import REMOTE_LOGGER, assert_serving, logged, nodes, wait_until
+
+PATH = "/bulk"
+
+
+class Recorder:
+    def __init__(self, refuse: int = 0) -> None:
+        self.calls: list[tuple[NodeAddress, str, list[bytes]]] = []
+        self.refuse = refuse
+
+    def __call__(self, peer: NodeAddress, manifest: str, payloads: list[msgspec.Raw]) -> int:
+        self.calls.append((peer, manifest, [bytes(p) for p in payloads]))
+        return self.refuse
+
+    def payloads(self) -> list[bytes]:
+        return [p for _, _, ps in self.calls for p in ps]
+
+
+def errors(system: RemoteActorSystem, peer: RemoteActorSystem) -> int:
+    stats = system.link_statistics().get(peer.self_node)
+    return 0 if stats is None else stats.decode_errors
+
+
+async def test_runs_arrive_whole_in_order_from_the_named_peer(autojump_clock: Any) -> None:
+    async with nodes(SimNetwork(seed=3), "a", "b") as (a, b):
+        received = Recorder()
+        b._remoting.set_bulk_receiver(PATH, received)
+        sender = a._remoting.raw_sender(b.self_node, PATH)
+        header = envelopes_header(PATH, "app:Thing")
+        sent = [bytes([i % 100]) for i in range(500)]
+        assert all(sender.send(header, p) for p in sent)
+        await wait_until(lambda: len(received.payloads()) == len(sent))
+        assert received.payloads() == sent
+        assert {(peer, manifest) for peer, manifest, _ in received.calls} == {
+            (a.self_node, "app:Thing")
+        }
+        assert len(received.calls) < 10  # runs, not one call per payload
+        b._remoting.set_bulk_receiver(PATH, None)
+        assert sender.send(header, b"\x01")  # nobody takes it now: dropped on arrival
+        await assert_serving(a, b)
+        assert len(received.payloads()) == len(sent)
+
+
+async def test_refused_and_failing_runs_count_as_decode_errors(
+    autojump_clock: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with nodes(SimNetwork(seed=4), "a", "b") as (a, b):
+        b._remoting.set_bulk_receiver(PATH, Recorder(refuse=2))
+        sender = a._remoting.raw_sender(b.self_node, PATH)
+        header = envelopes_header(PATH, "app:Thing")
+        sender.send(header, b"\x01")
+        await wait_until(lambda: errors(b, a) == 2)
+
+        def failing(peer: NodeAddress, manifest: str, payloads: list[msgspec.Raw]) -> int:
+            raise RuntimeError("receiver bug")
+
+        b._remoting.set_bulk_receiver(PATH, failing)
+        with caplog.at_level(logging.ERROR, logger=REMOTE_LOGGER):
+            sender.send(header, b"\x02")
+            await wait_until(lambda: errors(b, a) == 3)
+        assert logged(caplog, str(a.self_node), "app:Thing", "receiver failed", level=logging.ERROR)
+        await assert_serving(a, b)  # the link and the node carry on
+
+
+async def test_a_payload_that_cannot_fit_a_frame_is_refused_at_send(autojump_clock: Any) -> None:
+    settings = RemoteSettings(max_frame_size=4096)
+    async with nodes(SimNetwork(seed=5), "a", "b", settings=settings) as (a, b):
+        sender = a._remoting.raw_sender(b.self_node, PATH)
+        with pytest.raises(SerializationError, match="app:Big"):
+            sender.send(envelopes_header(PATH, "app:Big"), b"x" * 4096)
