@@ -141,12 +141,27 @@ AccountMsg = Deposit | GetBalance | Audit
 
 @attrs.frozen
 class _Ledger:
+    """An account's state: its balance and the ids of its writes, newest first, as a chain of
+    ``(write_id, earlier)`` pairs, so that applying an event costs the same on the first write
+    and on the millionth (a tuple copied per event would not)."""
+
     balance: int = 0
-    write_ids: tuple[int, ...] = ()
+    # left out of repr and ==: both would recurse once per write
+    writes: tuple[int, Any] | None = attrs.field(default=None, repr=False, eq=False)
+
+    def write_ids(self) -> list[int]:
+        """The ids of the account's writes, oldest first."""
+        ids = []
+        link = self.writes
+        while link is not None:
+            ids.append(link[0])
+            link = link[1]
+        ids.reverse()
+        return ids
 
 
 def _apply(state: _Ledger, event: Deposited) -> _Ledger:
-    return _Ledger(state.balance + event.amount, (*state.write_ids, event.write_id))
+    return _Ledger(state.balance + event.amount, (event.write_id, state.writes))
 
 
 def account_factory(journal: EventJournal) -> Callable[[str], Behavior[AccountMsg]]:
@@ -176,7 +191,7 @@ def account_factory(journal: EventJournal) -> Callable[[str], Behavior[AccountMs
             if isinstance(msg, GetBalance):
                 msg.reply_to.tell(state.balance)
             elif isinstance(msg, Audit):
-                msg.reply_to.tell(Audited(account_id, state.balance, list(state.write_ids)))
+                msg.reply_to.tell(Audited(account_id, state.balance, state.write_ids()))
             return Behaviors.same()
 
         return Behaviors.event_sourced(
