@@ -1,4 +1,4 @@
-"""The actor cell: one actor's mailbox, run loop, children, supervision and death watch.
+"""The actor cell: one actor's mailbox, run loop, children and death watch.
 
 Hot path: ``deliver`` is a length check, a deque append and, when the actor is parked, one
 ``reschedule``. The run loop drains the mailbox in batches with one coroutine call per message and
@@ -7,7 +7,8 @@ a checkpoint every ``_BATCH`` messages for fairness.
 Ownership: an actor runs as one task. Its children, timers and ``pipe_to_self`` jobs run in the
 actor's own nursery, which is opened lazily the first time the actor needs one (up front when the
 behavior starts with a setup, since setups usually spawn). Stopping an actor stops its children
-first, runs ``post_stop``, then cancels whatever is left in its nursery.
+first, runs ``post_stop``, then cancels whatever is left in its nursery. Supervision and stopping
+are functions of a cell, in :mod:`._cell_supervision` and :mod:`._cell_stopping`.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING, Any, cast
 import trio
 
 from .._errors import ActorSystemError, MailboxFullError
+from . import _cell_stopping as stopping
 from . import _cell_supervision as supervision
 from ._behavior import (
     _SAME,
@@ -34,7 +36,6 @@ from ._context import ActorContext
 from ._control import _Control
 from ._events import (
     ActorStarted,
-    ActorStopped,
     SpyEvent,
     Terminated,
     UnhandledMessage,
@@ -345,13 +346,13 @@ class Cell:
                     # a child, timer or job needs a nursery: step into one and carry on there
                     await self._run_in_nursery(started=True)
                 else:
-                    await self._stop_sequence()
+                    await stopping.stop_sequence(self)
         except BaseException:
             # Cancelled from outside (the system's shutdown grace ran out) or an internal bug.
             # Children are done (they were in our nursery); post_stop still gets a short,
             # shielded chance, then watchers and the parent learn that this actor is gone.
             with trio.CancelScope(shield=True, deadline=trio.current_time() + _FINAL_GRACE):
-                await self._run_post_stop()
+                await stopping.run_post_stop(self)
             self._terminate()
             raise
         self._terminate()
@@ -364,7 +365,7 @@ class Cell:
                 nursery.start_soon(job)
             if started or await self._start():
                 await self._serve()  # in a nursery it only returns once a stop is requested
-            await self._stop_sequence()
+            await stopping.stop_sequence(self)
             nursery.cancel_scope.cancel()
         self._nursery = None
 
@@ -548,33 +549,6 @@ class Cell:
 
     # ------------------------------------------------------------------ stopping
 
-    async def _stop_children(self) -> None:
-        children = self._children
-        if not children:
-            return
-        for child in tuple(children.values()):
-            child.request_stop()
-        if children:
-            self._children_gone = trio.Event()
-            await self._children_gone.wait()
-            self._children_gone = None
-
-    async def _stop_sequence(self) -> None:
-        self.request_stop()
-        await self._stop_children()
-        await self._run_post_stop()
-
-    async def _run_post_stop(self) -> None:
-        if self._timers is not None:
-            self._timers.cancel_all()
-        hooks, self._hooks = self._hooks, ()  # at most once, even if cancelled midway
-        for hook in hooks:
-            if hook.post_stop is not None:
-                try:
-                    await hook.post_stop(self.ctx)
-                except Exception as exc:
-                    self.log.error("post_stop hook of %s raised", self.path, exc_info=exc)
-
     def _terminate(self) -> None:
         """Final bookkeeping once the task is done (also after a hard cancel)."""
         if self._state == _TERMINATED:
@@ -582,46 +556,7 @@ class Cell:
         self._state = _TERMINATED
         self._limit = -1
         self._stop_requested = True
-        system = self.system
-        mailbox, self._mailbox = self._mailbox, ()
-        for message in mailbox:
-            if type(message) is _Control:
-                if message.kind in (_Control.PIPE_FAILED, _Control.CHILD_FAILED):
-                    self.log.error(
-                        "actor %s stopped before handling a failure",
-                        self.path,
-                        exc_info=message.payload,
-                    )
-            else:
-                system._dead_letter(message, self.ref)
-        if self._watching:
-            for ref in self._watching:
-                ref._target.remove_watcher(self._on_watched_terminated)
-            self._watching = None
-        for child in tuple(self._children.values()) if self._children else ():
-            child._terminate()  # only after a forced cancel: children that never had a task
-        parent = self.parent
-        siblings = parent._children if parent is not None else None
-        if siblings is not None and siblings.get(self.name) is self:
-            del siblings[self.name]
-            if not siblings and parent is not None and parent._children_gone is not None:
-                parent._children_gone.set()
-        system._unregister(self)
-        watchers, self._watchers = self._watchers, None
-        for watcher in watchers or ():
-            watcher(self.ref)
-        stream = system.event_stream
-        if stream.has_subscribers():
-            stream.unsubscribe_all(self.ref)
-            stream.publish(ActorStopped(self.ref))
-        if self._terminated_event is not None:
-            self._terminated_event.set()
-        escalation = self._escalation
-        if escalation is not None:
-            if parent is not None:
-                parent.post_control(_Control.CHILD_FAILED, escalation)
-            else:
-                system._root_failed(escalation)
+        stopping.terminated(self)
 
 
 def quiet_delivery(ref: ActorRef[Any]) -> tuple[Callable[[Any], bool], Callable[[], None]]:

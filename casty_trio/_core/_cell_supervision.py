@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 import trio
 
+from ._cell_stopping import stop_children
 from ._events import ActorRestarted
 from ._supervision import Directive, SupervisionStrategy
 
@@ -90,7 +91,7 @@ async def restart(cell: Cell, exc: Exception | None) -> None:
             cell.log.error("pre_restart hook of %s raised", cell.path, exc_info=hook_exc)
             cell.request_stop()
             return
-        await cell._stop_children()
+        await stop_children(cell)
         if cell._timers is not None:
             cell._timers.cancel_all()
         cell._interceptors = None

@@ -4,7 +4,9 @@ This module holds no tasks, no I/O and no clock: every function is synchronous, 
 a checkpoint, so it is safe anywhere, cancellation included. The gossip actor owns one
 :class:`Gossip` per node, changes it only through the functions below and spreads it to random
 peers; everything else (leader election, convergence, events) is computed from that value. The
-design follows Akka Cluster.
+design follows Akka Cluster. This module holds the functions (merge, queries, changes); the
+value classes themselves are defined in :mod:`casty_trio.cluster._membership_state` and
+re-exported here, so ``from casty_trio.cluster._membership import Gossip`` keeps working.
 
 Identities
     A :class:`UniqueAddress` is one *incarnation* of a node: its :class:`NodeAddress` plus a
@@ -71,15 +73,12 @@ Examples:
 
 from __future__ import annotations
 
-import enum
-from collections.abc import Iterable, Mapping
-from types import MappingProxyType
 from typing import Any
 
 import attrs
 
 from .._core import NodeAddress
-from ._vector_clock import VectorClock
+from ._membership_state import Gossip, Member, MemberStatus, ObserverRecord, UniqueAddress
 
 __all__ = [
     "Gossip",
@@ -103,171 +102,10 @@ __all__ = [
 ]
 
 
-class MemberStatus(enum.Enum):
-    """Where a member is in its life cycle; merge keeps the one of highest :attr:`precedence`.
-
-    Examples:
-        >>> MemberStatus.down.precedence > MemberStatus.exiting.precedence
-        True
-        >>> max(MemberStatus.up, MemberStatus.joining, key=lambda s: s.precedence)
-        <MemberStatus.up: 'up'>
-    """
-
-    joining = "joining"
-    up = "up"
-    leaving = "leaving"
-    exiting = "exiting"
-    down = "down"
-    removed = "removed"
-
-    @property
-    def precedence(self) -> int:
-        """Rank in ``joining < up < leaving < exiting < down < removed``."""
-        return _PRECEDENCE[self]
-
-
-_PRECEDENCE: dict[MemberStatus, int] = {status: rank for rank, status in enumerate(MemberStatus)}
 _GONE = frozenset({MemberStatus.down, MemberStatus.removed})
 _MUST_SEE = frozenset({MemberStatus.up, MemberStatus.leaving, MemberStatus.exiting})
 _BLOCKS_WHEN_UNREACHABLE = frozenset({MemberStatus.joining, MemberStatus.up, MemberStatus.leaving})
 _LEADER_STATUSES = frozenset({MemberStatus.up, MemberStatus.leaving})
-
-
-@attrs.frozen(order=True, cache_hash=True)
-class UniqueAddress:
-    """One incarnation of a node: its address plus a ``uid`` drawn when the node started.
-
-    Ordered by address (host, then port), then uid: "lowest address" in this module means the
-    smallest value in this order.
-
-    Args:
-        node: Where the node listens.
-        uid: Distinguishes incarnations of the same address; a restarted node draws a new one.
-
-    Examples:
-        >>> u = UniqueAddress(NodeAddress("10.0.0.1", 25520), 42)
-        >>> str(u), u.key
-        ('10.0.0.1:25520#42', '10.0.0.1:25520#42')
-        >>> u < UniqueAddress(NodeAddress("10.0.0.1", 25521), 1)
-        True
-    """
-
-    node: NodeAddress
-    uid: int
-
-    @property
-    def key(self) -> str:
-        """This incarnation's key in the gossip's :class:`VectorClock`."""
-        return str(self)
-
-    def __str__(self) -> str:
-        return f"{self.node}#{self.uid}"
-
-
-def _to_roles(roles: Iterable[str]) -> frozenset[str]:
-    if isinstance(roles, str):
-        raise TypeError(f"roles must be a collection of strings, not the string {roles!r}")
-    return frozenset(roles)
-
-
-@attrs.frozen
-class Member:
-    """A member of the cluster as the gossip knows it.
-
-    Args:
-        unique: The member's incarnation.
-        node_id: The user's name for the node (``ClusteredActorSystem(node_id=...)``).
-        status: Life-cycle status.
-        roles: Roles the node was started with.
-        up_number: Age: assigned by the leader when the member becomes ``up`` (1 for the first
-            one, then increasing); lower is older; ``0`` until then.
-
-    Examples:
-        >>> m = Member(UniqueAddress(NodeAddress("h", 1), 5), "n1", roles={"web"})
-        >>> m.status, m.has_role("web"), m.node
-        (<MemberStatus.joining: 'joining'>, True, NodeAddress(host='h', port=1))
-    """
-
-    unique: UniqueAddress
-    node_id: str
-    status: MemberStatus = MemberStatus.joining
-    roles: frozenset[str] = attrs.field(default=frozenset(), converter=_to_roles)
-    up_number: int = 0
-
-    @property
-    def node(self) -> NodeAddress:
-        """The member's address."""
-        return self.unique.node
-
-    def has_role(self, role: str | None) -> bool:
-        """True if ``role`` is ``None`` (no filter) or one of the member's roles."""
-        return role is None or role in self.roles
-
-
-@attrs.frozen
-class ObserverRecord:
-    """What one observer reports as unreachable, with a version only that observer increments.
-
-    Examples:
-        >>> ObserverRecord(3, frozenset()).version
-        3
-    """
-
-    version: int
-    unreachable: frozenset[UniqueAddress] = frozenset()
-
-
-def _to_members(
-    members: Mapping[UniqueAddress, Member] | Iterable[Member],
-) -> Mapping[UniqueAddress, Member]:
-    values = members.values() if isinstance(members, Mapping) else members
-    return MappingProxyType({m.unique: m for m in values})
-
-
-def _to_reachability(
-    records: Mapping[UniqueAddress, ObserverRecord],
-) -> Mapping[UniqueAddress, ObserverRecord]:
-    return MappingProxyType(dict(records))
-
-
-@attrs.frozen
-class Gossip:
-    """The cluster state one node holds and gossips: an immutable value.
-
-    Compares by value; not hashable (it holds mappings).
-
-    Args:
-        members: Members, keyed by their unique address (an iterable of members works too).
-            Removed members stay as tombstones.
-        reachability: Per observer, what it reports as unreachable.
-        version: Vector clock of this state.
-        seen: The nodes known to have seen exactly this ``version``.
-
-    Examples:
-        >>> u = UniqueAddress(NodeAddress("h", 1), 1)
-        >>> g = Gossip([Member(u, "n1", MemberStatus.up, up_number=1)])
-        >>> g.member(u).node_id, len(g.members)
-        ('n1', 1)
-    """
-
-    members: Mapping[UniqueAddress, Member] = attrs.field(factory=dict, converter=_to_members)
-    reachability: Mapping[UniqueAddress, ObserverRecord] = attrs.field(
-        factory=dict, converter=_to_reachability
-    )
-    version: VectorClock = attrs.field(factory=VectorClock)
-    seen: frozenset[UniqueAddress] = frozenset()
-
-    def member(self, unique: UniqueAddress) -> Member | None:
-        """The member with this unique address, or ``None``."""
-        return self.members.get(unique)
-
-    def sorted_members(self, *, include_removed: bool = False) -> list[Member]:
-        """Members ordered by unique address; removed tombstones only if asked for."""
-        return [
-            self.members[u]
-            for u in sorted(self.members)
-            if include_removed or self.members[u].status is not MemberStatus.removed
-        ]
 
 
 # --------------------------------------------------------------------------- merge
@@ -319,6 +157,7 @@ def merge(a: Gossip, b: Gossip) -> Gossip:
     an older version into a newer one returns the newer one.
 
     Examples:
+        >>> from casty_trio.cluster._vector_clock import VectorClock
         >>> u1 = UniqueAddress(NodeAddress("h", 1), 1)
         >>> up, leaving = MemberStatus.up, MemberStatus.leaving
         >>> a = Gossip([Member(u1, "n1", up, up_number=1)], version=VectorClock({"x": 1}))

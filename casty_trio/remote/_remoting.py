@@ -1,9 +1,10 @@
 """Remoting: peer links, the handshake, remote refs and remote death watch for one system.
 
 One :class:`Remoting` belongs to one actor system. It listens through its transport, dials
-peers on demand (one logical link per node pair), encodes messages told to remote refs at the
-``tell`` (so an unencodable message fails right there), and delivers incoming envelopes to local
-actors, decoding the payload only once the recipient is known to exist.
+peers on demand (one logical link per node pair), hands out remote refs (their targets, which
+encode a message at the ``tell`` so that an unencodable one fails right there, live in
+:mod:`._targets`), and delivers incoming envelopes to local actors, decoding the payload only
+once the recipient is known to exist.
 """
 
 from __future__ import annotations
@@ -32,10 +33,10 @@ from ..serialization._wire import (
     Unwatch,
     Watch,
     WireMessage,
-    envelopes_header,
 )
 from ._links import LinkStatistics, PeerLink
 from ._raw import BulkReceiver, RawSender
+from ._targets import _GoneTarget, _RemoteTarget, _Watcher
 from ._transport import CloseCode, Connection, ConnectionClosed, Transport, TransportError
 
 if TYPE_CHECKING:
@@ -44,8 +45,6 @@ if TYPE_CHECKING:
 __all__ = ["RemoteSettings", "Remoting"]
 
 _log = logging.getLogger("casty_trio.remote")
-
-_Watcher = Callable[[ActorRef[Any]], None]
 
 
 @attrs.frozen
@@ -65,87 +64,6 @@ class RemoteSettings:
     handshake_timeout: float = 5.0
     reconnect_min: float = 0.1
     reconnect_max: float = 5.0
-
-
-class _RemoteTarget:
-    """What stands behind a ref to an actor on another node."""
-
-    __slots__ = (
-        "_encode",
-        "_header",
-        "_limit",
-        "_link",
-        "_manifest",
-        "_path",
-        "_remoting",
-        "_room",
-        "_type",
-        "ref",
-    )
-
-    def __init__(self, remoting: Remoting, address: ActorAddress) -> None:
-        assert address.node is not None
-        self._remoting = remoting
-        self._link = remoting.link(address.node)  # links live as long as the remoting
-        self._path = address.path
-        self._encode = remoting.codec.payload_encoder
-        self._limit = remoting.envelope_limit
-        # The last message type sent, its manifest and envelopes header (most refs only ever
-        # see one type): a tell of the same type skips the codec's lookups.
-        self._type: type | None = None
-        self._manifest = ""
-        self._header = b""
-        self._room = 0
-        self.ref: ActorRef[Any] = ActorRef(address, self)
-
-    def deliver(self, message: Any) -> None:
-        # The hot path of every remote tell: encode here, so that an unencodable message
-        # raises at the tell, then queue the encoded envelope on the link.
-        if type(message) is not self._type:
-            self._prepare(type(message))
-        try:
-            payload = self._encode(message)
-        except Exception as exc:
-            raise self._remoting.codec.encode_failed(self._manifest, exc) from exc
-        if len(payload) > self._room:
-            self._remoting.too_big(self._manifest, payload)
-        remoting = self._remoting
-        if remoting.closing or not self._link.enqueue(self._header, payload):
-            remoting.system._dead_letter(message, self.ref)
-
-    def _prepare(self, cls: type) -> None:
-        manifest = self._remoting.codec.manifest(cls)  # raises if cls may not be sent
-        self._type = cls
-        self._manifest = manifest
-        self._header = envelopes_header(self._path, manifest)
-        # Bytes left for a payload: the envelope must fit one frame, even alone in its item
-        # (an array header takes at most 5 bytes).
-        self._room = self._limit - len(self._header) - 5
-
-    def add_watcher(self, watcher: _Watcher) -> None:
-        self._remoting.watch_remote(self.ref, watcher)
-
-    def remove_watcher(self, watcher: _Watcher) -> None:
-        self._remoting.unwatch_remote(self.ref, watcher)
-
-
-class _GoneTarget:
-    """A ref to an actor of this node that no longer exists: everything is a dead letter."""
-
-    __slots__ = ("_system", "ref")
-
-    def __init__(self, system: ActorSystem, address: ActorAddress) -> None:
-        self._system = system
-        self.ref: ActorRef[Any] = ActorRef(address, self)
-
-    def deliver(self, message: Any) -> None:
-        self._system._dead_letter(message, self.ref)
-
-    def add_watcher(self, watcher: _Watcher) -> None:
-        watcher(self.ref)
-
-    def remove_watcher(self, watcher: _Watcher) -> None:
-        pass
 
 
 class Remoting:

@@ -139,7 +139,14 @@ def synced(g: Gossip, *nodes: UniqueAddress) -> Gossip:
 # --------------------------------------------------------------------------- docs and basics
 
 
-@pytest.mark.parametrize("module", ["casty_trio.cluster._membership", "casty_trio.cluster._events"])
+@pytest.mark.parametrize(
+    "module",
+    [
+        "casty_trio.cluster._membership",
+        "casty_trio.cluster._membership_state",
+        "casty_trio.cluster._events",
+    ],
+)
 def test_docstring_examples(module: str) -> None:
     result = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
     assert result.failed == 0 and result.attempted > 0
