@@ -171,13 +171,17 @@ async def test_client_close_code_and_reason_reach_the_server(nursery: trio.Nurse
 async def test_server_close_code_and_reason_reach_the_client(nursery: trio.Nursery) -> None:
     transport = WebSocketTransport(LOCAL, 0)
     after_close: list[ConnectionClosed] = []
+    refused = trio.Event()
 
     async def refuse(conn: Connection) -> None:
-        await conn.aclose(CloseCode.DUPLICATE_LINK, "already linked")
         try:
-            await conn.send(b"too late")
-        except ConnectionClosed as exc:
-            after_close.append(exc)
+            await conn.aclose(CloseCode.DUPLICATE_LINK, "already linked")
+            try:
+                await conn.send(b"too late")
+            except ConnectionClosed as exc:
+                after_close.append(exc)
+        finally:
+            refused.set()
 
     with trio.fail_after(BOUND):
         address = await start(nursery, transport, refuse)
@@ -186,6 +190,8 @@ async def test_server_close_code_and_reason_reach_the_client(nursery: trio.Nurse
                 await conn.receive()
             with pytest.raises(ConnectionClosed):
                 await conn.send(b"after the peer closed")
+        # The server's side may still be finishing its close handshake: wait for it.
+        await refused.wait()
     assert (info.value.code, info.value.reason, info.value.local) == (
         CloseCode.DUPLICATE_LINK,
         "already linked",
