@@ -14,9 +14,13 @@ import trio
 
 from .._core import ActorContext, ActorRef, Behavior, Behaviors, NodeAddress, TimerScheduler
 from ._replication import (
+    FLUSH,
+    LAZY_DELAY,
     REPLICA_NAME,
     TICK,
     Fenced,
+    Flush,
+    FlushSoon,
     PushHistory,
     Replication,
     Tick,
@@ -33,7 +37,8 @@ def replica_link(
     replication: Replication, node: NodeAddress, region: ActorRef[Any]
 ) -> Behavior[Any]:
     """The replica link of a primary region to the replica at ``node``: takes its acks and
-    refusals, and has events it leaves unacked for ``ack_timeout`` sent again.
+    refusals, has events it leaves unacked for ``ack_timeout`` sent again, and sends the
+    events that wait for it (:meth:`Replication.defer`) within ``LAZY_DELAY``.
 
     Acks are taken in the peer link's reader as they arrive (``Remoting.set_receiver``), not
     after a hop through this actor's mailbox: a waiting write is released one scheduler pass
@@ -56,6 +61,7 @@ def replica_link(
             mailbox.tell(msg)
 
         remoting.set_receiver(path, take_ack)
+        replication.links[node] = mailbox
 
         async def receive(ctx: ActorContext[Any], msg: Any) -> Behavior[Any]:
             if isinstance(msg, ReplicaAck):
@@ -65,12 +71,19 @@ def replica_link(
                 region.tell(Fenced(msg.shard, msg.epoch))
             elif isinstance(msg, Tick):
                 resend_lagging(replication, node)
+            elif isinstance(msg, FlushSoon):
+                timers.start_single("flush", FLUSH, LAZY_DELAY)
+            elif isinstance(msg, Flush):
+                replication.flush(node)
             else:
                 _log.warning("replica link to %s: unexpected %s", node, type(msg).__name__)
             return Behaviors.same()
 
         async def post_stop(ctx: ActorContext[Any]) -> None:
             remoting.set_receiver(path, None)
+            if replication.links.get(node) == mailbox:
+                del replication.links[node]
+                replication.flush(node)  # nobody else would send what waits for it
 
         return Behaviors.with_lifecycle(Behaviors.receive(receive), post_stop=post_stop)
 

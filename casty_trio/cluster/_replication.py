@@ -19,9 +19,10 @@ On the primary, each entity of a replicated type runs with a :class:`ShardReplic
 the entity persisted a command's events, it sends them to the replicas and, with ``min_acks``
 k > 0, waits inside ``trio.move_on_after(ack_timeout)`` until k replicas acked; the write's
 reply runs as the k-th ack arrives, in the task that takes it. With k > 0 the events go first
-to the k replicas that acked fastest lately, and to the others once those acked (or, if they
-are slow, after a hedge delay of a few of their recent ack latencies): a confirmation waits on
-the nearest replicas, and the others neither delay it nor compete with it. Fencing: every
+to the k replicas that acked fastest lately; the others get them, merged per entity, within
+``LAZY_DELAY`` once those acked (:meth:`Replication.defer`), or at once if the first ones are
+slow (a hedge delay of a few of their recent ack latencies): a confirmation waits on the
+nearest replicas, and the others neither delay it nor compete with it. Fencing: every
 batch carries the shard's allocation epoch; a replica that knows a newer epoch refuses it
 (``ReplicaRefused``), and a primary told so stops hosting the shard.
 """
@@ -50,9 +51,14 @@ if TYPE_CHECKING:
     from ._system import ClusteredActorSystem
 
 __all__ = [
+    "FLUSH",
+    "FLUSH_SOON",
+    "LAZY_DELAY",
     "REPLICA_NAME",
     "TICK",
     "Fenced",
+    "Flush",
+    "FlushSoon",
     "PrimaryShard",
     "PushHistory",
     "ReplicateEvents",
@@ -73,6 +79,9 @@ _log = logging.getLogger("casty_trio.replication")
 _HEDGE_FACTOR = 4.0
 _HEDGE_MIN = 0.002
 _LATENCY_WEIGHT = 0.2
+# Once a write is confirmed, the replicas it did not wait for get its events up to
+# _LAZY_DELAY seconds later, together with the other writes of that time (one batch per entity).
+LAZY_DELAY = 0.005
 
 REPLICA_NAME = "replica"
 
@@ -172,6 +181,23 @@ class Tick:
 TICK = Tick()
 
 
+class FlushSoon:
+    """To a replica link: events wait for its replica (see :meth:`Replication.defer`); send
+    them after ``_LAZY_DELAY``."""
+
+    __slots__ = ()
+
+
+class Flush:
+    """The replica link's timer: send the events waiting for its replica now."""
+
+    __slots__ = ()
+
+
+FLUSH_SOON = FlushSoon()
+FLUSH = Flush()
+
+
 # ---------------------------------------------------------------------------- shared state
 
 
@@ -204,6 +230,18 @@ class PrimaryShard:
     def __init__(self, epoch: int, replicas: tuple[NodeAddress, ...]) -> None:
         self.epoch = epoch
         self.replicas = replicas
+
+
+class _Deferred:
+    """Encoded events of one entity waiting for a replica (see :meth:`Replication.defer`)."""
+
+    __slots__ = ("epoch", "events", "last", "shard")
+
+    def __init__(self, item: ReplicaEvents, last: int) -> None:
+        self.shard = item.shard
+        self.epoch = item.epoch
+        self.events = list(item.events)
+        self.last = last
 
 
 class _Sent:
@@ -263,6 +301,10 @@ class Replication:
         self.sent: dict[NodeAddress, dict[str, _Sent]] = {}
         # replica node -> its recent ack latency, seconds (which replicas a write goes to first)
         self.ack_latency: dict[NodeAddress, float] = {}
+        # replica node -> entity -> events that wait to be sent together (see ``defer``)
+        self.deferred: dict[NodeAddress, dict[str, _Deferred]] = {}
+        # replica node -> its replica link actor (registered by the link while it runs)
+        self.links: dict[NodeAddress, ActorRef[Any]] = {}
         self._replica_refs: dict[NodeAddress, ActorRef[Any]] = {}
         self._link_refs: dict[NodeAddress, ActorRef[Any]] = {}
         self._nonblocking: dict[type, bool] = {}
@@ -290,7 +332,8 @@ class Replication:
 
     def forget(self, live: frozenset[NodeAddress]) -> None:
         """Drop cached refs and bookkeeping of nodes no longer live."""
-        for cache in (self._replica_refs, self._link_refs, self.sent, self.ack_latency):
+        caches = (self._replica_refs, self._link_refs, self.sent, self.ack_latency, self.deferred)
+        for cache in caches:
             for node in [n for n in cache if n not in live]:
                 del cache[node]
 
@@ -432,9 +475,12 @@ class Replication:
             if later:
                 with trio.move_on_at(min(deadline, trio.current_time() + self._hedge_delay(first))):
                     await waiter.done.wait()
-                if not waiter.done.is_set():
+                others = self._still_replicas(shard, later)
+                if waiter.done.is_set():
+                    self.defer(item, others, last)
+                else:
                     self._slow(first, waiter)
-                self._send(item, self._still_replicas(shard, later), shard, last)
+                    self._send(item, others, shard, last)
             if not waiter.done.is_set():
                 with trio.move_on_at(deadline):
                     await waiter.done.wait()
@@ -479,11 +525,59 @@ class Replication:
     ) -> None:
         now = trio.current_time()
         sent = self.sent
+        deferred = self.deferred
         for node in nodes:
+            if node in deferred:
+                self.flush(node)  # what waits for it goes first: a replica takes no gap
             ref = self.replica_ref(node)
             if ref is not None:
                 ref.tell(item)
                 sent.setdefault(node, {})[item.entity_id] = _Sent(shard, last, now)
+
+    def defer(self, item: ReplicaEvents, nodes: Sequence[NodeAddress], last: int) -> None:
+        """Have ``item`` sent to ``nodes`` within ``LAZY_DELAY``, merged with the other
+        batches of its entity that wait for them (a confirmed write's replicas beyond the
+        ``min_acks`` it waited for): one message and one ack per entity and batch instead of
+        one per write, and off the way of the writes that follow. Their replica links send
+        them (:data:`FLUSH_SOON`); to a node without one, ``item`` goes at once."""
+        for node in nodes:
+            link = self.links.get(node)
+            if link is None:
+                self._send(item, (node,), item.shard, last)
+                continue
+            waiting = self.deferred.get(node)
+            if waiting is None:
+                waiting = self.deferred[node] = {}
+                link.tell(FLUSH_SOON)
+            entry = waiting.get(item.entity_id)
+            if entry is not None and entry.epoch == item.epoch:
+                entry.events.extend(item.events)
+                entry.last = last
+                continue
+            if entry is not None:  # another allocation of the shard: the older batch goes now
+                self.flush(node)
+                self.deferred[node] = waiting = {}
+                link.tell(FLUSH_SOON)
+            waiting[item.entity_id] = _Deferred(item, last)
+
+    def flush(self, node: NodeAddress) -> None:
+        """Send what waits for ``node`` (see :meth:`defer`) now. Not a checkpoint."""
+        waiting = self.deferred.pop(node, None)
+        if not waiting:
+            return
+        ref = self.replica_ref(node)
+        if ref is None:
+            return  # not reachable: it catches up from the next batch's gap, or its history
+        now = trio.current_time()
+        sent = self.sent.setdefault(node, {})
+        me = self.me
+        for entity_id, entry in waiting.items():
+            ref.tell(
+                ReplicaEvents(
+                    entity_id, entry.shard, entry.epoch, me.host, me.port, False, entry.events
+                )
+            )
+            sent[entity_id] = _Sent(entry.shard, entry.last, now)
 
     def _hedge_delay(self, nodes: Sequence[NodeAddress]) -> float:
         latency = self.ack_latency

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import attrs
 import pytest
@@ -435,3 +435,42 @@ async def test_a_replica_that_stops_acking_is_hedged_around(autojump_clock: Any)
         start = trio.current_time()
         assert await _write(node, refs[home], "acct-1", 3) == Confirmed(6, 3)
         assert trio.current_time() - start < 0.01  # now the other goes first
+
+
+class _Counting(InMemoryJournal):
+    """An InMemoryJournal that counts the batches stored into it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.batches = 0
+
+    def persist_nowait(self, entity_id: str, events: Any) -> None:
+        self.batches += 1
+        super().persist_nowait(entity_id, events)
+
+
+async def test_replicas_beyond_min_acks_get_confirmed_writes_together(
+    autojump_clock: Any,
+) -> None:
+    journals: list[InMemoryJournal] = [_Counting() for _ in range(3)]
+    async with open_test_cluster(3) as cluster:
+        refs, home, replicas, _ = await _setup_entity(
+            cluster, journals, ReplicationConfig(2, 1, ack_timeout=5.0)
+        )
+        fast, slow = replicas
+        cluster.network.set_latency(cluster.address(home), cluster.address(slow), 0.003)
+        node = cluster.node(home)
+        for amount in range(2, 5):  # the primary learns which replica acks first
+            assert isinstance(await _write(node, refs[home], "acct-1", amount), Confirmed)
+        await trio.sleep(0.1)
+        counts = [cast(_Counting, journals[r]).batches for r in (fast, slow)]
+        for amount in range(5, 25):  # 20 writes in about 40 ms
+            assert isinstance(await _write(node, refs[home], "acct-1", amount), Confirmed)
+        await trio.sleep(0.1)
+        everything = list(range(1, 25))
+        assert await _sequence_nrs(journals[fast]) == everything
+        assert await _sequence_nrs(journals[slow]) == everything
+        fast_batches = cast(_Counting, journals[fast]).batches - counts[0]
+        slow_batches = cast(_Counting, journals[slow]).batches - counts[1]
+        assert fast_batches == 20  # one per write: each waits for it
+        assert slow_batches <= 12  # a batch per LAZY_DELAY (5 ms), not one per write
