@@ -73,6 +73,9 @@ class PrimarySide:
         hosted.state = ACTIVE
         self.push(msg.shard, ())
         self.region.flush(msg.shard)
+        handoff, hosted.handoff = hosted.handoff, None
+        if handoff is not None:
+            self.region.on_hand_off(handoff)
 
     def ensure_link(self, node: NodeAddress) -> None:
         if node not in self.links:

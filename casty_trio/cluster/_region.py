@@ -44,6 +44,7 @@ from ._deliveries import Deliveries
 from ._hosted import ACTIVE as _ACTIVE
 from ._hosted import COLLECTING as _COLLECTING
 from ._hosted import STOPPING as _STOPPING
+from ._hosted import SYNCING as _SYNCING
 from ._hosted import Hosted as _Hosted
 from ._membership import Gossip, MemberStatus
 from ._primary_side import PrimarySide
@@ -388,6 +389,9 @@ class _Region:
             self.to_coordinator(
                 ShardStopped(msg.shard, msg.epoch, self.me.host, self.me.port, hosted=False)
             )
+            return
+        if hosted.state == _SYNCING:
+            hosted.handoff = msg  # started by the end of the history copy (PrimarySide)
             return
         if hosted.state != _ACTIVE:
             return

@@ -474,3 +474,29 @@ async def test_replicas_beyond_min_acks_get_confirmed_writes_together(
         slow_batches = cast(_Counting, journals[slow]).batches - counts[1]
         assert fast_batches == 20  # one per write: each waits for it
         assert slow_batches <= 12  # a batch per LAZY_DELAY (5 ms), not one per write
+
+
+async def test_a_handoff_asked_for_while_a_new_primary_syncs_starts_after_the_sync(
+    autojump_clock: Any,
+) -> None:
+    """The coordinator rebalances right after a failover, while its new primaries still copy
+    their history: a handoff asked for then used to be dropped, and the shard's messages
+    waited for the coordinator's handoff timeout (10 s; seen in the demo)."""
+    from casty_trio.cluster._hosted import COLLECTING, SYNCING
+    from casty_trio.cluster._replication import SyncDone
+    from casty_trio.cluster._shard_wire import HandOff
+
+    journals = [InMemoryJournal() for _ in range(3)]
+    async with open_test_cluster(3) as cluster:
+        _, home, _, shard = await _setup_entity(
+            cluster, journals, ReplicationConfig(2, 1, ack_timeout=5.0)
+        )
+        region = cluster.node(home)._regions["ledger"]._target.state  # white-box
+        hosted = region.hosted[shard]
+        hosted.state = SYNCING  # as a new primary copying its history
+        others = [cluster.address(i) for i in range(3) if i != home]
+        regions = [(node.host, node.port) for node in others]
+        region.on_hand_off(HandOff(shard, hosted.epoch, 7, regions))
+        assert hosted.state == SYNCING
+        region.primary.on_sync_done(SyncDone(shard))
+        assert hosted.state == COLLECTING and hosted.round == 7  # waits for the markers
