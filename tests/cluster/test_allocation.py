@@ -110,7 +110,8 @@ def test_replicas_are_distinct_keep_the_filled_ones_and_top_up_least_loaded(
 
 
 def test_replication_docstrings() -> None:
-    from casty_trio.cluster import _replication
+    from casty_trio.cluster import _replication, _replication_messages
 
-    result = doctest.testmod(_replication, optionflags=doctest.ELLIPSIS)
-    assert result.failed == 0 and result.attempted > 0
+    for module in (_replication, _replication_messages):
+        result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+        assert result.failed == 0 and result.attempted > 0, module.__name__
