@@ -68,6 +68,7 @@ __all__ = [
     "FLUSH",
     "FLUSH_SOON",
     "LAZY_DELAY",
+    "ORIGIN_FACTOR",
     "REPLICA_NAME",
     "TICK",
     "Fenced",
@@ -82,6 +83,7 @@ __all__ = [
     "StartSync",
     "SyncDone",
     "Tick",
+    "first_replicas",
     "link_name",
 ]
 
@@ -96,6 +98,9 @@ _LATENCY_WEIGHT = 0.2
 # Once a write is confirmed, the replicas it did not wait for get its events up to
 # _LAZY_DELAY seconds later, together with the other writes of that time (one batch per entity).
 LAZY_DELAY = 0.005
+# A write's origin (the node its reply goes to) is among its first replicas unless its recent
+# ack latency is over ORIGIN_FACTOR times the fastest replica's (see first_replicas).
+ORIGIN_FACTOR = 2.0
 
 REPLICA_NAME = "replica"
 
@@ -163,6 +168,42 @@ def link_name(node: NodeAddress) -> str:
         'link-10.0.0.1-25520'
     """
     return f"link-{quote(node.host, safe='')}-{node.port}"
+
+
+def first_replicas(
+    targets: Sequence[NodeAddress],
+    needed: int,
+    latency: dict[NodeAddress, float],
+    origin: NodeAddress | None,
+) -> tuple[list[NodeAddress], list[NodeAddress]]:
+    """Split a write's replicas into the ``needed`` it is sent to first and the others.
+
+    The first are the fastest by recent ack latency (unknown counts as 0), except that the
+    write's ``origin`` (the node its reply goes to), when it is a replica, takes the last of
+    those places unless its latency is over :data:`ORIGIN_FACTOR` times the fastest one's.
+    The reply wakes the origin's process anyway: when that process also takes the events and
+    acks them, a confirmation keeps two processes busy instead of three. (Measured on three
+    loopback processes on two cores, where a process long idle takes longest to wake: a
+    write confirmed through a third process took 60 µs more, 385 µs instead of 325.)
+
+    Examples:
+        >>> a, b, c = (NodeAddress("h", p) for p in (1, 2, 3))
+        >>> first_replicas([a, b], 1, {a: 0.001, b: 0.0003}, None)
+        ([NodeAddress(host='h', port=2)], [NodeAddress(host='h', port=1)])
+        >>> first_replicas([a, b], 1, {a: 0.0005, b: 0.0003}, a)[0]
+        [NodeAddress(host='h', port=1)]
+        >>> first_replicas([a, b], 1, {a: 0.0009, b: 0.0003}, a)[0]  # too slow
+        [NodeAddress(host='h', port=2)]
+        >>> [[n.port for n in part] for part in first_replicas([a, b, c], 1, {}, c)]
+        [[3], [1, 2]]
+    """
+    ranked = sorted(targets, key=lambda node: latency.get(node, 0.0))
+    if origin is not None and origin in ranked[needed:]:
+        fastest = latency.get(ranked[0], 0.0)
+        if latency.get(origin, 0.0) <= ORIGIN_FACTOR * fastest:
+            ranked.remove(origin)
+            ranked.insert(needed - 1, origin)
+    return ranked[:needed], ranked[needed:]
 
 
 class Replication:
@@ -328,11 +369,14 @@ class Replication:
         entity_id: str,
         events: Sequence[PersistedEvent],
         confirmed: Callable[[], None] | None = None,
+        origin: NodeAddress | None = None,
     ) -> None:
         """Send freshly persisted events to the shard's replicas and await ``min_acks`` acks.
 
         ``confirmed`` (the write's reply) runs in the task that takes the last ack needed,
         before the entity is woken (see :class:`~casty_trio.persistence.Replicator`).
+        ``origin``, the node the reply goes to, is among the first replicas sent to when it
+        is one (see :func:`first_replicas`).
 
         Raises:
             ReplicationTimeoutError: Fewer than ``min_acks`` replicas acked in ``ack_timeout``.
@@ -365,9 +409,7 @@ class Replication:
                     self.encode(events),
                 )
                 if needed and len(targets) > needed:
-                    latency = self.ack_latency
-                    ranked = sorted(targets, key=lambda node: latency.get(node, 0.0))
-                    first, later = ranked[:needed], ranked[needed:]
+                    first, later = first_replicas(targets, needed, self.ack_latency, origin)
                 self._send(item, first, shard, last)
             if waiter is None:
                 await trio.lowlevel.checkpoint()
@@ -547,6 +589,7 @@ class ShardReplicator:
         entity_id: str,
         events: Sequence[PersistedEvent],
         confirmed: Callable[[], None] | None = None,
+        origin: NodeAddress | None = None,
     ) -> None:
         """See :meth:`Replication.replicate` (a checkpoint)."""
-        await self.replication.replicate(self.shard, entity_id, events, confirmed)
+        await self.replication.replicate(self.shard, entity_id, events, confirmed, origin)

@@ -15,7 +15,7 @@ from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 import attrs
 
-from .._core import ActorContext, Behavior, Behaviors, ExtensionBehavior
+from .._core import ActorContext, ActorRef, Behavior, Behaviors, ExtensionBehavior, NodeAddress
 from ._journal import EventJournal, PersistedEvent, Snapshot
 
 __all__ = [
@@ -50,6 +50,7 @@ class Replicator(Protocol):
         entity_id: str,
         events: Sequence[PersistedEvent],
         confirmed: Callable[[], None] | None = None,
+        origin: NodeAddress | None = None,
     ) -> None:
         """Replicate ``events`` of ``entity_id``; return once the configured replicas have them.
 
@@ -63,6 +64,10 @@ class Replicator(Protocol):
         whichever task saw the confirmation (so the reply leaves without waiting for the
         entity's task to be scheduled again). It never raises; if it is not called, the entity
         runs the reply itself after ``replicate`` returns.
+
+        ``origin`` (optional to use) is the node the command's answer goes to: the node of
+        its ``reply_to`` field when it has one that is a ref (``None`` otherwise, or for a
+        ref with no node). A replicator may send there first.
         """
         ...
 
@@ -225,10 +230,12 @@ class _Running(Generic[M, S]):
             self._stale = False
         result = await self._spec.on_command(ctx, self._state, message)
         if isinstance(result, PersistedBehavior):
-            return await self._persisted(ctx, result)
+            return await self._persisted(ctx, result, message)
         return result
 
-    async def _persisted(self, ctx: ActorContext[M], effect: PersistedBehavior[M]) -> Behavior[M]:
+    async def _persisted(
+        self, ctx: ActorContext[M], effect: PersistedBehavior[M], command: M
+    ) -> Behavior[M]:
         spec = self._spec
         if effect.events:
             previous = self._sequence_nr
@@ -258,7 +265,8 @@ class _Running(Generic[M, S]):
                 if effect.reply is not None:
                     early = _EarlyReply(effect.reply)
                 try:
-                    await spec.replicator.replicate(spec.entity_id, batch, early)
+                    origin = _origin(command)
+                    await spec.replicator.replicate(spec.entity_id, batch, early, origin)
                 except Exception as exc:
                     replicated = False
                     ctx.log.warning(
@@ -332,6 +340,12 @@ class _EarlyReply:
         result, self._result = self._result, None
         if inspect.isawaitable(result):
             await result
+
+
+def _origin(command: object) -> NodeAddress | None:
+    """The node ``command``'s answer goes to: its ``reply_to`` ref's, if it has one."""
+    reply_to = getattr(command, "reply_to", None)
+    return reply_to.address.node if isinstance(reply_to, ActorRef) else None
 
 
 async def _call(callback: Callable[..., object], *args: Any) -> None:

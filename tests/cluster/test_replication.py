@@ -476,6 +476,32 @@ async def test_replicas_beyond_min_acks_get_confirmed_writes_together(
         assert slow_batches <= 12  # a batch per LAZY_DELAY (5 ms), not one per write
 
 
+@pytest.mark.parametrize(("far_latency", "first_is_origin"), [(0.0018, True), (0.003, False)])
+async def test_a_write_goes_first_to_the_replica_on_the_node_its_reply_goes_to(
+    autojump_clock: Any, far_latency: float, first_is_origin: bool
+) -> None:
+    """With min_acks=1 of 2 replicas, a write asked from a replica's node is confirmed
+    through that replica even when the other one acks faster, unless it acks over twice as
+    slowly (ORIGIN_FACTOR)."""
+    journals = [InMemoryJournal() for _ in range(3)]
+    async with open_test_cluster(3) as cluster:
+        refs, home, replicas, _ = await _setup_entity(
+            cluster, journals, ReplicationConfig(2, 1, ack_timeout=5.0)
+        )
+        near, far = replicas
+        cluster.network.set_latency(cluster.address(home), cluster.address(near), 0.001)
+        cluster.network.set_latency(cluster.address(home), cluster.address(far), far_latency)
+        asker = cluster.node(far)
+        for amount in range(2, 30):  # the primary learns both replicas' ack latencies
+            assert isinstance(await _write(asker, refs[far], "acct-1", amount), Confirmed)
+            await trio.sleep(0.02)
+        answer = await _write(asker, refs[far], "acct-1", 30)
+        assert isinstance(answer, Confirmed) and answer.sequence_nr == 30
+        # Confirmed by one replica; the other gets the write only after LAZY_DELAY.
+        held = [await _sequence_nrs(journals[r]) == list(range(1, 31)) for r in (far, near)]
+        assert held == ([True, False] if first_is_origin else [False, True])
+
+
 async def test_a_handoff_asked_for_while_a_new_primary_syncs_starts_after_the_sync(
     autojump_clock: Any,
 ) -> None:

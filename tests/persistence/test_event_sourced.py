@@ -13,6 +13,7 @@ import trio.testing
 
 import casty_trio
 from casty_trio import (
+    ActorAddress,
     ActorContext,
     ActorRef,
     ActorSystem,
@@ -21,6 +22,7 @@ from casty_trio import (
     Directive,
     InMemoryJournal,
     JournalError,
+    NodeAddress,
     OneForOneStrategy,
     PersistedEvent,
     Snapshot,
@@ -112,16 +114,19 @@ class RecordingReplicator:
     trace: list[str]
     fail: bool = False
     batches: list[tuple[str, list[int]]] = attrs.field(factory=list)
+    origins: list[NodeAddress | None] = attrs.field(factory=list)
 
     async def replicate(
         self,
         entity_id: str,
         events: Sequence[PersistedEvent],
         confirmed: Callable[[], None] | None = None,
+        origin: NodeAddress | None = None,
     ) -> None:
         await trio.lowlevel.checkpoint()
         numbers = [e.sequence_nr for e in events]
         self.batches.append((entity_id, numbers))
+        self.origins.append(origin)
         self.trace.append(f"replicate {numbers}")
         if self.fail:
             raise ConnectionError("replica unreachable")
@@ -459,6 +464,43 @@ async def test_replicator_runs_after_apply_and_before_reply(
     assert replicator.batches == [("acc-7", [1]), ("acc-7", [2, 3])]
 
 
+class _Inbox:
+    """The target of a ref to a made-up remote actor: keeps what it is told."""
+
+    def __init__(self) -> None:
+        self.messages: list[Any] = []
+        self.ref: ActorRef[Any] = ActorRef(
+            ActorAddress("t", "/temp/1", NodeAddress("10.0.0.9", 25520)), self
+        )
+
+    def deliver(self, message: Any) -> None:
+        self.messages.append(message)
+
+    def add_watcher(self, watcher: Any) -> None:
+        pass
+
+    def remove_watcher(self, watcher: Any) -> None:
+        pass
+
+
+async def test_replicator_is_told_the_node_the_reply_goes_to(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """The node of the command's reply_to ref is the write's origin (the cluster's replicator
+    sends there first); a command without one has none."""
+    trace: list[str] = []
+    replicator = RecordingReplicator(trace)
+    behavior = attrs.evolve(account(InMemoryJournal(), trace), replicator=replicator)
+    inbox = _Inbox()
+    async with ActorSystem(name="t") as system:
+        ref = system.spawn(behavior, "acc")
+        ref.tell(Deposit(3, inbox.ref))
+        ref.tell(Deposit(4))
+        assert await deposit(system, ref, 5) == 12
+    assert inbox.messages == [3]
+    assert replicator.origins == [NodeAddress("10.0.0.9", 25520), None, None]
+
+
 async def test_replication_failure_calls_on_failure_but_keeps_the_actor(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
@@ -671,6 +713,7 @@ class EagerReplicator:
         entity_id: str,
         events: Sequence[PersistedEvent],
         confirmed: Callable[[], None] | None = None,
+        origin: NodeAddress | None = None,
     ) -> None:
         self.trace.append("replicate")
         done = trio.Event()
