@@ -54,6 +54,8 @@ __all__ = ["replica_actor"]
 
 _log = logging.getLogger("casty_trio.replication")
 
+_SENDERS_KEPT = 1024  # nodes remembered by _Replica.sender (all of them, in any real cluster)
+
 
 class _Replica:
     """The replica actor's handlers (see the module docstring)."""
@@ -65,6 +67,7 @@ class _Replica:
         self.expected: dict[tuple[int, NodeAddress], float] = {}
         # new primaries waiting for their sources: shard -> sources not done
         self.syncing: dict[int, set[NodeAddress]] = {}
+        self._senders: dict[tuple[str, int], NodeAddress] = {}
 
     def refuse(self, sender: NodeAddress, shard: int, epoch: int) -> None:
         link = self.r.link_ref(sender)
@@ -171,17 +174,38 @@ class _Replica:
         if not self.r.stores_at_once(journal):
             return False
         stores = cast(NonBlockingJournal, journal)  # stores_at_once checked (cached per class)
-        check_shard(msg.shard, self.r.spec.num_shards)
-        sender = node_of(msg.host, msg.port)
+        shard = check_shard(msg.shard, self.r.spec.num_shards)
+        sender = self.sender(msg.host, msg.port)
         if not self.admit(msg, sender):
             return True
         batch = self.r.decode(msg)
+        entities = self.r.index.get(shard)
+        if entities is None:
+            entities = self.r.index[shard] = {}
+        highest = entities.get(msg.entity_id, 0)
+        events = batch.events
+        if events and events[0].sequence_nr == highest + 1:  # the usual batch: all of it new
+            stores.persist_nowait(msg.entity_id, events)
+            highest = entities[msg.entity_id] = max(highest, events[-1].sequence_nr)
+            self.stored(msg, sender, highest)
+            return True
         fresh = self.fresh(batch)
         if fresh:
             stores.persist_nowait(batch.entity_id, fresh)
-            self.r.note(batch.shard_id, batch.entity_id, fresh[-1].sequence_nr)
+            self.r.note(shard, batch.entity_id, fresh[-1].sequence_nr)
         self.stored(msg, sender, None if fresh is None else self.highest(batch))
         return True
+
+    def sender(self, host: str, port: int) -> NodeAddress:
+        """The node a batch names (:func:`node_of`: validated), remembered for the next one."""
+        key = (host, port)
+        node = self._senders.get(key)
+        if node is None:
+            node = node_of(host, port)
+            if len(self._senders) >= _SENDERS_KEPT:
+                self._senders.clear()
+            self._senders[key] = node
+        return node
 
     async def on_events(self, msg: ReplicaEvents) -> None:
         sender = node_of(msg.host, msg.port)

@@ -160,6 +160,10 @@ class _Sent:
         self.at = at
 
 
+def _sequence_nr_of(item: tuple[int, float, str, msgspec.Raw]) -> int:
+    return item[0]
+
+
 def link_name(node: NodeAddress) -> str:
     """The name of the replica link (a child of the region) to the replica at ``node``.
 
@@ -352,9 +356,12 @@ class Replication:
             ValueError: A sequence number below 1.
         """
         decode = self.codec.decode
+        items = msg.events
+        if len(items) > 1:
+            items = sorted(items, key=_sequence_nr_of)
         events = tuple(
             PersistedEvent(seq, decode(manifest, payload), timestamp)
-            for seq, timestamp, manifest, payload in sorted(msg.events, key=lambda e: e[0])
+            for seq, timestamp, manifest, payload in items
         )
         return ReplicateEvents(msg.entity_id, msg.shard, events)
 
@@ -391,29 +398,29 @@ class Replication:
         fenced = self.fenced.get(shard, 0)
         if fenced > epoch:
             raise ReplicationTimeoutError(self._refusal(entity_id, shard, last, fenced))
-        waiter = None
-        if needed:
-            waiter = _Waiter(shard, epoch, last, needed, confirmed)
-            self.waiters.setdefault(entity_id, []).append(waiter)
+        first: Sequence[NodeAddress] = targets
+        later: Sequence[NodeAddress] = ()
+        if targets and primary is not None:
+            item = ReplicaEvents(
+                entity_id,
+                shard,
+                primary.epoch,
+                self.me.host,
+                self.me.port,
+                False,
+                self.encode(events),
+            )
+            if needed and len(targets) > needed:
+                first, later = first_replicas(targets, needed, self.ack_latency, origin)
+            self._send(item, first, shard, last)
+        if not needed:
+            await trio.lowlevel.checkpoint()
+            return
+        # The waiter is made once the events are on their way (no ack can come before this
+        # task's next checkpoint: replicas are other nodes).
+        waiter = _Waiter(shard, epoch, last, needed, confirmed)
+        self.waiters.setdefault(entity_id, []).append(waiter)
         try:
-            first: Sequence[NodeAddress] = targets
-            later: Sequence[NodeAddress] = ()
-            if targets and primary is not None:
-                item = ReplicaEvents(
-                    entity_id,
-                    shard,
-                    primary.epoch,
-                    self.me.host,
-                    self.me.port,
-                    False,
-                    self.encode(events),
-                )
-                if needed and len(targets) > needed:
-                    first, later = first_replicas(targets, needed, self.ack_latency, origin)
-                self._send(item, first, shard, last)
-            if waiter is None:
-                await trio.lowlevel.checkpoint()
-                return
             # One cancel scope per wait: the usual write (acked before the hedge delay) has one.
             deadline = trio.current_time() + self.config.ack_timeout
             if later:
@@ -429,8 +436,7 @@ class Replication:
                 with trio.move_on_at(deadline):
                     await waiter.done.wait()
         finally:
-            if waiter is not None:
-                self._discard(entity_id, waiter)
+            self._discard(entity_id, waiter)
         if waiter.refused:
             raise ReplicationTimeoutError(self._refusal(entity_id, shard, last, waiter.refused))
         if not waiter.done.is_set():
@@ -555,6 +561,14 @@ class Replication:
     def acked(self, entity_id: str, node: NodeAddress, sequence_nr: int) -> None:
         """``node`` holds ``entity_id``'s events up to ``sequence_nr``: release the writes it
         confirms."""
+        for waiter in self.waiters.get(entity_id, ()):
+            if sequence_nr >= waiter.sequence_nr and node not in waiter.acked:
+                waiter.acked.add(node)
+                if len(waiter.acked) >= waiter.needed and not waiter.done.is_set():
+                    confirmed = waiter.confirmed
+                    if confirmed is not None:
+                        confirmed()  # the reply leaves now, the entity resumes later
+                    waiter.done.set()
         sent = self.sent.get(node)
         if sent is not None:
             record = sent.get(entity_id)
@@ -566,14 +580,6 @@ class Replication:
                 latency[node] = (
                     sample if average is None else average + (sample - average) * _LATENCY_WEIGHT
                 )
-        for waiter in self.waiters.get(entity_id, ()):
-            if sequence_nr >= waiter.sequence_nr and node not in waiter.acked:
-                waiter.acked.add(node)
-                if len(waiter.acked) >= waiter.needed and not waiter.done.is_set():
-                    confirmed = waiter.confirmed
-                    if confirmed is not None:
-                        confirmed()  # the reply leaves now, the entity resumes later
-                    waiter.done.set()
 
 
 @attrs.frozen
