@@ -9,7 +9,8 @@ a node that is gone are simply allocated again on their next message.
 Allocation is least-shard-first (:class:`LeastShardAllocation`) among the regions hosting the
 type. Rebalancing, a leaving region and a downed node move shards through the handoff protocol
 described in ``_region.py``; a shard is never allocated while a handoff of it is under way, and
-requests for it wait.
+requests for it wait. A replicated shard whose primary is gone is promoted to one of its
+replicas (``_promotion.py``).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from ..config import FailoverConfig, ShardingConfig
 from ._allocation import LeastShardAllocation, ShardAllocationStrategy, place_replicas
 from ._incarnations import Incarnations
 from ._membership import Gossip, MemberStatus
+from ._promotion import Promoting, _Promotion, _PromotionTick
 from ._shard_wire import (
     BeginHandOff,
     DropShard,
@@ -35,7 +37,6 @@ from ._shard_wire import (
     RegionRegistered,
     RegisterRegion,
     ReplicaHoldings,
-    ReplicaQuery,
     ShardHome,
     ShardReplicas,
     ShardStopped,
@@ -70,17 +71,6 @@ class _HandOff:
     deadline: float
 
 
-@attrs.define
-class _Promotion:
-    """A replicated shard whose primary is gone: which replica takes over."""
-
-    round: int
-    start_at: float
-    candidates: set[NodeAddress]
-    answers: dict[NodeAddress, int] = attrs.Factory(dict)
-    deadline: float | None = None
-
-
 class Membership:
     """Internal: the membership changed (posted to regions and coordinators by the system)."""
 
@@ -97,14 +87,7 @@ class _RebalanceTick:
 _REBALANCE = _RebalanceTick()
 
 
-class _PromotionTick:
-    __slots__ = ()
-
-
-_PROMOTION_TICK = _PromotionTick()
-
-
-class _Coordinator:
+class _Coordinator(Promoting):
     def __init__(
         self,
         system: ClusteredActorSystem,
@@ -254,88 +237,6 @@ class _Coordinator:
         for shard in sorted(self.allocation):
             if shard not in self.handoffs and self.place(shard, load, candidates):
                 self.send_replicas(shard, ())
-
-    def start_promotion(self, shard: int, delay: float) -> bool:
-        """``shard`` lost its primary: ask its live replicas, after ``delay``, which holds the
-        most; False when it has none."""
-        candidates = {n for n in self.replica_sets.get(shard, ()) if n in self.live}
-        if not candidates:
-            return False
-        self.rounds += 1
-        start = trio.current_time() + delay
-        self.promotions[shard] = _Promotion(self.rounds, start, candidates)
-        if delay <= 0:
-            self.query(shard)
-        else:
-            self.wake_in(("promote", self.rounds), delay)
-        return True
-
-    def wake_in(self, key: tuple[str, int], delay: float) -> None:
-        """Look at promotions again after ``delay`` (not at the next, coarser, rebalance tick)."""
-        if self.timers is not None:
-            self.timers.start_single(key, _PROMOTION_TICK, delay)
-
-    def query(self, shard: int) -> None:
-        promotion = self.promotions[shard]
-        promotion.deadline = trio.current_time() + self.failover.query_timeout
-        self.wake_in(("query", promotion.round), self.failover.query_timeout)
-        path = f"{self.region_path}/replica"
-        for node in sorted(promotion.candidates):
-            ref = self.system.lookup(path, node=node)
-            if ref is not None:
-                ref.tell(ReplicaQuery(shard, promotion.round, self.me.host, self.me.port))
-
-    def on_holdings(self, msg: ReplicaHoldings) -> None:
-        shard = check_shard(msg.shard, self.num_shards)
-        promotion = self.promotions.get(shard)
-        node = node_of(msg.host, msg.port)
-        if promotion is None or promotion.round != msg.round or node not in promotion.candidates:
-            return
-        promotion.answers[node] = msg.total
-        if set(promotion.answers) >= promotion.candidates:
-            self.promote(shard)
-
-    def promote(self, shard: int) -> None:
-        """Make the replica holding the most of ``shard`` its primary; the others are its
-        sources of history (and stay replicas)."""
-        promotion = self.promotions.pop(shard)
-        answers = {
-            n: t
-            for n, t in promotion.answers.items()
-            if n in self.live and n in promotion.candidates
-        }
-        if not answers:
-            _log.warning(
-                "coordinator %s: no replica of shard %d answered; allocating it afresh",
-                self.region_path,
-                shard,
-            )
-            self.sources[shard] = tuple(sorted(promotion.candidates & self.live))
-            self.reallocate(shard)
-            return
-        best = min(answers, key=lambda n: (-answers[n], n))
-        self.epoch += 1
-        self.allocation[shard] = (best, self.epoch)
-        self.place(shard)
-        self.sources[shard] = tuple(sorted(n for n in answers if n != best))
-        _log.info(
-            "coordinator %s: shard %d promoted to %s (holds %d; others %s)",
-            self.region_path,
-            shard,
-            best,
-            answers[best],
-            {str(n): t for n, t in answers.items() if n != best},
-        )
-        self.waiting.setdefault(shard, set())
-        self.announce(shard)
-
-    def tick_promotions(self, now: float) -> None:
-        for shard, promotion in list(self.promotions.items()):
-            if promotion.deadline is None:
-                if now >= promotion.start_at:
-                    self.query(shard)
-            elif now >= promotion.deadline:
-                self.promote(shard)
 
     # ------------------------------------------------------------------ requests
 

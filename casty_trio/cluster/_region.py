@@ -6,7 +6,9 @@ home is unknown (asked of the coordinator) or moving (handoff). Entities are chi
 region, started on their first message and watched.
 
 The ref users hold is not the region's own: its target, :class:`RegionRouting` (``_routing.py``),
-delivers straight to running entities and sends everything else here.
+delivers straight to running entities and sends everything else here. What the region does with
+an entity's message (:class:`RegionRoutes`, a base of the region's state) is in
+``_region_routes.py``.
 
 Handoff, seen from the shard's home: the coordinator sends every region ``BeginHandOff``;
 each stops routing the shard, buffers it, and sends a ``HandOffMarker`` to the home behind
@@ -21,9 +23,7 @@ from __future__ import annotations
 import logging
 from collections import deque
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
 
-import attrs
 import trio
 
 from .._core import (
@@ -38,7 +38,6 @@ from .._core import (
 )
 from .._errors import SerializationError
 from ..config import FailoverConfig, ShardingConfig
-from ..persistence import EventSourcedBehavior
 from ._coordinator import COORDINATOR_NAME, Membership, coordinator
 from ._deliveries import Deliveries
 from ._hosted import ACTIVE as _ACTIVE
@@ -48,6 +47,7 @@ from ._hosted import SYNCING as _SYNCING
 from ._hosted import Hosted as _Hosted
 from ._membership import Gossip, MemberStatus
 from ._primary_side import PrimarySide
+from ._region_routes import RegionRoutes
 from ._replica import replica_actor
 from ._replication import (
     REPLICA_NAME,
@@ -72,7 +72,7 @@ from ._shard_wire import (
     check_shard,
     node_of,
 )
-from ._sharding import ShardedBehavior, ShardEnvelope, entity_shard
+from ._sharding import ShardedBehavior, ShardEnvelope
 
 if TYPE_CHECKING:
     from ._system import ClusteredActorSystem
@@ -81,7 +81,6 @@ __all__ = ["RegionLeave", "RegionRouting", "RegionStatistics", "coordinator_node
 
 _log = logging.getLogger("casty_trio.sharding")
 
-_SHARD_CACHE_SIZE = 100_000
 _LIVE = (MemberStatus.up, MemberStatus.leaving)
 
 
@@ -118,7 +117,7 @@ def coordinator_node(gossip: Gossip, role: str | None) -> NodeAddress | None:
     return best[1] if best is not None else None
 
 
-class _Region:
+class _Region(RegionRoutes):
     """The region's state and handlers (used by its actor only)."""
 
     def __init__(
@@ -189,112 +188,6 @@ class _Region:
 
     def dead_letter(self, eid: str, message: Any) -> None:
         self.system._dead_letter(ShardEnvelope(eid, message), self.ctx.self)
-
-    # ------------------------------------------------------------------ routing
-
-    def shard_of(self, eid: str) -> int:
-        """``entity_shard`` of ``eid``, memoized: MD5 is the largest cost of a routed message."""
-        cache = self.shard_cache
-        shard = cache.get(eid)
-        if shard is None:
-            if len(cache) >= _SHARD_CACHE_SIZE:
-                cache.clear()
-            shard = cache[eid] = entity_shard(eid, self.num_shards)
-        return shard
-
-    def route(self, eid: str, message: Any, forwarded: bool, shard: int | None = None) -> None:
-        if shard is None:
-            shard = self.shard_of(eid)
-        hosted = self.hosted.get(shard)
-        if hosted is not None:
-            if hosted.state < _STOPPING:
-                self.deliver_local(hosted, eid, message)
-                return
-        elif forwarded:
-            # The sender thought this node is the home and it is not: ask the coordinator
-            # rather than trust a cache that may point back at the sender.
-            self.homes.pop(shard, None)
-        else:
-            home = self.homes.get(shard)
-            if home is not None and home != self.me:
-                self.forward(home, eid, shard, message)
-                return
-        self.buffer(shard, eid, message)
-
-    def deliver_local(self, hosted: _Hosted, eid: str, message: Any) -> None:
-        entity = hosted.entities.get(eid)
-        if entity is None:
-            entity = self.start_entity(hosted, eid)
-            if entity is None:
-                self.dead_letter(eid, message)
-                return
-        elif entity.stopping:
-            entity.waiting.append(message)
-            return
-        routing = self.routing
-        entity.last = routing.tick
-        entity.deliver(message)
-        if hosted.state == _ACTIVE and eid not in routing.pending:
-            routing.fast[eid] = entity
-
-    def start_entity(self, hosted: _Hosted, eid: str) -> Entity | None:
-        try:
-            behavior = self.spec.entity_factory(eid)
-            if self.replication is not None:
-                if not isinstance(behavior, EventSourcedBehavior):
-                    raise TypeError(
-                        f"sharded type {self.name} is replicated: its entity factory must "
-                        f"return Behaviors.event_sourced(...), not {type(behavior).__name__}"
-                    )
-                replicator = self.replication.replicator(hosted.shard)
-                behavior = attrs.evolve(behavior, replicator=replicator)
-            ref = self.ctx.spawn(behavior, "e." + quote(eid, safe=""))
-        except Exception:
-            _log.exception("%s: could not start entity %r", self.path, eid)
-            return None
-        self.ctx.watch(ref)
-        entity = Entity(eid, hosted.shard, ref, self.routing.tick)
-        hosted.entities[eid] = entity
-        self.by_ref[ref] = entity
-        return entity
-
-    def forward(self, home: NodeAddress, eid: str, shard: int, message: Any) -> None:
-        deliveries = self.deliveries
-        if not deliveries.send(deliveries.sender_to(home), eid, shard, message):
-            self.dead_letter(eid, message)
-
-    def buffer(self, shard: int, eid: str, message: Any) -> None:
-        if self.buffered >= self.settings.buffer_size:
-            _log.warning(
-                "%s: buffer full (%d messages waiting for shard homes); message for %r dropped",
-                self.path,
-                self.buffered,
-                eid,
-            )
-            self.dead_letter(eid, message)
-            return
-        queue = self.buffers.get(shard)
-        if queue is None:
-            queue = self.buffers[shard] = deque()
-        queue.append((eid, message))
-        self.buffered += 1
-        if shard not in self.hosted:
-            self.request_home(shard)
-
-    def request_home(self, shard: int) -> None:
-        if shard in self.requested:
-            return
-        self.requested.add(shard)
-        if self.registered:
-            self.to_coordinator(GetShardHome(shard, self.me.host, self.me.port))
-
-    def flush(self, shard: int) -> None:
-        queue = self.buffers.pop(shard, None)
-        if queue is None:
-            return
-        self.buffered -= len(queue)
-        for eid, message in queue:
-            self.route(eid, message, False)
 
     # ------------------------------------------------------------------ entity lifecycle
 

@@ -1,0 +1,170 @@
+"""The region's routing of entity messages: where an envelope goes once the region has it.
+
+:class:`RegionRoutes` holds the routing methods of the region actor (``_region.py``), a base
+of its state class ``_Region``: an envelope goes to a local entity when this node hosts the
+shard (the entity is started on its first message), to the region of the shard's home node
+otherwise, and into a bounded buffer while the home is unknown (asked of the coordinator) or
+moving (handoff); the buffer is flushed once the home is known. What the ref side does before
+a message reaches the region is in ``_routing.py``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+import attrs
+
+from .._core import ActorContext, ActorRef, NodeAddress
+from ..config import ShardingConfig
+from ..persistence import EventSourcedBehavior
+from ._deliveries import Deliveries
+from ._hosted import ACTIVE as _ACTIVE
+from ._hosted import STOPPING as _STOPPING
+from ._hosted import Hosted as _Hosted
+from ._replication import Replication
+from ._routing import Entity, RegionRouting
+from ._shard_wire import GetShardHome
+from ._sharding import ShardedBehavior, entity_shard
+
+__all__ = ["RegionRoutes"]
+
+_log = logging.getLogger("casty_trio.sharding")
+
+_SHARD_CACHE_SIZE = 100_000
+
+
+class RegionRoutes:
+    """The routing methods of the region's state (``_Region``, which sets every attribute
+    declared here)."""
+
+    ctx: ActorContext[Any]
+    name: str
+    path: str
+    spec: ShardedBehavior[Any]
+    num_shards: int
+    settings: ShardingConfig
+    routing: RegionRouting
+    me: NodeAddress
+    homes: dict[int, NodeAddress]
+    shard_cache: dict[str, int]
+    hosted: dict[int, _Hosted]
+    by_ref: dict[ActorRef[Any], Entity]
+    buffers: dict[int, deque[tuple[str, Any]]]
+    buffered: int
+    requested: set[int]
+    deliveries: Deliveries
+    registered: bool
+    replication: Replication | None
+
+    if TYPE_CHECKING:  # defined by ``_Region``
+
+        def to_coordinator(self, message: Any) -> None: ...
+
+        def dead_letter(self, eid: str, message: Any) -> None: ...
+
+    def shard_of(self, eid: str) -> int:
+        """``entity_shard`` of ``eid``, memoized: MD5 is the largest cost of a routed message."""
+        cache = self.shard_cache
+        shard = cache.get(eid)
+        if shard is None:
+            if len(cache) >= _SHARD_CACHE_SIZE:
+                cache.clear()
+            shard = cache[eid] = entity_shard(eid, self.num_shards)
+        return shard
+
+    def route(self, eid: str, message: Any, forwarded: bool, shard: int | None = None) -> None:
+        if shard is None:
+            shard = self.shard_of(eid)
+        hosted = self.hosted.get(shard)
+        if hosted is not None:
+            if hosted.state < _STOPPING:
+                self.deliver_local(hosted, eid, message)
+                return
+        elif forwarded:
+            # The sender thought this node is the home and it is not: ask the coordinator
+            # rather than trust a cache that may point back at the sender.
+            self.homes.pop(shard, None)
+        else:
+            home = self.homes.get(shard)
+            if home is not None and home != self.me:
+                self.forward(home, eid, shard, message)
+                return
+        self.buffer(shard, eid, message)
+
+    def deliver_local(self, hosted: _Hosted, eid: str, message: Any) -> None:
+        entity = hosted.entities.get(eid)
+        if entity is None:
+            entity = self.start_entity(hosted, eid)
+            if entity is None:
+                self.dead_letter(eid, message)
+                return
+        elif entity.stopping:
+            entity.waiting.append(message)
+            return
+        routing = self.routing
+        entity.last = routing.tick
+        entity.deliver(message)
+        if hosted.state == _ACTIVE and eid not in routing.pending:
+            routing.fast[eid] = entity
+
+    def start_entity(self, hosted: _Hosted, eid: str) -> Entity | None:
+        try:
+            behavior = self.spec.entity_factory(eid)
+            if self.replication is not None:
+                if not isinstance(behavior, EventSourcedBehavior):
+                    raise TypeError(
+                        f"sharded type {self.name} is replicated: its entity factory must "
+                        f"return Behaviors.event_sourced(...), not {type(behavior).__name__}"
+                    )
+                replicator = self.replication.replicator(hosted.shard)
+                behavior = attrs.evolve(behavior, replicator=replicator)
+            ref = self.ctx.spawn(behavior, "e." + quote(eid, safe=""))
+        except Exception:
+            _log.exception("%s: could not start entity %r", self.path, eid)
+            return None
+        self.ctx.watch(ref)
+        entity = Entity(eid, hosted.shard, ref, self.routing.tick)
+        hosted.entities[eid] = entity
+        self.by_ref[ref] = entity
+        return entity
+
+    def forward(self, home: NodeAddress, eid: str, shard: int, message: Any) -> None:
+        deliveries = self.deliveries
+        if not deliveries.send(deliveries.sender_to(home), eid, shard, message):
+            self.dead_letter(eid, message)
+
+    def buffer(self, shard: int, eid: str, message: Any) -> None:
+        if self.buffered >= self.settings.buffer_size:
+            _log.warning(
+                "%s: buffer full (%d messages waiting for shard homes); message for %r dropped",
+                self.path,
+                self.buffered,
+                eid,
+            )
+            self.dead_letter(eid, message)
+            return
+        queue = self.buffers.get(shard)
+        if queue is None:
+            queue = self.buffers[shard] = deque()
+        queue.append((eid, message))
+        self.buffered += 1
+        if shard not in self.hosted:
+            self.request_home(shard)
+
+    def request_home(self, shard: int) -> None:
+        if shard in self.requested:
+            return
+        self.requested.add(shard)
+        if self.registered:
+            self.to_coordinator(GetShardHome(shard, self.me.host, self.me.port))
+
+    def flush(self, shard: int) -> None:
+        queue = self.buffers.pop(shard, None)
+        if queue is None:
+            return
+        self.buffered -= len(queue)
+        for eid, message in queue:
+            self.route(eid, message, False)
