@@ -12,6 +12,7 @@ import trio
 
 from .._errors import ActorSystemError
 from ..config import CastyConfig, MailboxConfig, SupervisionConfig
+from ._ask import AskTimers
 from ._ask import ask as _ask
 from ._behavior import Behavior
 from ._cell import Cell
@@ -129,6 +130,7 @@ class ActorSystem:
         self._roots_gone: trio.Event | None = None
         self._state = _NEW
         self._nursery: trio.Nursery | None = None
+        self._ask_timers = AskTimers(name)
         self._nursery_manager: Any = None
         self._actors: trio.Nursery | None = None
         self._body_scope: trio.CancelScope | None = None
@@ -167,6 +169,7 @@ class ActorSystem:
         self._nursery_manager = trio.open_nursery()
         self._nursery = await self._nursery_manager.__aenter__()
         try:
+            self._nursery.start_soon(self._ask_timers.run)
             self._actors = await self._nursery.start(self._serve_actors)
             await self._start_services(self._nursery)
         except BaseException:
@@ -347,7 +350,7 @@ class ActorSystem:
         """
         self._check_running()
         address = ActorAddress(self._name, f"/$ask/{next(self._ask_ids)}", self._node)
-        return await _ask(ref, msg_factory, address, self._event_stream, timeout)
+        return await _ask(ref, msg_factory, address, self._event_stream, timeout, self._ask_timers)
 
     async def ask_or_none(
         self,
