@@ -51,23 +51,25 @@ class _ReplySlot:
         if self._state != _PENDING:
             self._stream._dead_letter(message, self.ref)
             return
+        self._state = _REPLIED
         self._value = message
+        task = self._task
+        if task is not None:
+            self._task = None
+            trio.lowlevel.reschedule(task, outcome.Value(message))
         self._forget_deadline()
-        self._end(_REPLIED, outcome.Value(message))
+        self._close()
 
     def expire(self, error: BaseException) -> None:
         """No reply came in time (or the system is closing): wake the asker with ``error``."""
         self._entry = None  # the timers dropped it
-        if self._state == _PENDING:
-            self._end(_CLOSED, outcome.Error(error))
-
-    def _end(self, state: int, result: outcome.Outcome[Any]) -> None:
-        """Take no more replies; wake the asker, if it waits, with ``result``."""
-        self._state = state
+        if self._state != _PENDING:
+            return
+        self._state = _CLOSED
         task = self._task
         if task is not None:
             self._task = None
-            trio.lowlevel.reschedule(task, result)
+            trio.lowlevel.reschedule(task, outcome.Error(error))
         self._close()
 
     def _forget_deadline(self) -> None:
