@@ -337,15 +337,12 @@ class ActorSystem:
     ) -> R:
         """Send ``msg_factory(reply_ref)`` to ``ref`` and return the first reply.
 
-        A checkpoint. Costs no task and no cancel scope: the caller parks until the reply
-        slot wakes it, and one task of the system keeps every pending ask's deadline. Replies
+        A checkpoint. Costs no task: the caller parks until the reply slot wakes it. Replies
         after the first one, or after the timeout, are published as dead letters.
 
         Raises:
             AskTimeoutError: No reply within ``timeout`` seconds (also a ``TimeoutError``).
-            ActorSystemError: The system is not running, or it closed while the ask waited
-                (an ask from a task outside the system's ``async with`` block).
-            ValueError: ``timeout`` is negative or NaN.
+            ActorSystemError: The system is not running.
 
         Examples:
             >>> await system.ask(ref, lambda r: GetBalance(r), timeout=1.0)  # doctest: +SKIP
