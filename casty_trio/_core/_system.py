@@ -12,7 +12,6 @@ import trio
 
 from .._errors import ActorSystemError
 from ..config import CastyConfig, MailboxConfig, SupervisionConfig
-from ._ask import AskTimers
 from ._ask import ask as _ask
 from ._behavior import Behavior
 from ._cell import Cell
@@ -130,7 +129,6 @@ class ActorSystem:
         self._roots_gone: trio.Event | None = None
         self._state = _NEW
         self._nursery: trio.Nursery | None = None
-        self._ask_timers = AskTimers(name)
         self._nursery_manager: Any = None
         self._actors: trio.Nursery | None = None
         self._body_scope: trio.CancelScope | None = None
@@ -169,7 +167,6 @@ class ActorSystem:
         self._nursery_manager = trio.open_nursery()
         self._nursery = await self._nursery_manager.__aenter__()
         try:
-            self._nursery.start_soon(self._ask_timers.run)
             self._actors = await self._nursery.start(self._serve_actors)
             await self._start_services(self._nursery)
         except BaseException:
@@ -350,7 +347,7 @@ class ActorSystem:
         """
         self._check_running()
         address = ActorAddress(self._name, f"/$ask/{next(self._ask_ids)}", self._node)
-        return await _ask(ref, msg_factory, address, self._event_stream, timeout, self._ask_timers)
+        return await _ask(ref, msg_factory, address, self._event_stream, timeout)
 
     async def ask_or_none(
         self,

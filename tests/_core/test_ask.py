@@ -15,7 +15,6 @@ from casty_trio import (
     ActorRef,
     ActorStopped,
     ActorSystem,
-    ActorSystemError,
     AskTimeoutError,
     Behavior,
     Behaviors,
@@ -209,76 +208,3 @@ async def test_ask_does_not_spawn_a_task(system: ActorSystem) -> None:
         # Only the 10 tasks started right here: the asks themselves cost no extra task.
         assert count_tasks() == before + 10
         nursery.cancel_scope.cancel()
-
-
-async def test_an_earlier_deadline_fires_first_even_when_asked_later(
-    system: ActorSystem, autojump_clock: Any
-) -> None:
-    """One task keeps every ask's deadline: a short ask made while a long one waits must not
-    wait for the long one's deadline."""
-    ref = system.spawn(holder([]), "silent")
-    start = trio.current_time()
-    ended: dict[str, float] = {}
-
-    async def ask_for(name: str, timeout: float) -> None:
-        with pytest.raises(AskTimeoutError):
-            await system.ask(ref, lambda r: Hold(r), timeout=timeout)
-        ended[name] = trio.current_time() - start
-
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(ask_for, "long", 10.0)
-        await trio.sleep(1.0)
-        nursery.start_soon(ask_for, "short", 2.0)
-    assert ended["short"] == pytest.approx(3.0, abs=0.01)
-    assert ended["long"] == pytest.approx(10.0, abs=0.01)
-
-
-async def test_answered_asks_leave_no_deadlines_behind(system: ActorSystem) -> None:
-    ref = system.spawn(doubler(), "doubler")
-    for i in range(2_000):
-        assert await system.ask(ref, lambda r, i=i: Double(i, r), timeout=60.0) == 2 * i
-    # An answered ask's entry stays until the heap is rebuilt, when over half are answered.
-    assert len(system._ask_timers._heap) <= 130
-
-
-async def test_a_cancelled_ask_leaves_its_late_reply_to_dead_letters(
-    system: ActorSystem, autojump_clock: Any
-) -> None:
-    held: list[ActorRef[Any]] = []
-    ref = system.spawn(holder(held), "slow")
-    with trio.move_on_after(1.0):
-        await system.ask(ref, lambda r: Hold(r), timeout=30.0)
-    reply_ref = held[0]
-    async with system.event_stream.subscription(DeadLetter) as dead_letters:
-        ref.tell(Flush("after the cancel"))
-        letter = await receive_matching(dead_letters, lambda d: True)
-    assert letter == DeadLetter("after the cancel", reply_ref)
-    await trio.sleep(60.0)  # its deadline passes: nothing is left to expire
-
-
-async def test_an_ask_waiting_when_its_system_closes_fails_at_once(autojump_clock: Any) -> None:
-    """The system's deadline task ends with the system: an ask still waiting (from a task
-    outside the system's block) fails then, instead of waiting forever."""
-    errors: list[BaseException] = []
-
-    async def ask_and_record(system: ActorSystem, ref: ActorRef[Any]) -> None:
-        try:
-            await system.ask(ref, lambda r: Hold(r), timeout=30.0)
-        except ActorSystemError as exc:
-            errors.append(exc)
-
-    async with trio.open_nursery() as outside:
-        async with ActorSystem(name="closing") as system:
-            ref = system.spawn(holder([]), "silent")
-            outside.start_soon(ask_and_record, system, ref)
-            await trio.sleep(1.0)
-        closed_at = trio.current_time()
-    assert trio.current_time() == pytest.approx(closed_at)
-    assert len(errors) == 1 and "closed before the reply came" in str(errors[0])
-
-
-@pytest.mark.parametrize("timeout", [-1.0, float("nan")])
-async def test_a_negative_timeout_is_refused(system: ActorSystem, timeout: float) -> None:
-    ref = system.spawn(doubler(), "doubler")
-    with pytest.raises(ValueError, match="non-negative"):
-        await system.ask(ref, lambda r: Double(1, r), timeout=timeout)
