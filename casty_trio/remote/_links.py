@@ -54,8 +54,9 @@ class LinkStatistics:
         connected: Whether a connection is up right now.
         frames_out: Frames written (each is one batch).
         frames_in: Frames read.
-        messages_out: Items written (user envelopes and watch notices).
-        messages_in: Items read.
+        messages_out: Messages written (user envelopes and watch notices).
+        messages_in: Messages read (the same units: a run of envelopes in one frame item
+            counts each of them).
         bytes_out: Frame bytes written.
         bytes_in: Frame bytes read.
         dropped: Items that became dead letters on this link (outbox full, peer unreachable).
@@ -365,8 +366,7 @@ class PeerLink:
                 self.duplicates += 1
                 continue
             recv_seq = frame.seq
-            self.messages_in += len(frame.items)
-            remoting.receive_batch(self, frame.items)
+            remoting.receive_batch(self, frame.items)  # counts messages_in
 
     async def _malformed(self, conn: Connection, reason: str) -> None:
         self.decode_errors += 1

@@ -66,6 +66,9 @@ class RemoteSettings:
     reconnect_max: float = 5.0
 
 
+_REMOTE_REFS_KEPT = 4096  # decoded remote refs kept for reuse (all dropped when full)
+
+
 class Remoting:
     """The remoting service of one actor system (see module docstring)."""
 
@@ -89,6 +92,8 @@ class Remoting:
         self._hello_decoder = msgspec.msgpack.Decoder(Hello | Reject)
         self._links: dict[NodeAddress, PeerLink] = {}
         self._exports: dict[str, Any] = {}
+        # Refs to other nodes' actors decoded lately, by their wire form (see ref_from_wire).
+        self._remote_refs: dict[tuple[str, str, str, int], ActorRef[Any]] = {}
         # Receivers of incoming messages for a path, taking them before its actor does (a shard
         # region takes its peers' deliveries this way, see ``set_receiver``).
         self._receivers: dict[str, Callable[[Any], None]] = {}
@@ -141,6 +146,10 @@ class Remoting:
         return (address.system, address.path, node.host, node.port)
 
     def ref_from_wire(self, system: str, path: str, host: str, port: int) -> ActorRef[Any]:
+        key = (system, path, host, port)
+        known = self._remote_refs.get(key)
+        if known is not None:
+            return known
         node = NodeAddress(host, port)
         if node == self.node:
             target = self.local_target(path)
@@ -148,7 +157,15 @@ class Remoting:
                 ref: ActorRef[Any] = target.ref
                 return ref
             return _GoneTarget(self.system, ActorAddress(system, path, node)).ref
-        return _RemoteTarget(self, ActorAddress(system, path, node)).ref
+        ref = _RemoteTarget(self, ActorAddress(system, path, node)).ref
+        if self.node is not None and not path.startswith("/$"):
+            # A ref that comes again and again (a reply_to in every message) is built once.
+            # Temporary actors (an ask's reply ref, "/$ask/...") are decoded once each: not kept.
+            refs = self._remote_refs
+            if len(refs) >= _REMOTE_REFS_KEPT:
+                refs.clear()
+            refs[key] = ref
+        return ref
 
     def remote_ref(self, node: NodeAddress, path: str) -> ActorRef[Any]:
         """A ref to the actor at ``path`` on ``node`` (same system name as ours)."""
@@ -386,9 +403,11 @@ class Remoting:
             elif type(item) is Envelope:
                 payloads = [item.payload]
             else:
+                link.messages_in += 1
                 self.receive_item(link, item)
                 last_path = None  # a watch notice may have changed what lives where
                 continue
+            link.messages_in += len(payloads)
             path = item.recipient
             if path != last_path:
                 bulk = self._bulk.get(path)

@@ -70,3 +70,35 @@ async def test_fifo_order_and_batching(autojump_clock: Any) -> None:
         stats = a.link_statistics()[b.self_node]
         assert stats.messages_out == 5000
         assert stats.frames_out < 100  # many messages per frame under load
+
+
+async def test_a_remote_ref_decoded_again_is_the_same_working_ref(autojump_clock: Any) -> None:
+    """A ref that comes in many messages (a reply_to) is built once per node, and still
+    reaches its actor; an ask's temporary reply ref is not kept."""
+    net = SimNetwork(seed=3, latency=0.001)
+    async with (
+        RemoteActorSystem("app", transport=net.transport("a")) as a,
+        RemoteActorSystem("app", transport=net.transport("b")) as b,
+    ):
+        seen: list[Any] = []
+        a.spawn(collector(seen), "replies")
+        refs: list[Any] = []
+        b.spawn(collector(refs), "keeper")
+        keeper = a.lookup("/keeper", node=b.self_node)
+        replies = a.lookup("/replies", node=a.self_node)
+        assert keeper is not None and replies is not None
+        for n in range(3):
+            keeper.tell(Ping(n, replies))
+        await trio.sleep(0.1)
+        assert [msg.n for msg in refs] == [0, 1, 2]
+        # one run of three envelopes in one frame item: still three messages read
+        stats = b.link_statistics()[a.self_node]
+        assert stats.frames_in == 1 and stats.messages_in == 3
+        first, *others = (msg.reply_to for msg in refs)
+        assert all(ref is first for ref in others)
+        first.tell(Note("back"))
+        await trio.sleep(0.1)
+        assert seen == [Note("back")]
+        remoting = b._remoting
+        wire = ("app", "/$ask/7", a.self_node.host, a.self_node.port)
+        assert remoting.ref_from_wire(*wire) is not remoting.ref_from_wire(*wire)
