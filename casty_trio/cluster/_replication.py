@@ -19,7 +19,8 @@ On the primary, each entity of a replicated type runs with a :class:`ShardReplic
 the entity persisted a command's events, it sends them to the replicas and, with ``min_acks``
 k > 0, waits inside ``trio.move_on_after(ack_timeout)`` until k replicas acked; the write's
 reply runs as the k-th ack arrives, in the task that takes it. With k > 0 the events go first
-to the k replicas that acked fastest lately; the others get them, merged per entity, within
+to the k replicas that acked fastest lately, the one on the node the answer goes to among
+them (the policy is in ``_replica_choice.py``); the others get them, merged per entity, within
 ``LAZY_DELAY`` once those acked (:meth:`Replication.defer`), or at once if the first ones are
 slow (a hedge delay of a few of their recent ack latencies): a confirmation waits on the
 nearest replicas, and the others neither delay it nor compete with it. Fencing: every
@@ -42,6 +43,7 @@ from .._core import ActorRef, NodeAddress
 from .._errors import ReplicationTimeoutError
 from ..config import FailoverConfig
 from ..persistence import EventJournal, EventSourcedBehavior, NonBlockingJournal, PersistedEvent
+from ._replica_choice import first_replicas, hedge_delay, updated_latency
 from ._replication_messages import (
     FLUSH,
     FLUSH_SOON,
@@ -68,7 +70,6 @@ __all__ = [
     "FLUSH",
     "FLUSH_SOON",
     "LAZY_DELAY",
-    "ORIGIN_FACTOR",
     "REPLICA_NAME",
     "TICK",
     "Fenced",
@@ -83,24 +84,14 @@ __all__ = [
     "StartSync",
     "SyncDone",
     "Tick",
-    "first_replicas",
     "link_name",
 ]
 
 _log = logging.getLogger("casty_trio.replication")
 
-# Hedged sends (min_acks > 0): the other replicas get a write's events once the first ones
-# acked, or after _HEDGE_FACTOR times the slowest first one's recent ack latency (an
-# exponential average, weight _LATENCY_WEIGHT per ack), at least _HEDGE_MIN seconds.
-_HEDGE_FACTOR = 4.0
-_HEDGE_MIN = 0.002
-_LATENCY_WEIGHT = 0.2
 # Once a write is confirmed, the replicas it did not wait for get its events up to
 # _LAZY_DELAY seconds later, together with the other writes of that time (one batch per entity).
 LAZY_DELAY = 0.005
-# A write's origin (the node its reply goes to) is among its first replicas unless its recent
-# ack latency is over ORIGIN_FACTOR times the fastest replica's (see first_replicas).
-ORIGIN_FACTOR = 2.0
 
 REPLICA_NAME = "replica"
 
@@ -172,42 +163,6 @@ def link_name(node: NodeAddress) -> str:
         'link-10.0.0.1-25520'
     """
     return f"link-{quote(node.host, safe='')}-{node.port}"
-
-
-def first_replicas(
-    targets: Sequence[NodeAddress],
-    needed: int,
-    latency: dict[NodeAddress, float],
-    origin: NodeAddress | None,
-) -> tuple[list[NodeAddress], list[NodeAddress]]:
-    """Split a write's replicas into the ``needed`` it is sent to first and the others.
-
-    The first are the fastest by recent ack latency (unknown counts as 0), except that the
-    write's ``origin`` (the node its reply goes to), when it is a replica, takes the last of
-    those places unless its latency is over :data:`ORIGIN_FACTOR` times the fastest one's.
-    The reply wakes the origin's process anyway: when that process also takes the events and
-    acks them, a confirmation keeps two processes busy instead of three. (Measured on three
-    loopback processes on two cores, where a process long idle takes longest to wake: a
-    write confirmed through a third process took 60 µs more, 385 µs instead of 325.)
-
-    Examples:
-        >>> a, b, c = (NodeAddress("h", p) for p in (1, 2, 3))
-        >>> first_replicas([a, b], 1, {a: 0.001, b: 0.0003}, None)
-        ([NodeAddress(host='h', port=2)], [NodeAddress(host='h', port=1)])
-        >>> first_replicas([a, b], 1, {a: 0.0005, b: 0.0003}, a)[0]
-        [NodeAddress(host='h', port=1)]
-        >>> first_replicas([a, b], 1, {a: 0.0009, b: 0.0003}, a)[0]  # too slow
-        [NodeAddress(host='h', port=2)]
-        >>> [[n.port for n in part] for part in first_replicas([a, b, c], 1, {}, c)]
-        [[3], [1, 2]]
-    """
-    ranked = sorted(targets, key=lambda node: latency.get(node, 0.0))
-    if origin is not None and origin in ranked[needed:]:
-        fastest = latency.get(ranked[0], 0.0)
-        if latency.get(origin, 0.0) <= ORIGIN_FACTOR * fastest:
-            ranked.remove(origin)
-            ranked.insert(needed - 1, origin)
-    return ranked[:needed], ranked[needed:]
 
 
 class Replication:
@@ -383,7 +338,7 @@ class Replication:
         ``confirmed`` (the write's reply) runs in the task that takes the last ack needed,
         before the entity is woken (see :class:`~casty_trio.persistence.Replicator`).
         ``origin``, the node the reply goes to, is among the first replicas sent to when it
-        is one (see :func:`first_replicas`).
+        is one (see :func:`~._replica_choice.first_replicas`).
 
         Raises:
             ReplicationTimeoutError: Fewer than ``min_acks`` replicas acked in ``ack_timeout``.
@@ -530,9 +485,7 @@ class Replication:
             sent[entity_id] = _Sent(entry.shard, entry.last, now)
 
     def _hedge_delay(self, nodes: Sequence[NodeAddress]) -> float:
-        latency = self.ack_latency
-        slowest = max((latency.get(node, 0.0) for node in nodes), default=0.0)
-        return min(max(_HEDGE_FACTOR * slowest, _HEDGE_MIN), self.config.ack_timeout)
+        return hedge_delay(self.ack_latency, nodes, self.config.ack_timeout)
 
     def _slow(self, nodes: Sequence[NodeAddress], waiter: _Waiter) -> None:
         """The hedge delay passed without acks from some of ``nodes``: count them at least
@@ -574,12 +527,8 @@ class Replication:
             record = sent.get(entity_id)
             if record is not None and record.sequence_nr <= sequence_nr:
                 del sent[entity_id]
-                sample = trio.current_time() - record.at
                 latency = self.ack_latency
-                average = latency.get(node)
-                latency[node] = (
-                    sample if average is None else average + (sample - average) * _LATENCY_WEIGHT
-                )
+                latency[node] = updated_latency(latency.get(node), trio.current_time() - record.at)
 
 
 @attrs.frozen
