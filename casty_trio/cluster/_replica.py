@@ -116,10 +116,10 @@ class _Replica:
         """Persist the events of ``batch`` not yet here; the new highest sequence number, or
         None when the batch starts after a gap (nothing is stored then)."""
         fresh = self.fresh(batch)
-        if fresh:
-            await self.r.journal_of(batch.entity_id).persist(batch.entity_id, fresh)
-            self.r.note(batch.shard_id, batch.entity_id, fresh[-1].sequence_nr)
-        return None if fresh is None else self.highest(batch)
+        if not fresh:
+            return None if fresh is None else self.highest(batch)
+        await self.r.journal_of(batch.entity_id).persist(batch.entity_id, fresh)
+        return self.r.note(batch.shard_id, batch.entity_id, fresh[-1].sequence_nr)
 
     def admit(self, msg: ReplicaEvents, sender: NodeAddress) -> bool:
         """Whether to store ``msg``: history only when asked for; a primary's batch only with
@@ -179,21 +179,13 @@ class _Replica:
         if not self.admit(msg, sender):
             return True
         batch = self.r.decode(msg)
-        entities = self.r.index.get(shard)
-        if entities is None:
-            entities = self.r.index[shard] = {}
-        highest = entities.get(msg.entity_id, 0)
-        events = batch.events
-        if events and events[0].sequence_nr == highest + 1:  # the usual batch: all of it new
-            stores.persist_nowait(msg.entity_id, events)
-            highest = entities[msg.entity_id] = max(highest, events[-1].sequence_nr)
-            self.stored(msg, sender, highest)
-            return True
         fresh = self.fresh(batch)
         if fresh:
             stores.persist_nowait(batch.entity_id, fresh)
-            self.r.note(shard, batch.entity_id, fresh[-1].sequence_nr)
-        self.stored(msg, sender, None if fresh is None else self.highest(batch))
+            highest: int | None = self.r.note(shard, batch.entity_id, fresh[-1].sequence_nr)
+        else:
+            highest = None if fresh is None else self.highest(batch)
+        self.stored(msg, sender, highest)
         return True
 
     def sender(self, host: str, port: int) -> NodeAddress:
@@ -208,7 +200,7 @@ class _Replica:
         return node
 
     async def on_events(self, msg: ReplicaEvents) -> None:
-        sender = node_of(msg.host, msg.port)
+        sender = self.sender(msg.host, msg.port)
         if not self.admit(msg, sender):
             return
         batch = self.r.decode(msg)

@@ -282,11 +282,14 @@ class Replication:
         """How much of ``shard`` is here: the sum of its entities' highest sequence numbers."""
         return sum(self.index.get(shard, {}).values())
 
-    def note(self, shard: int, entity_id: str, sequence_nr: int) -> None:
-        """Record that events of ``entity_id`` up to ``sequence_nr`` are stored here."""
+    def note(self, shard: int, entity_id: str, sequence_nr: int) -> int:
+        """Record that events of ``entity_id`` up to ``sequence_nr`` are stored here; the
+        highest sequence number stored for it now."""
         entities = self.index.setdefault(shard, {})
-        if sequence_nr > entities.get(entity_id, 0):
-            entities[entity_id] = sequence_nr
+        highest = entities.get(entity_id, 0)
+        if sequence_nr > highest:
+            entities[entity_id] = highest = sequence_nr
+        return highest
 
     # ------------------------------------------------------------------ encoding
 
