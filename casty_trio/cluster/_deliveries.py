@@ -21,7 +21,7 @@ import msgspec
 
 from .._core import NodeAddress
 from .._errors import SerializationError
-from ..serialization._wire import array_head, envelopes_header
+from ..serialization._wire import envelopes_header, run_payloads
 from ._shard_wire import deliveries_path, delivery_prefix
 
 if TYPE_CHECKING:
@@ -135,10 +135,11 @@ class Deliveries:
     # ------------------------------------------------------------------ receiving
 
     def decode_run(
-        self, peer: NodeAddress, manifest: str, payloads: list[msgspec.Raw]
+        self, peer: NodeAddress, manifest: str, run: msgspec.Raw, count: int
     ) -> tuple[list[Delivery], int]:
-        """The deliveries of a run from ``peer`` and how many were malformed (dropped, logged
-        naming the peer): one decode for the run, one per delivery only if that fails."""
+        """The deliveries of a run (``count`` of them, a msgpack array) from ``peer`` and how
+        many were malformed (dropped, logged naming the peer): one decode for the run, one per
+        delivery only if that fails."""
         decoders = self._decoders.get(manifest)
         if decoders is None:
             try:
@@ -147,18 +148,18 @@ class Deliveries:
                 _log.warning(
                     "%s: %d deliveries from %s dropped: %s",
                     self.region_path,
-                    len(payloads),
+                    count,
                     peer,
                     exc,
                 )
-                return [], len(payloads)
+                return [], count
         try:
-            return decoders[0](b"".join([array_head(len(payloads)), *payloads])), 0
+            return decoders[0](run), 0
         except Exception:  # which ones are malformed? Keep the others.
             pass
         batch: list[Delivery] = []
         bad = 0
-        for payload in payloads:
+        for payload in run_payloads(run):
             try:
                 batch.append(decoders[1](payload))
             except Exception as exc:  # RecursionError too: nothing from a peer may escape

@@ -211,9 +211,9 @@ class RegionRouting:
 
     # ------------------------------------------------------------------ from peers
 
-    def receive_run(self, peer: NodeAddress, manifest: str, payloads: list[msgspec.Raw]) -> int:
-        """A run of deliveries from ``peer`` (``Remoting.set_bulk_receiver``), in the link's
-        reader; returns how many were malformed (dropped and logged).
+    def receive_run(self, peer: NodeAddress, manifest: str, run: msgspec.Raw, count: int) -> int:
+        """A run of ``count`` deliveries from ``peer`` (``Remoting.set_bulk_receiver``), in the
+        link's reader; returns how many were malformed (dropped and logged).
 
         A delivery for a running entity with nothing for its id queued in the region goes to
         the entity's mailbox: at once while traffic is sparse, else without waking the entity,
@@ -224,7 +224,7 @@ class RegionRouting:
         """
         state = self.state
         assert state is not None  # set before the receiver is
-        batch, bad = state.deliveries.decode_run(peer, manifest, payloads)
+        batch, bad = state.deliveries.decode_run(peer, manifest, run, count)
         fast = self.fast
         owed = self.owed
         tick = self.tick

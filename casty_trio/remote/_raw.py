@@ -23,10 +23,13 @@ if TYPE_CHECKING:
 
 __all__ = ["BulkReceiver", "RawSender"]
 
-BulkReceiver = Callable[[NodeAddress, str, list[msgspec.Raw]], int]
-"""``receiver(peer, manifest, payloads)``: one ``Envelopes`` item from ``peer``, in the link's
-reader; returns how many of its payloads it refused as malformed (they count in the link's
-``decode_errors``). It must not block; what it raises is logged and the item dropped."""
+BulkReceiver = Callable[[NodeAddress, str, msgspec.Raw, int], int]
+"""``receiver(peer, manifest, run, count)``: one ``Envelopes`` item from ``peer``, in the
+link's reader: ``run`` is the msgpack array of its ``count`` payloads, undecoded (decode it
+whole as a ``list`` of what each payload is, or split it with
+:func:`~casty_trio.serialization._wire.run_payloads`). Returns how many payloads it refused as
+malformed (they count in the link's ``decode_errors``). It must not block; what it raises is
+logged and the item dropped."""
 
 
 class RawSender:

@@ -33,6 +33,9 @@ from ..serialization._wire import (
     Unwatch,
     Watch,
     WireMessage,
+    array_head,
+    run_length,
+    run_payloads,
 )
 from ._links import LinkStatistics, PeerLink
 from ._raw import BulkReceiver, RawSender
@@ -390,61 +393,74 @@ class Remoting:
 
         The per-message path of remoting: messages for one recipient, or of one type (the usual
         case under load, most of them in one ``Envelopes`` item), look the recipient or the
-        payload decoder up once.
+        payload decoder up once, and a run of one ``Envelopes`` item is decoded in one call.
         """
         last_path: str | None = None
         deliver: Any = None
-        last_manifest: str | None = None
-        decode: Any = None
         for item in items:
-            payloads: list[msgspec.Raw]
             if type(item) is Envelopes:
-                payloads = item.payloads
-            elif type(item) is Envelope:
-                payloads = [item.payload]
+                run = item.payloads
+                try:
+                    count = run_length(run)
+                except ValueError as exc:
+                    link.decode_errors += 1
+                    _log.warning("bad item from %s for %s: %s", link.peer, item.recipient, exc)
+                    continue
+            elif type(item) is Envelope:  # not sent by this implementation: a run of one
+                run = msgspec.Raw(array_head(1) + bytes(item.payload))
+                count = 1
             else:
                 link.messages_in += 1
                 self.receive_item(link, item)
                 last_path = None  # a watch notice may have changed what lives where
                 continue
-            link.messages_in += len(payloads)
+            link.messages_in += count
             path = item.recipient
             if path != last_path:
                 bulk = self._bulk.get(path)
                 if bulk is not None:
-                    self._bulk_item(link, bulk, item.manifest, payloads)
+                    self._bulk_run(link, bulk, item.manifest, run, count)
                     continue
                 deliver = self._deliverer(path)
                 if deliver is None:
                     self.receive_item(link, item)  # the slow path logs and dead-letters it
                     continue
                 last_path = path
-            manifest = item.manifest
-            if manifest != last_manifest:
-                try:
-                    decode = self.codec.payload_decoder(manifest)
-                except SerializationError as exc:
-                    self._undecodable(link, path, exc, len(payloads))
-                    continue
-                last_manifest = manifest
-            for payload in payloads:
-                try:
-                    message = decode(payload)
-                except Exception as exc:  # RecursionError too: nothing from a peer may escape
-                    self._undecodable(link, path, self.codec.decode_failed(manifest, exc))
-                    continue
+            for message in self._decoded(link, path, item.manifest, run, count):
                 try:
                     deliver(message)
                 except Exception as exc:  # a full "reject" mailbox: already a dead letter
                     _log.debug("message from %s to %s refused: %s", link.peer, path, exc)
 
-    def _bulk_item(
-        self, link: PeerLink, bulk: BulkReceiver, manifest: str, payloads: list[msgspec.Raw]
+    def _decoded(
+        self, link: PeerLink, path: str, manifest: str, run: msgspec.Raw, count: int
+    ) -> list[Any]:
+        """The messages of a run of ``count`` that decode; the others are counted and logged."""
+        try:
+            decode_run = self.codec.run_decoder(manifest)
+        except SerializationError as exc:  # unknown manifest: the whole run
+            self._undecodable(link, path, exc, count)
+            return []
+        try:
+            return decode_run(run)
+        except Exception:  # RecursionError too: which ones are malformed? Keep the others.
+            pass
+        decode = self.codec.payload_decoder(manifest)
+        messages: list[Any] = []
+        for payload in run_payloads(run):
+            try:
+                messages.append(decode(payload))
+            except Exception as exc:  # nothing from a peer may escape
+                self._undecodable(link, path, self.codec.decode_failed(manifest, exc))
+        return messages
+
+    def _bulk_run(
+        self, link: PeerLink, bulk: BulkReceiver, manifest: str, run: msgspec.Raw, count: int
     ) -> None:
         try:
-            link.decode_errors += bulk(link.peer, manifest, payloads)
+            link.decode_errors += bulk(link.peer, manifest, run, count)
         except Exception:  # nothing from a peer may escape the link
-            link.decode_errors += len(payloads)
+            link.decode_errors += count
             _log.exception(
                 "messages from %s (%s) dropped: their receiver failed", link.peer, manifest
             )
@@ -458,7 +474,7 @@ class Remoting:
     def receive_item(self, link: PeerLink, item: Item) -> None:
         """Handle one item of a frame from ``link`` (sync; never blocks on an actor)."""
         if type(item) is Envelopes:
-            for payload in item.payloads:
+            for payload in run_payloads(item.payloads):
                 self.receive_item(link, Envelope(item.recipient, item.manifest, payload))
         elif type(item) is Envelope:
             deliver = self._deliverer(item.recipient)

@@ -82,6 +82,7 @@ class MessageCodec:
         "_ref_encoder",
         "_refs",
         "_registry",
+        "_run_decoders",
     )
 
     def __init__(self, refs: RefCodec, *, types: Iterable[type] = (), strict: bool = False) -> None:
@@ -92,6 +93,7 @@ class MessageCodec:
         self._encoder = msgspec.msgpack.Encoder(enc_hook=self._enc_hook)
         self._manifests: dict[type, str] = {}
         self._decoders: dict[str, msgspec.msgpack.Decoder[Any]] = {}
+        self._run_decoders: dict[str, Callable[[_Payload], list[Any]]] = {}
         # annotation seen by the dec hook -> the ref class it names (bounded by known types)
         self._ref_annotations: dict[Any, type] = {}
 
@@ -213,6 +215,22 @@ class MessageCodec:
         if decoder is None:
             decoder = self._decoder_for(manifest)
         return decoder.decode
+
+    def run_decoder(self, manifest: str) -> Callable[[_Payload], list[Any]]:
+        """The decoder of a run: a msgpack array of payloads of ``manifest``, decoded into a
+        list in one call (an ``Envelopes`` item's ``payloads``). Like
+        :meth:`payload_decoder`, what it raises is the caller's to turn into an error.
+
+        Raises:
+            SerializationError: The manifest is unknown or not allowed.
+        """
+        decode = self._run_decoders.get(manifest)
+        if decode is None:
+            decode = self._run_decoders[manifest] = self.shaped_decoder(
+                manifest,
+                lambda cls: list[cls],  # type: ignore[valid-type]
+            ).decode
+        return decode
 
     def shaped_decoder(
         self, manifest: str, shape: Callable[[type], Any]

@@ -43,7 +43,10 @@ __all__ = [
     "batch_frame",
     "batch_head",
     "envelope_header",
+    "envelopes",
     "envelopes_header",
+    "run_length",
+    "run_payloads",
 ]
 
 PROTOCOL_VERSION = 2
@@ -94,11 +97,16 @@ class DeathNotice(msgspec.Struct, frozen=True, array_like=True, gc=False, tag=6)
 
 class Envelopes(msgspec.Struct, frozen=True, array_like=True, gc=False, tag=8):
     """Several user messages of one type for one recipient, in send order: what as many
-    :class:`Envelope` items would say, without repeating ``recipient`` and ``manifest``."""
+    :class:`Envelope` items would say, without repeating ``recipient`` and ``manifest``.
+
+    ``payloads`` is the msgpack array of the encoded payloads, kept undecoded as one piece, so
+    the receiver decodes a whole run with one ``list[type]`` decode (:func:`run_payloads`
+    splits it when one by one is needed). Build one with :func:`envelopes`.
+    """
 
     recipient: str
     manifest: str
-    payloads: list[msgspec.Raw]
+    payloads: msgspec.Raw
 
 
 Item = Envelope | Envelopes | Watch | Unwatch | DeathNotice
@@ -134,7 +142,7 @@ def envelopes_header(recipient: str, manifest: str) -> bytes:
     """The encoded start of an :class:`Envelopes` item, up to its list of payloads.
 
     ``envelopes_header(r, m) + array_head(len(ps)) + b"".join(ps)`` is exactly
-    ``encode(Envelopes(r, m, [Raw(p) for p in ps]))``.
+    ``encode(envelopes(r, m, ps))``.
     """
     return b"\x94" + msgspec.msgpack.encode((_ENVELOPES_TAG, recipient, manifest))[1:]
 
@@ -146,6 +154,51 @@ def array_head(count: int) -> bytes:
     if count < 0x10000:
         return _ARRAY16.pack(0xDC, count)
     return _ARRAY32.pack(0xDD, count)
+
+
+def run_length(run: msgspec.Raw) -> int:
+    """How many payloads the run ``run`` (an :class:`Envelopes` item's ``payloads``) holds.
+
+    Raises:
+        ValueError: ``run`` is not a msgpack array (a malformed item).
+
+    Examples:
+        >>> run_length(envelopes("/user/a", "m", [b"\\x01", b"\\x02"]).payloads)
+        2
+    """
+    data = memoryview(run)
+    first = data[0] if data else 0
+    if 0x90 <= first <= 0x9F:
+        return first & 0x0F
+    if first == 0xDC and len(data) >= 3:
+        return int(_ARRAY16.unpack_from(data)[1])
+    if first == 0xDD and len(data) >= 5:
+        return int(_ARRAY32.unpack_from(data)[1])
+    raise ValueError("the payloads of an Envelopes item are not an array")
+
+
+_RAWS = msgspec.msgpack.Decoder(list[msgspec.Raw])
+
+
+def run_payloads(run: msgspec.Raw) -> list[msgspec.Raw]:
+    """The payloads of the run ``run``, each still encoded.
+
+    Raises:
+        msgspec.ValidationError: ``run`` is not a msgpack array.
+    """
+    return _RAWS.decode(run)
+
+
+def envelopes(recipient: str, manifest: str, payloads: list[bytes]) -> Envelopes:
+    """The :class:`Envelopes` item carrying ``payloads`` (each an encoded message).
+
+    Examples:
+        >>> item = envelopes("/user/a", "builtins:int", [b"\\x01", b"\\x02"])
+        >>> [bytes(p) for p in run_payloads(item.payloads)]
+        [b'\\x01', b'\\x02']
+    """
+    run = msgspec.Raw(b"".join((array_head(len(payloads)), *payloads)))
+    return Envelopes(recipient, manifest, run)
 
 
 def batch_head(seq: int, count: int) -> bytes:

@@ -25,9 +25,11 @@ from casty_trio.serialization._wire import (
     PROTOCOL_VERSION,
     Batch,
     Envelope,
+    Envelopes,
     Hello,
     Reject,
     Watch,
+    envelopes,
 )
 from casty_trio.testing import SimConnection, SimNetwork
 from tests._helpers import receive_matching
@@ -197,6 +199,35 @@ async def test_undecodable_payload_is_dropped_and_counted_link_stays_up(
             await evil.send_batch(2, [_envelope("/sink", Note("again"))])
             await sink.wait_for_count(2)
         assert logged(caplog, "evil:1", "subprocess:Popen")
+        await assert_serving(a, b)
+
+
+async def test_a_run_keeps_its_good_messages_and_a_run_that_is_not_an_array_is_dropped(
+    autojump_clock: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A run is decoded in one call; when that fails, one payload at a time, so only the
+    # malformed ones are lost. An Envelopes item whose payloads are not an array at all is one
+    # malformed item.
+    net = SimNetwork(seed=12)
+    async with nodes(net, "a", "b") as (a, b):
+        sink = probe_on(b, "sink")
+        async with raw_peer(net, b) as evil:
+            await evil.handshake()
+            note = "tests.remote._messages:Note"
+            good = [WIRE.encode(Note(f"n{i}")) for i in range(4)]
+            run = envelopes("/sink", note, [good[0], WIRE.encode(5), good[1], b"\xc0", good[2]])
+            not_an_array = Envelopes("/sink", note, msgspec.Raw(WIRE.encode("x")))
+            unknown = envelopes("/sink", "no.such.module:Thing", [good[0], good[1]])
+            tail = envelopes("/sink", note, [good[3]])
+            await evil.send_batch(1, [run, not_an_array, unknown, tail])
+            await sink.wait_for_count(4)
+            assert sink.messages == [Note("n0"), Note("n1"), Note("n2"), Note("n3")]
+            stats = b.link_statistics()[EVIL]
+            assert stats.decode_errors == 2 + 1 + 2
+            assert stats.messages_in == 5 + 2 + 1  # the item that is not a run counts as none
+            assert stats.connected
+        assert logged(caplog, "evil:1", "not an array")
+        assert logged(caplog, "evil:1", note)
         await assert_serving(a, b)
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from casty_trio import NodeAddress, SerializationError
 from casty_trio.remote import RemoteActorSystem, RemoteSettings
-from casty_trio.serialization._wire import envelopes_header
+from casty_trio.serialization._wire import envelopes_header, run_payloads
 from casty_trio.testing import SimNetwork
 from tests.remote._support import REMOTE_LOGGER, assert_serving, logged, nodes, wait_until
 
@@ -22,8 +22,10 @@ class Recorder:
         self.calls: list[tuple[NodeAddress, str, list[bytes]]] = []
         self.refuse = refuse
 
-    def __call__(self, peer: NodeAddress, manifest: str, payloads: list[msgspec.Raw]) -> int:
-        self.calls.append((peer, manifest, [bytes(p) for p in payloads]))
+    def __call__(self, peer: NodeAddress, manifest: str, run: msgspec.Raw, count: int) -> int:
+        payloads = [bytes(p) for p in run_payloads(run)]
+        assert len(payloads) == count
+        self.calls.append((peer, manifest, payloads))
         return self.refuse
 
     def payloads(self) -> list[bytes]:
@@ -65,7 +67,7 @@ async def test_refused_and_failing_runs_count_as_decode_errors(
         sender.send(header, b"\x01")
         await wait_until(lambda: errors(b, a) == 2)
 
-        def failing(peer: NodeAddress, manifest: str, payloads: list[msgspec.Raw]) -> int:
+        def failing(peer: NodeAddress, manifest: str, run: msgspec.Raw, count: int) -> int:
             raise RuntimeError("receiver bug")
 
         b._remoting.set_bulk_receiver(PATH, failing)

@@ -26,11 +26,11 @@ from casty_trio.serialization._wire import (
     Batch,
     DeathNotice,
     Envelope,
-    Envelopes,
     Hello,
     Reject,
     Unwatch,
     Watch,
+    envelopes,
 )
 from casty_trio.testing import SimNetwork
 from tests._helpers import Probe, spawn_probe
@@ -108,7 +108,7 @@ PAYLOADS = st.one_of(
 )
 ITEMS = st.one_of(
     st.builds(Envelope, PATHS, MANIFESTS, PAYLOADS.map(msgspec.Raw)),
-    st.builds(Envelopes, PATHS, MANIFESTS, st.lists(PAYLOADS.map(msgspec.Raw), max_size=4)),
+    st.builds(envelopes, PATHS, MANIFESTS, st.lists(PAYLOADS, max_size=4)),
     st.builds(Watch, PATHS),
     st.builds(Unwatch, PATHS),
     st.builds(DeathNotice, PATHS),

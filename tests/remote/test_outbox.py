@@ -16,6 +16,7 @@ from casty_trio.serialization._wire import (
     Watch,
     WireMessage,
     envelopes_header,
+    run_payloads,
 )
 
 ENCODE = msgspec.msgpack.encode
@@ -52,7 +53,7 @@ def _flatten(items: list[object]) -> list[tuple[str, str, bytes] | Watch]:
     flat: list[tuple[str, str, bytes] | Watch] = []
     for item in items:
         if isinstance(item, Envelopes):
-            flat += [(item.recipient, item.manifest, bytes(p)) for p in item.payloads]
+            flat += [(item.recipient, item.manifest, bytes(p)) for p in run_payloads(item.payloads)]
         else:
             assert isinstance(item, Watch)
             flat.append(item)

@@ -12,7 +12,6 @@ from casty_trio.serialization._wire import (
     Batch,
     DeathNotice,
     Envelope,
-    Envelopes,
     Item,
     Unwatch,
     Watch,
@@ -20,6 +19,7 @@ from casty_trio.serialization._wire import (
     array_head,
     batch_frame,
     envelope_header,
+    envelopes,
     envelopes_header,
 )
 
@@ -30,7 +30,7 @@ PAYLOADS = st.one_of(st.integers(-(2**63), 2**64 - 1), st.text(), st.binary(max_
 ITEMS = st.one_of(
     st.builds(lambda r, m, p: Envelope(r, m, msgspec.Raw(p)), TEXT, TEXT, PAYLOADS),
     st.builds(
-        lambda r, m, ps: Envelopes(r, m, [msgspec.Raw(p) for p in ps]),
+        envelopes,
         TEXT,
         TEXT,
         st.lists(PAYLOADS, max_size=20),
@@ -54,9 +54,7 @@ def test_envelope_header_plus_payload_is_the_encoded_envelope(
 def test_envelopes_header_plus_payloads_is_the_encoded_item(
     recipient: str, manifest: str, payloads: list[bytes]
 ) -> None:
-    expected = msgspec.msgpack.encode(
-        Envelopes(recipient, manifest, [msgspec.Raw(p) for p in payloads])
-    )
+    expected = msgspec.msgpack.encode(envelopes(recipient, manifest, payloads))
     encoded = envelopes_header(recipient, manifest) + array_head(len(payloads))
     assert encoded + b"".join(payloads) == expected
 
