@@ -26,6 +26,11 @@ N times in a row, round-robin over the ids; against ``remote_ask``'s raw trio-we
 trip. ``ask_ratio`` = ours p50 / raw p50, goal ``<= 1.2`` (the ``remote_ask`` goal).
 
 ``meets_goal`` is true only when both goals are met. Best run of each side (alternating runs).
+
+Reported, not a goal: ``floor`` (see ``_sharded_floor``), the least a sharded receiver can do
+under the actor model over raw trio-websocket between the same processes (one task per entity,
+one ``await handler(message)`` per message, nothing else); ``floor_ratio`` = floor msgs/s over
+the raw one-way baseline, ``of_floor`` = ours over the floor.
 """
 
 from __future__ import annotations
@@ -46,6 +51,7 @@ from _remote import (
     round_floats,
     serve_until_stdin_closes,
 )
+from _sharded_floor import floor_once, serve_floor
 from remote_ask import _serve_ws as serve_raw_echo
 from remote_ask import _summary
 from remote_ask import _ws_once as raw_ask_once
@@ -114,7 +120,12 @@ def serve() -> None:
     """Process B: serve until stdin closes."""
     trio.run(
         serve_until_stdin_closes,
-        {"casty": _serve_casty, "ws_tell": serve_raw_sink, "ws_ask": serve_raw_echo},
+        {
+            "casty": _serve_casty,
+            "ws_tell": serve_raw_sink,
+            "ws_ask": serve_raw_echo,
+            "ws_floor": serve_floor,
+        },
     )
 
 
@@ -206,6 +217,7 @@ def run(quick: bool = False) -> dict[str, Any]:
     raw_tell_runs: list[dict[str, Any]] = []
     ask_runs: list[dict[str, float]] = []
     raw_ask_runs: list[dict[str, float]] = []
+    floor_runs: list[dict[str, float]] = []
     facts: dict[str, Any] = {}
 
     async def main() -> None:
@@ -224,6 +236,7 @@ def run(quick: bool = False) -> dict[str, Any]:
                 ) as system,
                 trio_websocket.open_websocket(LOCAL, ports["ws_tell"], "/", use_ssl=False) as wst,
                 trio_websocket.open_websocket(LOCAL, ports["ws_ask"], "/", use_ssl=False) as wsa,
+                trio_websocket.open_websocket(LOCAL, ports["ws_floor"], "/", use_ssl=False) as wsf,
             ):
                 started = now()
                 await system.wait_for(2, timeout=30)
@@ -240,10 +253,12 @@ def run(quick: bool = False) -> dict[str, Any]:
                 await _ask_once(system, ref, ids, min(n_ask, 200))
                 await raw_tell_once(wst, min(n_tell, 2_000))
                 await raw_ask_once(wsa, min(n_ask, 200))
+                await floor_once(wsf, ids, NUM_SHARDS, len(ids))  # its entities start
                 await trio.testing.wait_all_tasks_blocked()
                 for _ in range(repeats):
                     tell_runs.append(await _tell_once(ref, collector, ids, n_tell))
                     raw_tell_runs.append(await raw_tell_once(wst, n_tell))
+                    floor_runs.append(await floor_once(wsf, ids, NUM_SHARDS, n_tell))
                     ask_runs.append(await _ask_once(system, ref, ids, n_ask))
                     raw_ask_runs.append(await raw_ask_once(wsa, n_ask))
                 facts["a_hosted_shards"] = len(system.region_statistics(TYPE).shards)
@@ -251,6 +266,7 @@ def run(quick: bool = False) -> dict[str, Any]:
     trio.run(main)
     tell, raw_tell, ratio, pairs = compare(tell_runs, raw_tell_runs, "msgs_per_s")
     ask, raw_ask, ask_ratio, ask_pairs = compare(ask_runs, raw_ask_runs, "p50_us", highest=False)
+    floor, _, floor_ratio, _ = compare(floor_runs, raw_tell_runs, "msgs_per_s")
     return make_record(
         SCENARIO,
         ours={
@@ -277,6 +293,12 @@ def run(quick: bool = False) -> dict[str, Any]:
                 "p50_us_all_runs": [round(r["p50_us"], 1) for r in raw_ask_runs],
                 "kind": "remote_ask's raw trio-websocket + msgspec request/response",
             },
+            "floor": {
+                **round_floats(floor),
+                "msgs_per_s_all_runs": [round(r["msgs_per_s"]) for r in floor_runs],
+                "kind": "the model's floor over raw trio-websocket: per-tell encoding, one task "
+                "per entity, one await per message, nothing else (see _sharded_floor)",
+            },
         },
         ratio=ratio,
         goal=f"ratio (tell msgs/s over raw one-way) >= {TELL_GOAL} and "
@@ -284,6 +306,8 @@ def run(quick: bool = False) -> dict[str, Any]:
         meets_goal=ratio >= TELL_GOAL and ask_ratio <= ASK_GOAL,
         ratio_pairs_median=round(pairs, 4),
         ask_ratio=round(ask_ratio, 4),
+        floor_ratio=round(floor_ratio, 4),
+        of_floor=round(tell["msgs_per_s"] / floor["msgs_per_s"], 4),
         ask_ratio_pairs_median=round(ask_pairs, 4),
         tell_meets_goal=ratio >= TELL_GOAL,
         ask_meets_goal=ask_ratio <= ASK_GOAL,

@@ -66,6 +66,8 @@ def test_scenario_quick_run_returns_a_record(name: str, monkeypatch: pytest.Monk
     if name == "cross_node_sharded":
         assert record["a_hosted_shards"] == 0  # every entity lives in the other process
         assert record["ask_ratio"] > 0
+        assert record["floor_ratio"] > 0 and record["of_floor"] > 0
+        assert record["baseline"]["floor"]["msgs_per_s"] > 0
     if name == "replicated_write":
         assert record["ours"]["concurrent"]["writes_per_s"] > 0
         assert record["baseline"]["unreplicated_write"]["p50_us"] > 0
