@@ -1,6 +1,8 @@
 """The floor of ``cross_node_sharded``'s tell: the least a sharded receiver can do in CPython and
 Trio under the actor model casty_trio keeps (one task per entity, an ``async`` handler call per
-message), over raw trio-websocket between the same two processes.
+message), between the same two processes, over casty_trio's own WebSocket transport (its
+``Connection``, which reads binary frames without wsproto's general machinery: cheaper per
+frame than trio-websocket, so the floor is the lower for it).
 
 Nothing of casty_trio runs here. The sender encodes each tell on its own, as a tell must
 (``delivery_prefix(id, shard) + encode(message)``, the bytes casty_trio's deliveries carry), and
@@ -23,15 +25,15 @@ from typing import Any
 
 import msgspec
 import trio
-import trio_websocket
 from _common import gc_paused, now
-from _remote import Tick, serve_websocket_until
+from _remote import LOCAL, Tick
 
 from casty_trio import entity_shard
 from casty_trio.cluster._shard_wire import delivery_prefix
+from casty_trio.remote import Connection, ConnectionClosed, WebSocketTransport
 from casty_trio.serialization._wire import array_head
 
-__all__ = ["floor_once", "serve_floor"]
+__all__ = ["floor_once", "floor_transport", "serve_floor"]
 
 PER_FRAME = 100
 _HAND_OVER = 300  # frames between wake-ups of the owed entities (30,000 messages)
@@ -95,8 +97,12 @@ class _Receiver:
         return sum(e.count for e in self.entities.values())
 
 
-async def _handle(request: trio_websocket.WebSocketRequest) -> None:
-    ws = await request.accept()
+def floor_transport() -> WebSocketTransport:
+    """The transport both sides of the floor use (loopback, defaults otherwise)."""
+    return WebSocketTransport(LOCAL, 0)
+
+
+async def _handle(conn: Connection) -> None:
     decode = msgspec.msgpack.Decoder(list[tuple[str, int, Tick]]).decode
     encode = msgspec.msgpack.Encoder().encode
     receiver = _Receiver()
@@ -105,9 +111,9 @@ async def _handle(request: trio_websocket.WebSocketRequest) -> None:
     async with trio.open_nursery() as nursery:
         try:
             while True:
-                batch = decode(await ws.get_message())
+                batch = decode(await conn.receive())
                 if not batch:
-                    await ws.send_message(encode(await receiver.drained()))
+                    await conn.send(encode(await receiver.drained()))
                     continue
                 owed = receiver.owed
                 for eid, _shard, message in batch:
@@ -123,7 +129,7 @@ async def _handle(request: trio_websocket.WebSocketRequest) -> None:
                 frames += 1
                 if frames % _HAND_OVER == 0:
                     receiver.wake_owed()
-        except trio_websocket.ConnectionClosed:
+        except ConnectionClosed:
             nursery.cancel_scope.cancel()
 
 
@@ -131,17 +137,19 @@ async def serve_floor(
     stop: trio.Event, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED
 ) -> None:
     """Process B's floor receiver until ``stop`` is set."""
-    await serve_websocket_until(_handle, stop, task_status=task_status)
+    async with trio.open_nursery() as nursery:
+        address = await nursery.start(floor_transport().serve, _handle)
+        task_status.started(address.port)
+        await stop.wait()
+        nursery.cancel_scope.cancel()
 
 
-async def floor_once(
-    ws: trio_websocket.WebSocketConnection, ids: list[str], num_shards: int, n: int
-) -> dict[str, float]:
+async def floor_once(conn: Connection, ids: list[str], num_shards: int, n: int) -> dict[str, float]:
     """``n`` tells round-robin over ``ids``, then wait for the count; msgs/s from first send."""
     encode = msgspec.msgpack.Encoder().encode
     decode = msgspec.msgpack.Decoder(int).decode
     prefixes = {eid: delivery_prefix(eid, entity_shard(eid, num_shards)) for eid in ids}
-    before = decode(await _total(ws, encode))
+    before = decode(await _total(conn, encode))
     tells = [(ids[i % len(ids)], Tick(i)) for i in range(n)]
     buffer: list[bytes] = []
     with gc_paused():
@@ -151,13 +159,13 @@ async def floor_once(
                 buffer.append(prefixes[eid] + encode(message))
             frame = array_head(len(buffer)) + b"".join(buffer)
             buffer.clear()
-            await ws.send_message(frame)
-        total = decode(await _total(ws, encode))
+            await conn.send(frame)
+        total = decode(await _total(conn, encode))
         end = now()
     assert total - before == n, f"the floor's entities counted {total - before} of {n}"
     return {"elapsed_s": end - start, "msgs_per_s": n / (end - start)}
 
 
-async def _total(ws: trio_websocket.WebSocketConnection, encode: Any) -> bytes:
-    await ws.send_message(encode([]))
-    return await ws.get_message()  # type: ignore[return-value]
+async def _total(conn: Connection, encode: Any) -> bytes:
+    await conn.send(encode([]))
+    return await conn.receive()

@@ -28,9 +28,10 @@ trip. ``ask_ratio`` = ours p50 / raw p50, goal ``<= 1.2`` (the ``remote_ask`` go
 ``meets_goal`` is true only when both goals are met. Best run of each side (alternating runs).
 
 Reported, not a goal: ``floor`` (see ``_sharded_floor``), the least a sharded receiver can do
-under the actor model over raw trio-websocket between the same processes (one task per entity,
-one ``await handler(message)`` per message, nothing else); ``floor_ratio`` = floor msgs/s over
-the raw one-way baseline, ``of_floor`` = ours over the floor.
+under the actor model between the same processes, over casty_trio's own WebSocket transport
+(one task per entity, one ``await handler(message)`` per message, nothing else);
+``floor_ratio`` = floor msgs/s over the raw one-way baseline, ``of_floor`` = ours over the
+floor.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ from _remote import (
     round_floats,
     serve_until_stdin_closes,
 )
-from _sharded_floor import floor_once, serve_floor
+from _sharded_floor import floor_once, floor_transport, serve_floor
 from remote_ask import _serve_ws as serve_raw_echo
 from remote_ask import _summary
 from remote_ask import _ws_once as raw_ask_once
@@ -124,7 +125,7 @@ def serve() -> None:
             "casty": _serve_casty,
             "ws_tell": serve_raw_sink,
             "ws_ask": serve_raw_echo,
-            "ws_floor": serve_floor,
+            "floor": serve_floor,
         },
     )
 
@@ -236,7 +237,7 @@ def run(quick: bool = False) -> dict[str, Any]:
                 ) as system,
                 trio_websocket.open_websocket(LOCAL, ports["ws_tell"], "/", use_ssl=False) as wst,
                 trio_websocket.open_websocket(LOCAL, ports["ws_ask"], "/", use_ssl=False) as wsa,
-                trio_websocket.open_websocket(LOCAL, ports["ws_floor"], "/", use_ssl=False) as wsf,
+                floor_transport().open_connection(NodeAddress(LOCAL, ports["floor"])) as wsf,
             ):
                 started = now()
                 await system.wait_for(2, timeout=30)
@@ -296,8 +297,9 @@ def run(quick: bool = False) -> dict[str, Any]:
             "floor": {
                 **round_floats(floor),
                 "msgs_per_s_all_runs": [round(r["msgs_per_s"]) for r in floor_runs],
-                "kind": "the model's floor over raw trio-websocket: per-tell encoding, one task "
-                "per entity, one await per message, nothing else (see _sharded_floor)",
+                "kind": "the model's floor over casty_trio's WebSocket transport: per-tell "
+                "encoding, one task per entity, one await per message, nothing else "
+                "(see _sharded_floor)",
             },
         },
         ratio=ratio,
