@@ -21,7 +21,7 @@ import msgspec
 
 from .._core import NodeAddress
 from .._errors import SerializationError
-from ..serialization._wire import envelopes_header, run_payloads
+from ..serialization._wire import decode_run, envelopes_header
 from ._shard_wire import deliveries_path, delivery_prefix
 
 if TYPE_CHECKING:
@@ -153,25 +153,20 @@ class Deliveries:
                     exc,
                 )
                 return [], count
-        try:
-            return decoders[0](run), 0
-        except Exception:  # which ones are malformed? Keep the others.
-            pass
-        batch: list[Delivery] = []
         bad = 0
-        for payload in run_payloads(run):
-            try:
-                batch.append(decoders[1](payload))
-            except Exception as exc:  # RecursionError too: nothing from a peer may escape
-                bad += 1
-                _log.warning(
-                    "%s: dropped a malformed delivery from %s (%s): %s",
-                    self.region_path,
-                    peer,
-                    manifest,
-                    exc,
-                )
-        return batch, bad
+
+        def malformed(exc: Exception) -> None:
+            nonlocal bad
+            bad += 1
+            _log.warning(
+                "%s: dropped a malformed delivery from %s (%s): %s",
+                self.region_path,
+                peer,
+                manifest,
+                exc,
+            )
+
+        return decode_run(run, decoders[0], decoders[1], malformed), bad
 
     def _decoders_for(self, manifest: str) -> _Decoders:
         codec = self.codec

@@ -34,6 +34,7 @@ from ..serialization._wire import (
     Watch,
     WireMessage,
     array_head,
+    decode_run,
     run_length,
     run_payloads,
 )
@@ -437,22 +438,16 @@ class Remoting:
     ) -> list[Any]:
         """The messages of a run of ``count`` that decode; the others are counted and logged."""
         try:
-            decode_run = self.codec.run_decoder(manifest)
+            decode_whole = self.codec.run_decoder(manifest)
         except SerializationError as exc:  # unknown manifest: the whole run
             self._undecodable(link, path, exc, count)
             return []
-        try:
-            return decode_run(run)
-        except Exception:  # RecursionError too: which ones are malformed? Keep the others.
-            pass
         decode = self.codec.payload_decoder(manifest)
-        messages: list[Any] = []
-        for payload in run_payloads(run):
-            try:
-                messages.append(decode(payload))
-            except Exception as exc:  # nothing from a peer may escape
-                self._undecodable(link, path, self.codec.decode_failed(manifest, exc))
-        return messages
+
+        def malformed(exc: Exception) -> None:
+            self._undecodable(link, path, self.codec.decode_failed(manifest, exc))
+
+        return decode_run(run, decode_whole, decode, malformed)
 
     def _bulk_run(
         self, link: PeerLink, bulk: BulkReceiver, manifest: str, run: msgspec.Raw, count: int

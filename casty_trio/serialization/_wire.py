@@ -24,6 +24,8 @@ changing a field means a new ``PROTOCOL_VERSION``.
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
+from typing import TypeVar
 
 import msgspec
 
@@ -42,6 +44,7 @@ __all__ = [
     "array_head",
     "batch_frame",
     "batch_head",
+    "decode_run",
     "envelope_header",
     "envelopes",
     "envelopes_header",
@@ -122,6 +125,8 @@ class Batch(msgspec.Struct, frozen=True, array_like=True, gc=False, tag=7):
 WireMessage = Hello | Reject | Batch
 
 
+T = TypeVar("T")
+
 _ENVELOPE_TAG = 3
 _ENVELOPES_TAG = 8
 _BATCH_HEAD = b"\x93\x07"  # a 3-element array, then Batch's tag (7)
@@ -187,6 +192,37 @@ def run_payloads(run: msgspec.Raw) -> list[msgspec.Raw]:
         msgspec.ValidationError: ``run`` is not a msgpack array.
     """
     return _RAWS.decode(run)
+
+
+def decode_run(
+    run: msgspec.Raw,
+    whole: Callable[[msgspec.Raw], list[T]],
+    one: Callable[[msgspec.Raw], T],
+    malformed: Callable[[Exception], None],
+) -> list[T]:
+    """The run ``run`` decoded with ``whole`` in one call; if that fails, each payload with
+    ``one``, keeping those that decode and calling ``malformed(exc)`` for each of the others
+    (so a bad payload costs only itself). Nothing a payload raises escapes.
+
+    Examples:
+        >>> ints = msgspec.msgpack.Decoder(list[int]).decode
+        >>> one = msgspec.msgpack.Decoder(int).decode
+        >>> run = envelopes("/a", "builtins:int", [b"\\x01", b"\\xa1x", b"\\x02"]).payloads
+        >>> bad = []
+        >>> decode_run(run, ints, one, bad.append), len(bad)
+        ([1, 2], 1)
+    """
+    try:
+        return whole(run)
+    except Exception:  # RecursionError too: which ones are malformed? Keep the others.
+        pass
+    decoded: list[T] = []
+    for payload in run_payloads(run):
+        try:
+            decoded.append(one(payload))
+        except Exception as exc:
+            malformed(exc)
+    return decoded
 
 
 def envelopes(recipient: str, manifest: str, payloads: list[bytes]) -> Envelopes:

@@ -11,6 +11,7 @@ from casty_trio import ActorContext, Behavior, Behaviors
 from casty_trio.remote import RemoteActorSystem
 from casty_trio.testing import SimNetwork
 from tests.remote._messages import Note, Ping, Pong
+from tests.remote._support import nodes
 
 
 def ponger() -> Behavior[Ping]:
@@ -75,11 +76,7 @@ async def test_fifo_order_and_batching(autojump_clock: Any) -> None:
 async def test_a_remote_ref_decoded_again_is_the_same_working_ref(autojump_clock: Any) -> None:
     """A ref that comes in many messages (a reply_to) is built once per node, and still
     reaches its actor; an ask's temporary reply ref is not kept."""
-    net = SimNetwork(seed=3, latency=0.001)
-    async with (
-        RemoteActorSystem("app", transport=net.transport("a")) as a,
-        RemoteActorSystem("app", transport=net.transport("b")) as b,
-    ):
+    async with nodes(SimNetwork(seed=3, latency=0.001), "a", "b") as (a, b):
         seen: list[Any] = []
         a.spawn(collector(seen), "replies")
         refs: list[Any] = []
