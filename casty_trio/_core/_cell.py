@@ -49,7 +49,7 @@ from ._unwrap import unwrap, wants_nursery
 if TYPE_CHECKING:
     from ._system import ActorSystem
 
-__all__ = ["Cell", "quiet_delivery", "stop_after_queued"]
+__all__ = ["Cell", "batch_delivery", "stop_after_queued"]
 
 _BATCH = 512  # messages handled between two fairness checkpoints
 _LAUNCH: Any = object()  # in ``_parked``: the actor has no task yet; the next wake-up starts one
@@ -173,18 +173,39 @@ class Cell:
                 f"mailbox of {self.path} is full ({self._capacity} messages); message rejected"
             )
 
-    def deliver_quietly(self, message: Any) -> bool:
-        """:meth:`deliver` without waking the actor: True when it is parked (or has no task
-        yet) and needs a :meth:`_wake` to see the message. The caller owes that wake-up (see
-        :func:`quiet_delivery`)."""
+    def deliver_all(self, messages: list[Any]) -> None:
+        """Append ``messages`` in order and wake the actor once (see :func:`batch_delivery`).
+
+        One bound check and one ``extend`` when they all fit; otherwise each message the
+        mailbox has no room for takes the overflow policy, as its ``tell`` would.
+        """
+        if not messages:
+            return
         mailbox = self._mailbox
-        if len(mailbox) >= self._limit:
-            if self._state or isinstance(mailbox, deque):
-                self._deliver_slow(message)  # stopped, or full: its overflow policy
-                return self._parked is not None
-            mailbox = self._open_mailbox()
-        mailbox.append(message)  # type: ignore[union-attr]
-        return self._parked is not None
+        if len(mailbox) + len(messages) > self._limit:
+            if not self._state and not isinstance(mailbox, deque):
+                mailbox = self._open_mailbox()  # idle: no deque held
+            if self._state or len(mailbox) + len(messages) > self._limit:
+                self._deliver_each(messages)
+                return
+        mailbox.extend(messages)  # type: ignore[union-attr]
+        self._wake()
+
+    def _deliver_each(self, messages: list[Any]) -> None:
+        # Stopped, or more than the bound allows: by the overflow policy, message by message.
+        refused = 0
+        for message in messages:
+            mailbox = self._mailbox
+            if len(mailbox) < self._limit:
+                mailbox.append(message)  # type: ignore[union-attr]
+                continue
+            try:
+                self._deliver_slow(message)
+            except MailboxFullError:
+                refused += 1  # "reject": a dead letter already, like the others
+        if refused:
+            self.log.debug("mailbox full: %d messages refused", refused)
+        self._wake()
 
     def _open_mailbox(self) -> deque[Any]:
         mailbox = self._mailbox
@@ -559,28 +580,23 @@ class Cell:
         stopping.terminated(self)
 
 
-def quiet_delivery(ref: ActorRef[Any]) -> tuple[Callable[[Any], bool], Callable[[], None]]:
-    """``(deliver, wake)`` for the local actor behind ``ref``, to hand it many messages and
-    wake it once: ``deliver(message)`` queues like ``ref.tell`` (same overflow policy, same
-    dead letters) but leaves a parked actor parked, and returns True when the actor then needs
-    ``wake()`` to see the message. Whoever gets True must call ``wake()`` soon; an extra
-    ``wake()`` is harmless. Sync, not a checkpoint.
+def batch_delivery(ref: ActorRef[Any]) -> Callable[[list[Any]], None]:
+    """``deliver(messages)`` for the local actor behind ``ref``: queues the whole list, in
+    order, like as many ``ref.tell`` calls (same overflow policy, same dead letters), and wakes
+    the actor once for all of them, where a tell per message may wake it per message. Sync,
+    not a checkpoint.
 
-    For a ref that is not a local actor, ``deliver`` is ``ref.tell`` (and returns False).
+    For a ref that is not a local actor, ``deliver`` tells each message in turn.
     """
     target = ref._target
     if type(target) is Cell:
-        return target.deliver_quietly, target._wake
+        return target.deliver_all
 
-    def deliver(message: Any) -> bool:
-        ref.tell(message)
-        return False
+    def deliver(messages: list[Any]) -> None:
+        for message in messages:
+            ref.tell(message)
 
-    return deliver, _no_wake
-
-
-def _no_wake() -> None:
-    pass
+    return deliver
 
 
 def stop_after_queued(ref: ActorRef[Any]) -> bool:

@@ -11,11 +11,11 @@ that node's region at once (:meth:`RegionRouting.deliver`), on the same link the
 on, so a handoff marker the region sends later still follows it. On the receiving node runs of
 deliveries arrive whole at :meth:`RegionRouting.receive_run` (``Remoting.set_bulk_receiver``),
 decoded in one call per run; those for running entities skip the region's mailbox: while
-traffic is sparse each goes to its entity at once, and under a stream they are queued in the
-entities' mailboxes without waking them, for a few scheduling rounds, and then each entity is
-woken once for all of it. The region's other messages from peers go first to
-:meth:`RegionRouting.receive` (``Remoting.set_receiver``), which keeps them behind those
-deliveries.
+traffic is sparse each goes to its entity at once, and under a stream each is appended to its
+entity's inbox (a plain list on :class:`Entity`), for a few scheduling rounds, and then each
+entity gets its inbox in one call and is woken once for all of it. The region's other
+messages from peers go first to :meth:`RegionRouting.receive` (``Remoting.set_receiver``),
+which keeps them behind those deliveries.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import attrs
 import msgspec
 import trio
 
-from .._core import ActorRef, NodeAddress, quiet_delivery
+from .._core import ActorRef, NodeAddress, batch_delivery
 from .._errors import MailboxFullError
 
 if TYPE_CHECKING:
@@ -78,15 +78,14 @@ class Entity:
 
     __slots__ = (
         "deliver",
+        "deliver_all",
         "eid",
+        "inbox",
         "last",
-        "owed",
-        "quiet",
         "ref",
         "shard",
         "stopping",
         "waiting",
-        "wake",
     )
 
     def __init__(self, eid: str, shard: int, ref: ActorRef[Any], tick: int) -> None:
@@ -94,8 +93,10 @@ class Entity:
         self.shard = shard
         self.ref = ref
         self.deliver = ref.tell
-        self.quiet, self.wake = quiet_delivery(ref)  # see RegionRouting.receive_run
-        self.owed = False  # in ``RegionRouting.owed``: it has messages it was not woken for
+        self.deliver_all = batch_delivery(ref)
+        # Peers' deliveries held for it (see RegionRouting.receive_run): not empty exactly
+        # while it is in ``RegionRouting.owed``.
+        self.inbox: list[Any] = []
         self.last = tick
         self.stopping = False
         self.waiting: list[Any] = []
@@ -215,41 +216,58 @@ class RegionRouting:
         """A run of ``count`` deliveries from ``peer`` (``Remoting.set_bulk_receiver``), in the
         link's reader; returns how many were malformed (dropped and logged).
 
-        A delivery for a running entity with nothing for its id queued in the region goes to
-        the entity's mailbox: at once while traffic is sparse, else without waking the entity,
-        which is then owed a wake-up (``owed``, handed out by :meth:`drain_inbound`); any other
+        A delivery for a running entity goes to the entity's mailbox at once while traffic is
+        sparse (the first ``_BURST`` since the last hand-over), else to its inbox, and the
+        entity is then owed a hand-over (``owed``, made by :meth:`drain_inbound`); any other
         goes to the region wrapped in :class:`Inbound` (counted in ``pending``, which keeps
         later messages for the id behind it). Handoff markers stay behind earlier deliveries:
-        the region wakes the owed entities before it handles any message.
+        the region hands the inboxes over before it handles any message.
+
+        The stream loop is the receiver's hot path: a dict lookup, a shard check and a list
+        append per delivery; the cell is called once per hand-over, not once per delivery.
         """
         state = self.state
         assert state is not None  # set before the receiver is
         batch, bad = state.deliveries.decode_run(peer, manifest, run, count)
         fast = self.fast
         owed = self.owed
-        tick = self.tick
-        for eid, shard, message in batch:
+        deliveries = iter(batch)
+        if not owed and self.direct < _BURST:
+            # Sparse traffic: each to its entity at once, until it looks like a stream.
+            tick = self.tick
+            for eid, shard, message in deliveries:
+                entity = fast.get(eid)
+                if entity is None or entity.shard != shard:
+                    self._to_region(eid, shard, message)
+                    continue
+                entity.last = tick
+                try:
+                    entity.deliver(message)
+                except MailboxFullError as exc:  # "reject" policy: already a dead letter
+                    _log.debug("message for entity %r refused: %s", eid, exc)
+                self.direct += 1
+                if self.direct >= _BURST:
+                    break
+        # A stream: held in the entities' inboxes, each woken once for its share later.
+        for eid, shard, message in deliveries:
             entity = fast.get(eid)
             if entity is None or entity.shard != shard:
-                pending = self.pending
-                pending[eid] = pending.get(eid, 0) + 1
-                self.region.tell(Inbound(eid, shard, message))
+                self._to_region(eid, shard, message)
                 continue
-            entity.last = tick
-            try:
-                if not owed and self.direct < _BURST:
-                    self.direct += 1
-                    entity.deliver(message)
-                elif entity.quiet(message) and not entity.owed:
-                    entity.owed = True
-                    owed.append(entity)
-                    if len(owed) == 1:
-                        self.held = 0
-                        self.region.tell(DRAIN)
-            except MailboxFullError as exc:  # "reject" policy: already a dead letter
-                _log.debug("message for entity %r refused: %s", eid, exc)
+            inbox = entity.inbox
+            if not inbox:
+                owed.append(entity)
+                if len(owed) == 1:
+                    self.held = 0
+                    self.region.tell(DRAIN)
+            inbox.append(message)
         self.held += len(batch)  # about: the count only paces drain_inbound
         return bad
+
+    def _to_region(self, eid: str, shard: int, message: Any) -> None:
+        pending = self.pending
+        pending[eid] = pending.get(eid, 0) + 1
+        self.region.tell(Inbound(eid, shard, message))
 
     def receive(self, msg: Any) -> None:
         """What else peers send the region (``Remoting.set_receiver``), in the link's reader:
@@ -268,7 +286,8 @@ class RegionRouting:
         return inbound
 
     async def drain_inbound(self) -> None:
-        """Wake the entities in ``owed`` (the region, on :data:`DRAIN`). A checkpoint.
+        """Hand the entities in ``owed`` their inboxes (the region, on :data:`DRAIN`). A
+        checkpoint.
 
         While the link keeps bringing a burst every scheduling round (or every short pause,
         once a stream is seen), wait, up to a bound, so that the entities run once for many
@@ -305,15 +324,18 @@ class RegionRouting:
         await trio.lowlevel.checkpoint()
 
     def flush_inbound(self) -> None:
-        """Wake every entity in ``owed`` (sync)."""
+        """Hand every entity in ``owed`` its inbox, in one call each, and so wake it (sync)."""
         owed = self.owed
         if not owed:
             return
         self.owed = []
         self.held = 0
+        tick = self.tick
         for entity in owed:
-            entity.owed = False
-            entity.wake()
+            entity.last = tick
+            inbox = entity.inbox
+            entity.inbox = []
+            entity.deliver_all(inbox)
 
     def add_watcher(self, watcher: Callable[[ActorRef[Any]], None]) -> None:
         self.region._target.add_watcher(watcher)

