@@ -1,7 +1,7 @@
 """The single-node actor runtime. Imports nothing from the layers above it."""
 
 from ._behavior import Behavior, Behaviors, ExtensionBehavior
-from ._cell import batch_delivery, stop_after_queued
+from ._cell import mailbox_lending, stop_after_queued
 from ._context import ActorContext
 from ._event_stream import EventStream
 from ._events import (
@@ -46,6 +46,6 @@ __all__ = [
     "Terminated",
     "TimerScheduler",
     "UnhandledMessage",
-    "batch_delivery",
+    "mailbox_lending",
     "stop_after_queued",
 ]

@@ -49,7 +49,7 @@ from ._unwrap import unwrap, wants_nursery
 if TYPE_CHECKING:
     from ._system import ActorSystem
 
-__all__ = ["Cell", "batch_delivery", "stop_after_queued"]
+__all__ = ["Cell", "mailbox_lending", "stop_after_queued"]
 
 _BATCH = 512  # messages handled between two fairness checkpoints
 _LAUNCH: Any = object()  # in ``_parked``: the actor has no task yet; the next wake-up starts one
@@ -82,6 +82,7 @@ class Cell:
     # the capacity while one is, -1 once the actor stops taking messages.
     _limit: int = 0
     _overflow: MailboxOverflowStrategy = MailboxOverflowStrategy.drop_new
+    _lent: bool = False  # the deque is lent (see lend_mailbox): kept while idle
     _state: int = _ALIVE
     # The parked task to wake on a new message; _LAUNCH when the actor has no task yet.
     _parked: trio.lowlevel.Task | None = None
@@ -173,39 +174,39 @@ class Cell:
                 f"mailbox of {self.path} is full ({self._capacity} messages); message rejected"
             )
 
-    def deliver_all(self, messages: list[Any]) -> None:
-        """Append ``messages`` in order and wake the actor once (see :func:`batch_delivery`).
+    def lend_mailbox(self) -> deque[Any] | None:
+        """The mailbox itself, for a caller that appends many messages to it without waking
+        the actor or checking its bound, until :meth:`return_mailbox` (see
+        :func:`mailbox_lending`). None once the actor takes no more messages."""
+        if self._state:
+            return None
+        self._lent = True
+        return self._open_mailbox()
 
-        One bound check and one ``extend`` when they all fit; otherwise each message the
-        mailbox has no room for takes the overflow policy, as its ``tell`` would.
-        """
-        if not messages:
+    def return_mailbox(self, box: deque[Any]) -> None:
+        """End a lend: the bound and overflow policy apply to what ``box`` holds now (the
+        newest messages are the ones over it), then the actor is woken once for all of it."""
+        self._lent = False
+        if box is not self._mailbox:
+            # Terminated meanwhile (its mailbox dead-lettered): what came later is too.
+            for message in box:
+                self.system._dead_letter(message, self.ref)
+            box.clear()
             return
-        mailbox = self._mailbox
-        if len(mailbox) + len(messages) > self._limit:
-            if not self._state and not isinstance(mailbox, deque):
-                mailbox = self._open_mailbox()  # idle: no deque held
-            if self._state or len(mailbox) + len(messages) > self._limit:
-                self._deliver_each(messages)
-                return
-        mailbox.extend(messages)  # type: ignore[union-attr]
+        excess = len(box) - self._capacity
+        if excess > 0 and not self._state:
+            self._overflowed(box, excess)
         self._wake()
 
-    def _deliver_each(self, messages: list[Any]) -> None:
-        # Stopped, or more than the bound allows: by the overflow policy, message by message.
-        refused = 0
-        for message in messages:
-            mailbox = self._mailbox
-            if len(mailbox) < self._limit:
-                mailbox.append(message)  # type: ignore[union-attr]
-                continue
-            try:
-                self._deliver_slow(message)
-            except MailboxFullError:
-                refused += 1  # "reject": a dead letter already, like the others
-        if refused:
-            self.log.debug("mailbox full: %d messages refused", refused)
-        self._wake()
+    def _overflowed(self, box: deque[Any], excess: int) -> None:
+        if self._overflow is MailboxOverflowStrategy.drop_oldest:
+            dropped = [box.popleft() for _ in range(excess)]
+        else:
+            dropped = [box.pop() for _ in range(excess)]
+            dropped.reverse()
+        for message in dropped:
+            self.system._dead_letter(message, self.ref)
+        self.log.debug("mailbox full: %d messages dropped (%s)", excess, self._overflow.value)
 
     def _open_mailbox(self) -> deque[Any]:
         mailbox = self._mailbox
@@ -413,7 +414,7 @@ class Cell:
                 self._attention = False
             mailbox = self._mailbox
             if not mailbox:
-                if isinstance(mailbox, deque):
+                if isinstance(mailbox, deque) and not self._lent:
                     self._mailbox = ()  # give the deque back while idle
                     self._limit = 0
                 del mailbox
@@ -580,23 +581,39 @@ class Cell:
         stopping.terminated(self)
 
 
-def batch_delivery(ref: ActorRef[Any]) -> Callable[[list[Any]], None]:
-    """``deliver(messages)`` for the local actor behind ``ref``: queues the whole list, in
-    order, like as many ``ref.tell`` calls (same overflow policy, same dead letters), and wakes
-    the actor once for all of them, where a tell per message may wake it per message. Sync,
-    not a checkpoint.
+def mailbox_lending(
+    ref: ActorRef[Any],
+) -> tuple[Callable[[], deque[Any] | None], Callable[[deque[Any]], None]]:
+    """``(lend, give_back)`` for the local actor behind ``ref``, to hand it many messages at
+    the cost of a deque append each and wake it once for all of them. Sync, not checkpoints.
 
-    For a ref that is not a local actor, ``deliver`` tells each message in turn.
+    ``lend()`` returns the actor's mailbox (None once the actor takes no more messages); the
+    caller appends messages to it, in order, without waking the actor, which still takes
+    what it finds there if it is running, and then calls ``give_back(box)``, soon: only then
+    do the mailbox's bound and overflow policy apply (the newest messages are the ones over
+    the bound; ``reject`` and ``drop_new`` both make them dead letters, nothing raises) and
+    is the actor woken. Messages appended after the actor terminated become dead letters at
+    ``give_back``. Only one lend at a time.
+
+    For a ref that is not a local actor, ``lend()`` gives a new deque and ``give_back`` tells
+    each message in turn.
+
+    Examples:
+        >>> lend, give_back = mailbox_lending(ref)  # doctest: +SKIP
+        >>> box = lend()  # doctest: +SKIP
+        >>> box.extend(messages)  # doctest: +SKIP
+        >>> give_back(box)  # doctest: +SKIP
     """
     target = ref._target
     if type(target) is Cell:
-        return target.deliver_all
+        return target.lend_mailbox, target.return_mailbox
 
-    def deliver(messages: list[Any]) -> None:
-        for message in messages:
+    def give_back(box: deque[Any]) -> None:
+        for message in box:
             ref.tell(message)
+        box.clear()
 
-    return deliver
+    return deque, give_back
 
 
 def stop_after_queued(ref: ActorRef[Any]) -> bool:

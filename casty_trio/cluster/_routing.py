@@ -12,8 +12,9 @@ on, so a handoff marker the region sends later still follows it. On the receivin
 deliveries arrive whole at :meth:`RegionRouting.receive_run` (``Remoting.set_bulk_receiver``),
 decoded in one call per run; those for running entities skip the region's mailbox: while
 traffic is sparse each goes to its entity at once, and under a stream each is appended to its
-entity's inbox (a plain list on :class:`Entity`), for a few scheduling rounds, and then each
-entity gets its inbox in one call and is woken once for all of it. The region's other
+entity's mailbox, lent to the region (``_core.mailbox_lending``) for a few scheduling rounds,
+without waking the entity; then each entity gets its mailbox back and is woken once for all of
+it. The region's other
 messages from peers go first to :meth:`RegionRouting.receive` (``Remoting.set_receiver``),
 which keeps them behind those deliveries.
 """
@@ -21,6 +22,7 @@ which keeps them behind those deliveries.
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -28,7 +30,7 @@ import attrs
 import msgspec
 import trio
 
-from .._core import ActorRef, NodeAddress, batch_delivery
+from .._core import ActorRef, NodeAddress, mailbox_lending
 from .._errors import MailboxFullError
 
 if TYPE_CHECKING:
@@ -77,11 +79,12 @@ class Entity:
     """A running entity as its region and the fast path see it."""
 
     __slots__ = (
+        "box",
         "deliver",
-        "deliver_all",
         "eid",
-        "inbox",
+        "give_back",
         "last",
+        "lend",
         "ref",
         "shard",
         "stopping",
@@ -93,10 +96,10 @@ class Entity:
         self.shard = shard
         self.ref = ref
         self.deliver = ref.tell
-        self.deliver_all = batch_delivery(ref)
-        # Peers' deliveries held for it (see RegionRouting.receive_run): not empty exactly
-        # while it is in ``RegionRouting.owed``.
-        self.inbox: list[Any] = []
+        self.lend, self.give_back = mailbox_lending(ref)
+        # Its mailbox, lent while peers' deliveries are appended to it unannounced (see
+        # RegionRouting.receive_run): not None exactly while it is in ``RegionRouting.owed``.
+        self.box: deque[Any] | None = None
         self.last = tick
         self.stopping = False
         self.waiting: list[Any] = []
@@ -217,14 +220,15 @@ class RegionRouting:
         link's reader; returns how many were malformed (dropped and logged).
 
         A delivery for a running entity goes to the entity's mailbox at once while traffic is
-        sparse (the first ``_BURST`` since the last hand-over), else to its inbox, and the
-        entity is then owed a hand-over (``owed``, made by :meth:`drain_inbound`); any other
+        sparse (the first ``_BURST`` since the last hand-over), else it is appended to the
+        entity's mailbox, lent for it, and the entity is then owed a hand-over (``owed``, made
+        by :meth:`drain_inbound`, which gives the mailboxes back); any other
         goes to the region wrapped in :class:`Inbound` (counted in ``pending``, which keeps
         later messages for the id behind it). Handoff markers stay behind earlier deliveries:
-        the region hands the inboxes over before it handles any message.
+        the region gives the mailboxes back before it handles any message.
 
-        The stream loop is the receiver's hot path: a dict lookup, a shard check and a list
-        append per delivery; the cell is called once per hand-over, not once per delivery.
+        The stream loop is the receiver's hot path: a dict lookup, a shard check and a deque
+        append per delivery; the cell is called twice per hand-over, not once per delivery.
         """
         state = self.state
         assert state is not None  # set before the receiver is
@@ -248,19 +252,23 @@ class RegionRouting:
                 self.direct += 1
                 if self.direct >= _BURST:
                     break
-        # A stream: held in the entities' inboxes, each woken once for its share later.
+        # A stream: into the entities' lent mailboxes, each woken once for its share later.
         for eid, shard, message in deliveries:
             entity = fast.get(eid)
             if entity is None or entity.shard != shard:
                 self._to_region(eid, shard, message)
                 continue
-            inbox = entity.inbox
-            if not inbox:
+            box = entity.box
+            if box is None:
+                box = entity.box = entity.lend()
+                if box is None:  # it stopped: the region knows what to do with the id
+                    self._to_region(eid, shard, message)
+                    continue
                 owed.append(entity)
                 if len(owed) == 1:
                     self.held = 0
                     self.region.tell(DRAIN)
-            inbox.append(message)
+            box.append(message)
         self.held += len(batch)  # about: the count only paces drain_inbound
         return bad
 
@@ -286,7 +294,7 @@ class RegionRouting:
         return inbound
 
     async def drain_inbound(self) -> None:
-        """Hand the entities in ``owed`` their inboxes (the region, on :data:`DRAIN`). A
+        """Give the entities in ``owed`` their mailboxes back (the region, on :data:`DRAIN`). A
         checkpoint.
 
         While the link keeps bringing a burst every scheduling round (or every short pause,
@@ -324,7 +332,7 @@ class RegionRouting:
         await trio.lowlevel.checkpoint()
 
     def flush_inbound(self) -> None:
-        """Hand every entity in ``owed`` its inbox, in one call each, and so wake it (sync)."""
+        """Give every entity in ``owed`` its mailbox back, and so wake it (sync)."""
         owed = self.owed
         if not owed:
             return
@@ -333,9 +341,10 @@ class RegionRouting:
         tick = self.tick
         for entity in owed:
             entity.last = tick
-            inbox = entity.inbox
-            entity.inbox = []
-            entity.deliver_all(inbox)
+            box = entity.box
+            assert box is not None
+            entity.box = None
+            entity.give_back(box)
 
     def add_watcher(self, watcher: Callable[[ActorRef[Any]], None]) -> None:
         self.region._target.add_watcher(watcher)

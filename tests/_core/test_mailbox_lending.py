@@ -1,0 +1,167 @@
+"""``mailbox_lending``: many messages appended to an actor's mailbox, one wake-up for all."""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any
+
+import trio
+import trio.testing
+
+from casty_trio import (
+    ActorContext,
+    ActorSystem,
+    Behavior,
+    Behaviors,
+    DeadLetter,
+    Mailbox,
+    MailboxOverflowStrategy,
+)
+from casty_trio._core import mailbox_lending
+from tests._helpers import drain_nowait
+
+
+def recorder(seen: list[Any]) -> Behavior[Any]:
+    async def receive(ctx: ActorContext[Any], msg: Any) -> Behavior[Any]:
+        seen.append(msg)
+        return Behaviors.same()
+
+    return Behaviors.receive(receive)
+
+
+def lend(ref: Any) -> tuple[deque[Any], Any]:
+    take, give_back = mailbox_lending(ref)
+    box = take()
+    assert box is not None
+    return box, give_back
+
+
+async def test_a_parked_actor_sees_lent_messages_only_once_given_back(
+    system: ActorSystem,
+) -> None:
+    seen: list[Any] = []
+    ref = system.spawn(recorder(seen), "rec")
+    ref.tell(0)
+    await trio.testing.wait_all_tasks_blocked()  # parked, its deque given back
+    box, give_back = lend(ref)
+    box.extend([1, 2, 3])
+    await trio.testing.wait_all_tasks_blocked()
+    assert seen == [0]  # not woken
+    give_back(box)
+    await trio.testing.wait_all_tasks_blocked()
+    assert seen == [0, 1, 2, 3]
+
+
+async def test_a_tell_during_a_lend_wakes_the_actor_for_everything_queued(
+    system: ActorSystem,
+) -> None:
+    seen: list[Any] = []
+    ref = system.spawn(recorder(seen), "rec")
+    box, give_back = lend(ref)
+    box.append(1)
+    ref.tell(2)  # an ordinary tell: queued behind, and it wakes the actor
+    await trio.testing.wait_all_tasks_blocked()
+    assert seen == [1, 2]
+    box.append(3)  # the actor parked meanwhile, keeping the lent deque
+    await trio.testing.wait_all_tasks_blocked()
+    assert seen == [1, 2]
+    give_back(box)
+    await trio.testing.wait_all_tasks_blocked()
+    assert seen == [1, 2, 3]
+
+
+async def test_an_actor_without_a_task_yet_is_started_by_the_give_back(
+    system: ActorSystem,
+) -> None:
+    seen: list[Any] = []
+    ref = system.spawn(recorder(seen), "fresh")
+    box, give_back = lend(ref)
+    box.extend(["a", "b"])
+    give_back(box)
+    await trio.testing.wait_all_tasks_blocked()
+    assert seen == ["a", "b"]
+
+
+async def test_the_newest_over_a_rejecting_bound_are_dead_letters(system: ActorSystem) -> None:
+    seen: list[Any] = []
+    mailbox = Mailbox(capacity=2, overflow=MailboxOverflowStrategy.reject)
+    ref = system.spawn(recorder(seen), "bounded", mailbox=mailbox)
+    async with system.event_stream.subscription(DeadLetter) as dead_letters:
+        box, give_back = lend(ref)
+        box.extend([1, 2, 3, 4])
+        give_back(box)  # nothing raises: there is no tell to raise from
+        await trio.testing.wait_all_tasks_blocked()
+        assert drain_nowait(dead_letters) == [DeadLetter(3, ref), DeadLetter(4, ref)]
+    assert seen == [1, 2]
+
+
+async def test_the_oldest_over_a_drop_oldest_bound_are_dead_letters(
+    system: ActorSystem,
+) -> None:
+    seen: list[Any] = []
+    mailbox = Mailbox(capacity=2, overflow=MailboxOverflowStrategy.drop_oldest)
+    ref = system.spawn(recorder(seen), "newest", mailbox=mailbox)
+    async with system.event_stream.subscription(DeadLetter) as dead_letters:
+        box, give_back = lend(ref)
+        box.extend([1, 2, 3, 4])
+        give_back(box)
+        await trio.testing.wait_all_tasks_blocked()
+        assert drain_nowait(dead_letters) == [DeadLetter(1, ref), DeadLetter(2, ref)]
+    assert seen == [3, 4]
+
+
+async def test_what_fits_the_bound_is_kept_whole(system: ActorSystem) -> None:
+    seen: list[Any] = []
+    mailbox = Mailbox(capacity=3, overflow=MailboxOverflowStrategy.reject)
+    ref = system.spawn(recorder(seen), "fits", mailbox=mailbox)
+    async with system.event_stream.subscription(DeadLetter) as dead_letters:
+        box, give_back = lend(ref)
+        box.extend([1, 2, 3])
+        give_back(box)
+        await trio.testing.wait_all_tasks_blocked()
+        assert drain_nowait(dead_letters) == []
+    assert seen == [1, 2, 3]
+
+
+async def test_a_stopped_actor_lends_nothing(system: ActorSystem) -> None:
+    ref = system.spawn(recorder([]), "gone")
+    ref.tell("start")
+    await trio.testing.wait_all_tasks_blocked()
+    system.stop(ref)
+    await trio.testing.wait_all_tasks_blocked()
+    take, _ = mailbox_lending(ref)
+    assert take() is None
+
+
+async def test_messages_lent_to_an_actor_that_terminated_are_dead_letters(
+    system: ActorSystem,
+) -> None:
+    seen: list[Any] = []
+    ref = system.spawn(recorder(seen), "stopping")
+    ref.tell("start")
+    await trio.testing.wait_all_tasks_blocked()
+    box, give_back = lend(ref)
+    system.stop(ref)
+    await trio.testing.wait_all_tasks_blocked()  # terminated while its mailbox was lent
+    async with system.event_stream.subscription(DeadLetter) as dead_letters:
+        box.extend(["late", "later"])
+        give_back(box)
+        await trio.testing.wait_all_tasks_blocked()
+        assert drain_nowait(dead_letters) == [DeadLetter("late", ref), DeadLetter("later", ref)]
+    assert seen == ["start"]
+
+
+async def test_a_ref_that_is_no_cell_is_told_each_message_in_turn(system: ActorSystem) -> None:
+    seen: list[Any] = []
+    target = system.spawn(recorder(seen), "target")
+
+    class Forwarding:
+        def deliver(self, message: Any) -> None:
+            target.tell(message)
+
+    ref: Any = type(target)(target.address, Forwarding())
+    box, give_back = lend(ref)
+    box.extend(["x", "y"])
+    give_back(box)
+    await trio.testing.wait_all_tasks_blocked()
+    assert seen == ["x", "y"]
