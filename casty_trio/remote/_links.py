@@ -39,11 +39,11 @@ _log = logging.getLogger("casty_trio.remote")
 
 # With at least _STREAM messages queued when it wakes, the writer lets the producers run up to
 # _GATHER more scheduling rounds, as long as each adds to the outbox, before it cuts a frame.
-# Under a stream of tells (a producer yielding every hundred tells or so) frames then carry
-# several rounds' worth, about 400 messages instead of about 100: per frame, the writer, the
-# socket calls on both sides and the peer's reader cost about as much as some hundred
-# messages, so on a saturated pair of nodes this raised throughput by about a seventh. A link
-# with less queued (asks, replies, sparse tells) writes at once as before.
+# Under a stream of tells (a producer yielding every hundred tells) frames then carry several
+# rounds' worth, about 420 messages instead of about 180: per frame, the writer, the socket
+# calls on both sides and the peer's reader cost about as much as a hundred messages (see
+# docs/benchmarks.md, cross_node_sharded, session 8). A link with less queued (asks, replies,
+# sparse tells) writes at once as before.
 _STREAM = 64
 _GATHER = 3
 _FRAME_TARGET = 256 * 1024  # bytes per frame the writer aims for under load
