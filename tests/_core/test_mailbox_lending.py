@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import deque
 from typing import Any
 
+import pytest
 import trio
 import trio.testing
 
@@ -82,45 +83,33 @@ async def test_an_actor_without_a_task_yet_is_started_by_the_give_back(
     assert seen == ["a", "b"]
 
 
-async def test_the_newest_over_a_rejecting_bound_are_dead_letters(system: ActorSystem) -> None:
+@pytest.mark.parametrize(
+    ("capacity", "overflow", "sent", "dropped"),
+    [
+        # The newest over the bound are dead letters; nothing raises (no tell to raise from).
+        (2, MailboxOverflowStrategy.reject, [1, 2, 3, 4], [3, 4]),
+        (2, MailboxOverflowStrategy.drop_new, [1, 2, 3, 4], [3, 4]),
+        (2, MailboxOverflowStrategy.drop_oldest, [1, 2, 3, 4], [1, 2]),
+        (3, MailboxOverflowStrategy.reject, [1, 2, 3], []),  # what fits is kept whole
+    ],
+)
+async def test_the_bound_applies_at_the_give_back(
+    system: ActorSystem,
+    capacity: int,
+    overflow: MailboxOverflowStrategy,
+    sent: list[int],
+    dropped: list[int],
+) -> None:
     seen: list[Any] = []
-    mailbox = Mailbox(capacity=2, overflow=MailboxOverflowStrategy.reject)
+    mailbox = Mailbox(capacity=capacity, overflow=overflow)
     ref = system.spawn(recorder(seen), "bounded", mailbox=mailbox)
     async with system.event_stream.subscription(DeadLetter) as dead_letters:
         box, give_back = lend(ref)
-        box.extend([1, 2, 3, 4])
-        give_back(box)  # nothing raises: there is no tell to raise from
-        await trio.testing.wait_all_tasks_blocked()
-        assert drain_nowait(dead_letters) == [DeadLetter(3, ref), DeadLetter(4, ref)]
-    assert seen == [1, 2]
-
-
-async def test_the_oldest_over_a_drop_oldest_bound_are_dead_letters(
-    system: ActorSystem,
-) -> None:
-    seen: list[Any] = []
-    mailbox = Mailbox(capacity=2, overflow=MailboxOverflowStrategy.drop_oldest)
-    ref = system.spawn(recorder(seen), "newest", mailbox=mailbox)
-    async with system.event_stream.subscription(DeadLetter) as dead_letters:
-        box, give_back = lend(ref)
-        box.extend([1, 2, 3, 4])
+        box.extend(sent)
         give_back(box)
         await trio.testing.wait_all_tasks_blocked()
-        assert drain_nowait(dead_letters) == [DeadLetter(1, ref), DeadLetter(2, ref)]
-    assert seen == [3, 4]
-
-
-async def test_what_fits_the_bound_is_kept_whole(system: ActorSystem) -> None:
-    seen: list[Any] = []
-    mailbox = Mailbox(capacity=3, overflow=MailboxOverflowStrategy.reject)
-    ref = system.spawn(recorder(seen), "fits", mailbox=mailbox)
-    async with system.event_stream.subscription(DeadLetter) as dead_letters:
-        box, give_back = lend(ref)
-        box.extend([1, 2, 3])
-        give_back(box)
-        await trio.testing.wait_all_tasks_blocked()
-        assert drain_nowait(dead_letters) == []
-    assert seen == [1, 2, 3]
+        assert drain_nowait(dead_letters) == [DeadLetter(m, ref) for m in dropped]
+    assert seen == [m for m in sent if m not in dropped]
 
 
 async def test_a_stopped_actor_lends_nothing(system: ActorSystem) -> None:
