@@ -1,7 +1,8 @@
 """The single-node actor runtime. Imports nothing from the layers above it."""
 
 from ._behavior import Behavior, Behaviors, ExtensionBehavior
-from ._cell import mailbox_lending, stop_after_queued
+from ._cell import stop_after_queued
+from ._cell_lending import mailbox_lending
 from ._context import ActorContext
 from ._event_stream import EventStream
 from ._events import (

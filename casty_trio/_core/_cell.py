@@ -7,8 +7,9 @@ a checkpoint every ``_BATCH`` messages for fairness.
 Ownership: an actor runs as one task. Its children, timers and ``pipe_to_self`` jobs run in the
 actor's own nursery, which is opened lazily the first time the actor needs one (up front when the
 behavior starts with a setup, since setups usually spawn). Stopping an actor stops its children
-first, runs ``post_stop``, then cancels whatever is left in its nursery. Supervision and stopping
-are functions of a cell, in :mod:`._cell_supervision` and :mod:`._cell_stopping`.
+first, runs ``post_stop``, then cancels whatever is left in its nursery. Supervision, stopping
+and mailbox lending are functions of a cell, in :mod:`._cell_supervision`,
+:mod:`._cell_stopping` and :mod:`._cell_lending`.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING, Any, cast
 import trio
 
 from .._errors import ActorSystemError, MailboxFullError
+from . import _cell_lending as lending
 from . import _cell_stopping as stopping
 from . import _cell_supervision as supervision
 from ._behavior import (
@@ -49,7 +51,7 @@ from ._unwrap import unwrap, wants_nursery
 if TYPE_CHECKING:
     from ._system import ActorSystem
 
-__all__ = ["Cell", "mailbox_lending", "stop_after_queued"]
+__all__ = ["Cell", "stop_after_queued"]
 
 _BATCH = 512  # messages handled between two fairness checkpoints
 _LAUNCH: Any = object()  # in ``_parked``: the actor has no task yet; the next wake-up starts one
@@ -177,7 +179,7 @@ class Cell:
     def lend_mailbox(self) -> deque[Any] | None:
         """The mailbox itself, for a caller that appends many messages to it without waking
         the actor or checking its bound, until :meth:`return_mailbox` (see
-        :func:`mailbox_lending`). None once the actor takes no more messages."""
+        :func:`~._cell_lending.mailbox_lending`). None once the actor takes no more messages."""
         if self._state:
             return None
         self._lent = True
@@ -195,18 +197,8 @@ class Cell:
             return
         excess = len(box) - self._capacity
         if excess > 0 and not self._state:
-            self._overflowed(box, excess)
+            lending.overflowed(self, box, excess)
         self._wake()
-
-    def _overflowed(self, box: deque[Any], excess: int) -> None:
-        if self._overflow is MailboxOverflowStrategy.drop_oldest:
-            dropped = [box.popleft() for _ in range(excess)]
-        else:
-            dropped = [box.pop() for _ in range(excess)]
-            dropped.reverse()
-        for message in dropped:
-            self.system._dead_letter(message, self.ref)
-        self.log.debug("mailbox full: %d messages dropped (%s)", excess, self._overflow.value)
 
     def _open_mailbox(self) -> deque[Any]:
         mailbox = self._mailbox
@@ -579,41 +571,6 @@ class Cell:
         self._limit = -1
         self._stop_requested = True
         stopping.terminated(self)
-
-
-def mailbox_lending(
-    ref: ActorRef[Any],
-) -> tuple[Callable[[], deque[Any] | None], Callable[[deque[Any]], None]]:
-    """``(lend, give_back)`` for the local actor behind ``ref``, to hand it many messages at
-    the cost of a deque append each and wake it once for all of them. Sync, not checkpoints.
-
-    ``lend()`` returns the actor's mailbox (None once the actor takes no more messages); the
-    caller appends messages to it, in order, without waking the actor, which still takes
-    what it finds there if it is running, and then calls ``give_back(box)``, soon: only then
-    do the mailbox's bound and overflow policy apply (the newest messages are the ones over
-    the bound; ``reject`` and ``drop_new`` both make them dead letters, nothing raises) and
-    is the actor woken. Messages appended after the actor terminated become dead letters at
-    ``give_back``. Only one lend at a time.
-
-    For a ref that is not a local actor, ``lend()`` gives a new deque and ``give_back`` tells
-    each message in turn.
-
-    Examples:
-        >>> lend, give_back = mailbox_lending(ref)  # doctest: +SKIP
-        >>> box = lend()  # doctest: +SKIP
-        >>> box.extend(messages)  # doctest: +SKIP
-        >>> give_back(box)  # doctest: +SKIP
-    """
-    target = ref._target
-    if type(target) is Cell:
-        return target.lend_mailbox, target.return_mailbox
-
-    def give_back(box: deque[Any]) -> None:
-        for message in box:
-            ref.tell(message)
-        box.clear()
-
-    return deque, give_back
 
 
 def stop_after_queued(ref: ActorRef[Any]) -> bool:

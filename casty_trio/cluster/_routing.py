@@ -14,9 +14,8 @@ decoded in one call per run; those for running entities skip the region's mailbo
 traffic is sparse each goes to its entity at once, and under a stream each is appended to its
 entity's mailbox, lent to the region (``_core.mailbox_lending``) for a few scheduling rounds,
 without waking the entity; then each entity gets its mailbox back and is woken once for all of
-it. The region's other
-messages from peers go first to :meth:`RegionRouting.receive` (``Remoting.set_receiver``),
-which keeps them behind those deliveries.
+it. The region's other messages from peers go first to :meth:`RegionRouting.receive`
+(``Remoting.set_receiver``), which keeps them behind those deliveries.
 """
 
 from __future__ import annotations

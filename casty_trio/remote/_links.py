@@ -290,8 +290,8 @@ class PeerLink:
                     continue
                 if outbox.count >= _STREAM:
                     await _gather(outbox, limit)
-                    if self.connection is not conn:
-                        continue  # replaced meanwhile: the new connection's writer drains
+                    if self.connection is not conn or not outbox:
+                        continue  # replaced (the new writer drains) or emptied meanwhile
                 entries, count = outbox.take(limit)
                 self._seq = seq = self._seq + 1
                 data = frame(seq, entries)

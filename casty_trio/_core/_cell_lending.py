@@ -1,0 +1,72 @@
+"""Mailbox lending: many messages appended to an actor's mailbox, one wake-up for all of them.
+
+A caller that hands an actor a stream of messages (a shard region taking a peer's runs of
+deliveries) borrows the actor's mailbox deque, appends to it without waking the actor or
+checking the bound, and gives it back: only then do the bound and the overflow policy apply,
+and the actor is woken once. The cell side is ``Cell.lend_mailbox`` and
+``Cell.return_mailbox``; what lies over the bound at give-back is handled here, off the
+per-message path.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from ._mailbox import MailboxOverflowStrategy
+
+if TYPE_CHECKING:
+    from ._cell import Cell
+    from ._ref import ActorRef
+
+__all__ = ["mailbox_lending", "overflowed"]
+
+
+def mailbox_lending(
+    ref: ActorRef[Any],
+) -> tuple[Callable[[], deque[Any] | None], Callable[[deque[Any]], None]]:
+    """``(lend, give_back)`` for the local actor behind ``ref``, to hand it many messages at
+    the cost of a deque append each and wake it once for all of them. Sync, not checkpoints.
+
+    ``lend()`` returns the actor's mailbox (None once the actor takes no more messages); the
+    caller appends messages to it, in order, without waking the actor, which still takes
+    what it finds there if it is running, and then calls ``give_back(box)``, soon: only then
+    do the mailbox's bound and overflow policy apply (the newest messages are the ones over
+    the bound; ``reject`` and ``drop_new`` both make them dead letters, nothing raises) and
+    is the actor woken. Messages appended after the actor terminated become dead letters at
+    ``give_back``. Only one lend at a time.
+
+    For a ref that is not a local actor, ``lend()`` gives a new deque and ``give_back`` tells
+    each message in turn.
+
+    Examples:
+        >>> lend, give_back = mailbox_lending(ref)  # doctest: +SKIP
+        >>> box = lend()  # doctest: +SKIP
+        >>> box.extend(messages)  # doctest: +SKIP
+        >>> give_back(box)  # doctest: +SKIP
+    """
+    target = ref._target
+    lend = getattr(target, "lend_mailbox", None)
+    if lend is not None:  # a local actor's cell
+        return lend, target.return_mailbox  # type: ignore[attr-defined]
+
+    def give_back(box: deque[Any]) -> None:
+        for message in box:
+            ref.tell(message)
+        box.clear()
+
+    return deque, give_back
+
+
+def overflowed(cell: Cell, box: deque[Any], excess: int) -> None:
+    """Drop ``excess`` messages of the given-back ``box`` by the cell's overflow policy: the
+    oldest for ``drop_oldest``, else the newest; each is a dead letter."""
+    if cell._overflow is MailboxOverflowStrategy.drop_oldest:
+        dropped = [box.popleft() for _ in range(excess)]
+    else:
+        dropped = [box.pop() for _ in range(excess)]
+        dropped.reverse()
+    for message in dropped:
+        cell.system._dead_letter(message, cell.ref)
+    cell.log.debug("mailbox full: %d messages dropped (%s)", excess, cell._overflow.value)
