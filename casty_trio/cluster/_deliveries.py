@@ -44,17 +44,17 @@ class Deliveries:
 
     __slots__ = (
         "_decoders",
-        "_encode",
-        "_header",
         "_manifest",
         "_prefixes",
-        "_room",
         "_senders",
-        "_type",
         "codec",
+        "encode",
+        "header",
         "path",
         "region_path",
         "remoting",
+        "room",
+        "sent_type",
     )
 
     def __init__(self, remoting: Remoting, region_path: str) -> None:
@@ -65,13 +65,14 @@ class Deliveries:
         self._senders: dict[NodeAddress, RawSender] = {}
         self._prefixes: dict[str, bytes] = {}
         self._decoders: dict[str, _Decoders] = {}
-        self._encode = self.codec.payload_encoder
+        self.encode = self.codec.payload_encoder
         # The last message type sent, its manifest and Envelopes header (one for every node:
-        # the path is the same everywhere).
-        self._type: type | None = None
+        # the path is the same everywhere). ``RegionRouting.deliver`` reads them too: a message
+        # of ``sent_type`` for an id it knows the prefix and link of is sent without this.
+        self.sent_type: type | None = None
         self._manifest = ""
-        self._header = b""
-        self._room = 0  # the largest payload that fits a frame behind that header
+        self.header = b""
+        self.room = 0  # the largest payload that fits a frame behind that header
 
     # ------------------------------------------------------------------ sending
 
@@ -95,32 +96,36 @@ class Deliveries:
             refused it (outbox full, shutting down). The caller makes it a dead letter.
         """
         cls = type(message)
-        if cls is not self._type:
+        if cls is not self.sent_type:
             try:
                 manifest = self.codec.manifest(cls)
             except SerializationError as exc:
                 return self._unsendable(sender, eid, exc)
-            self._type = cls
+            self.sent_type = cls
             self._manifest = manifest
-            self._header = envelopes_header(self.path, manifest)
-            self._room = sender.room(self._header)  # the same for every node
-        prefix = self._prefixes.get(eid)
-        if prefix is None:
-            if len(self._prefixes) >= _CACHE_SIZE:
-                self._prefixes.clear()
-            prefix = self._prefixes[eid] = delivery_prefix(eid, shard)
+            self.header = envelopes_header(self.path, manifest)
+            self.room = sender.room(self.header)  # the same for every node
         try:
-            payload = prefix + self._encode(message)
+            payload = self.prefix(eid, shard) + self.encode(message)
         except Exception as exc:
             return self._unsendable(sender, eid, self.codec.encode_failed(self._manifest, exc))
-        if len(payload) > self._room:
+        if len(payload) > self.room:
             try:
                 self.remoting.too_big(self._manifest, payload)
             except SerializationError as exc:
                 return self._unsendable(sender, eid, exc)
         if self.remoting.closing:
             return False
-        return sender.enqueue(self._header, payload)  # the checks of sender.send are made
+        return sender.enqueue(self.header, payload)  # the checks of sender.send are made
+
+    def prefix(self, eid: str, shard: int) -> bytes:
+        """The encoded ``[entity_id, shard`` that begins every delivery for ``eid``."""
+        prefix = self._prefixes.get(eid)
+        if prefix is None:
+            if len(self._prefixes) >= _CACHE_SIZE:
+                self._prefixes.clear()
+            prefix = self._prefixes[eid] = delivery_prefix(eid, shard)
+        return prefix
 
     def _unsendable(self, sender: RawSender, eid: str, exc: SerializationError) -> bool:
         _log.error(

@@ -244,6 +244,7 @@ class _Region(RegionRoutes):
 
     def shard_stopped(self, hosted: _Hosted) -> None:
         del self.hosted[hosted.shard]
+        self.homes_changed()
         if self.replication is not None:
             primary = self.replication.primaries.get(hosted.shard)
             if primary is not None and primary.epoch == hosted.epoch:
@@ -257,6 +258,7 @@ class _Region(RegionRoutes):
     def on_begin_hand_off(self, msg: BeginHandOff) -> None:
         home = node_of(msg.host, msg.port)
         self.homes.pop(check_shard(msg.shard, self.num_shards), None)
+        self.homes_changed()
         if home == self.me:
             return
         ref = self.region_at(home)
@@ -315,6 +317,7 @@ class _Region(RegionRoutes):
             )
             self.begin_stop(hosted)
         self.homes[shard] = home
+        self.homes_changed()
         self.requested.discard(shard)
         self.flush(shard)
 
@@ -344,6 +347,7 @@ class _Region(RegionRoutes):
         for shard, home in list(self.homes.items()):
             if home not in self.live:
                 del self.homes[shard]
+                self.homes_changed()
         for node in list(self.regions):
             if node not in self.live:
                 del self.regions[node]
@@ -542,6 +546,7 @@ def region(
             system._remoting.set_bulk_receiver(state.deliveries.path, None)
             routing.flush_inbound()
             routing.fast.clear()
+            routing.away.clear()
             if state.leave is not None:
                 state.leave.set()
 

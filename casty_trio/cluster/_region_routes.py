@@ -75,6 +75,11 @@ class RegionRoutes:
             shard = cache[eid] = entity_shard(eid, self.num_shards)
         return shard
 
+    def homes_changed(self) -> None:
+        """Call after any change of ``homes`` or ``hosted``: the ref's remote fast path
+        (``RegionRouting.away``) holds routes worked out from them."""
+        self.routing.away.clear()
+
     def route(self, eid: str, message: Any, forwarded: bool, shard: int | None = None) -> None:
         if shard is None:
             shard = self.shard_of(eid)
@@ -87,6 +92,7 @@ class RegionRoutes:
             # The sender thought this node is the home and it is not: ask the coordinator
             # rather than trust a cache that may point back at the sender.
             self.homes.pop(shard, None)
+            self.homes_changed()
         else:
             home = self.homes.get(shard)
             if home is not None and home != self.me:

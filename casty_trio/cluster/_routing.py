@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from ..remote._raw import RawSender
     from ._region import _Region
 
-__all__ = ["DRAIN", "Entity", "Inbound", "RegionRouting", "RegionStatistics"]
+__all__ = ["DRAIN", "Away", "Entity", "Inbound", "RegionRouting", "RegionStatistics"]
 
 _log = logging.getLogger("casty_trio.sharding")
 
@@ -55,6 +55,8 @@ _HOLD = 0.05
 # Once that many wait, two quiet rounds end in a pause of _LINGER seconds rather than at once.
 _LINGER_FROM = 256
 _LINGER = 0.0005
+
+_AWAY_SIZE = 100_000  # entity ids of remote shards whose route is kept
 
 
 @attrs.frozen
@@ -104,6 +106,22 @@ class Entity:
         self.waiting: list[Any] = []
 
 
+class Away:
+    """An entity id whose shard lives on a known remote home, as the fast path of
+    :meth:`RegionRouting.deliver` sees it: the delivery's encoded prefix and the link to that
+    home. Valid while nothing for the id is queued in the region (``RegionRouting._pend`` drops
+    it) and the region's shard homes stay as they were (the region clears
+    ``RegionRouting.away`` whenever one changes, see ``RegionRoutes.homes_changed``)."""
+
+    __slots__ = ("enqueue", "prefix", "state", "wire")
+
+    def __init__(self, state: _Region, prefix: bytes, enqueue: Callable[[bytes, bytes], bool]):
+        self.state = state
+        self.wire = state.deliveries
+        self.prefix = prefix
+        self.enqueue = enqueue
+
+
 class Inbound:
     """A peer's delivery taking the region's way (its entity is not running, or something for
     its id is queued in the region): ``RegionRouting.pending`` counts it until the region has
@@ -131,6 +149,7 @@ class RegionRouting:
     """
 
     __slots__ = (
+        "away",
         "direct",
         "fast",
         "held",
@@ -146,6 +165,7 @@ class RegionRouting:
 
     def __init__(self) -> None:
         self.fast: dict[str, Entity] = {}
+        self.away: dict[str, Away] = {}
         self.pending: dict[str, int] = {}
         # shard -> (its remote home, as last seen in the region's homes; the sender to it)
         self.remote: dict[int, tuple[NodeAddress, RawSender]] = {}
@@ -183,6 +203,25 @@ class RegionRouting:
             entity.last = self.tick
             entity.deliver(envelope.message)
             return
+        away = self.away.get(eid)
+        if away is not None:
+            # The remote fast path: what ``Deliveries.send`` does, with its answers for this
+            # id and this message type kept (any doubt takes the general way below).
+            message = envelope.message
+            wire = away.wire
+            if type(message) is wire.sent_type and not wire.remoting.closing:
+                try:
+                    payload = away.prefix + wire.encode(message)
+                except Exception:  # the general way encodes it again and reports why
+                    payload = None
+                if payload is not None and len(payload) <= wire.room:
+                    if not away.enqueue(wire.header, payload):
+                        away.state.dead_letter(eid, message)  # outbox full
+                    return
+        self._route(eid, envelope)
+
+    def _route(self, eid: str, envelope: Any) -> None:
+        """``deliver`` for an id with no fast path: a remote home's region, else this one."""
         pending = self.pending
         state = self.state
         if eid not in pending and state is not None:
@@ -200,11 +239,24 @@ class RegionRouting:
                     cached = None if home == state.me else self._remote(state, shard, home)
                 if cached is not None:
                     message = envelope.message
-                    if not state.deliveries.send(cached[1], eid, shard, message):
+                    deliveries = state.deliveries
+                    if not deliveries.send(cached[1], eid, shard, message):
                         state.dead_letter(eid, message)
+                        return
+                    away = self.away
+                    if len(away) >= _AWAY_SIZE:
+                        away.clear()
+                    away[eid] = Away(state, deliveries.prefix(eid, shard), cached[1].enqueue)
                     return
-        pending[eid] = pending.get(eid, 0) + 1
+        self._pend(eid)
         self.region.tell(envelope)
+
+    def _pend(self, eid: str) -> None:
+        """Count one more message for ``eid`` queued in the region: until the region has them
+        all, nothing for the id takes a fast path."""
+        pending = self.pending
+        pending[eid] = pending.get(eid, 0) + 1
+        self.away.pop(eid, None)
 
     def _remote(
         self, state: _Region, shard: int, home: NodeAddress
@@ -272,8 +324,7 @@ class RegionRouting:
         return bad
 
     def _to_region(self, eid: str, shard: int, message: Any) -> None:
-        pending = self.pending
-        pending[eid] = pending.get(eid, 0) + 1
+        self._pend(eid)
         self.region.tell(Inbound(eid, shard, message))
 
     def receive(self, msg: Any) -> None:

@@ -1,0 +1,112 @@
+"""The ref's remote fast path (``RegionRouting.away``): tells for entities whose shard lives on
+another node go straight to that node's link, and never to a home the region no longer
+believes in."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import trio
+
+from casty_trio import Behaviors, ShardEnvelope, entity_shard
+from casty_trio.cluster._routing import RegionRouting
+from casty_trio.cluster._shard_wire import deliveries_path
+from casty_trio.testing import open_test_cluster
+
+from ._sharding_support import Append, GetLog, Log, appender
+
+SHARDS = 20
+IDS = [f"e{k}" for k in range(200)]
+
+
+def _routing(node: Any, name: str) -> RegionRouting:
+    routing = node._regions[name]._target
+    assert isinstance(routing, RegionRouting)
+    return routing
+
+
+def _count_deliveries(node: Any, name: str) -> list[int]:
+    """A list whose length grows by one per delivery ``node``'s region gets from a peer."""
+    got: list[int] = []
+    path = deliveries_path("/" + name)
+    receiver = node._remoting._bulk[path]
+
+    def counting(peer: Any, manifest: str, run: Any, count: int) -> int:
+        got.extend(range(count))
+        return int(receiver(peer, manifest, run, count))
+
+    node._remoting.set_bulk_receiver(path, counting)
+    return got
+
+
+async def _log(node: Any, ref: Any, eid: str) -> list[tuple[str, int]]:
+    log: Log = await node.ask(ref, lambda r: ShardEnvelope(eid, GetLog(r)), timeout=10)
+    return log.entries
+
+
+async def _warm_up(ref: Any) -> None:
+    """Two rounds: the first learns the shard homes through the region, the second takes
+    (and so caches) the fast path."""
+    for seq in range(2):
+        for eid in IDS:
+            ref.tell(ShardEnvelope(eid, Append("before", seq)))
+        await trio.sleep(1)
+
+
+async def test_tells_follow_a_shard_to_its_new_home(autojump_clock: Any) -> None:
+    # Node 0 only routes; node 1 hosts everything until node 2 (also a host) joins and the
+    # rebalance moves shards to it.
+    async with open_test_cluster(3, roles={1: ["host"], 2: ["host"]}) as cluster:
+        await cluster.stop(2)
+        deliveries: dict[str, list[tuple[str, int]]] = {}
+        spec = Behaviors.sharded(appender(deliveries), num_shards=SHARDS, role="host")
+        cluster.node(1).spawn(spec, "logs")
+        router = cluster.node(0)
+        ref = router.spawn(spec, "logs")
+        await _warm_up(ref)
+        assert set(_routing(router, "logs").away) == set(IDS)  # every id takes the fast path
+
+        await cluster.restart(2)
+        await cluster.wait_for_up(3)
+        cluster.node(2).spawn(spec, "logs")
+        await trio.sleep(10)
+        moved = cluster.node(2).region_statistics("logs").shards
+        assert moved and len(cluster.node(1).region_statistics("logs").shards) == SHARDS - len(
+            moved
+        )
+
+        at_old, at_new = _count_deliveries(cluster.node(1), "logs"), _count_deliveries(
+            cluster.node(2), "logs"
+        )
+        movers = [eid for eid in IDS if entity_shard(eid, SHARDS) in moved]
+        for eid in movers:
+            ref.tell(ShardEnvelope(eid, Append("after", 1)))
+        await trio.sleep(1)
+        # Straight to the new home, none by way of the old one.
+        assert not at_old and len(at_new) == len(movers)
+        for eid in movers:
+            entries = await _log(router, ref, eid)
+            assert entries[-1] == ("after", 1) and entries.count(("after", 1)) == 1, entries
+
+
+async def test_tells_after_a_home_left_reach_the_shard_elsewhere(autojump_clock: Any) -> None:
+    async with open_test_cluster(3, roles={1: ["host"], 2: ["host"]}) as cluster:
+        deliveries: dict[str, list[tuple[str, int]]] = {}
+        spec = Behaviors.sharded(appender(deliveries), num_shards=SHARDS, role="host")
+        cluster.node(1).spawn(spec, "logs")
+        cluster.node(2).spawn(spec, "logs")
+        router = cluster.node(0)
+        ref = router.spawn(spec, "logs")
+        await _warm_up(ref)
+        on_2 = cluster.node(2).region_statistics("logs").shards
+        assert on_2 and len(_routing(router, "logs").away) == len(IDS)
+
+        await cluster.stop(2)  # a graceful leave: its shards are handed off to node 1
+        await trio.sleep(10)
+        assert len(cluster.node(1).region_statistics("logs").shards) == SHARDS
+        for eid in IDS:
+            ref.tell(ShardEnvelope(eid, Append("after", 1)))
+        await trio.sleep(1)
+        for eid in IDS:
+            entries = await _log(router, ref, eid)
+            assert entries[-1] == ("after", 1), (eid, entries)
