@@ -54,6 +54,7 @@ if TYPE_CHECKING:
 __all__ = ["Cell", "stop_after_queued"]
 
 _BATCH = 512  # messages handled between two fairness checkpoints
+_BUDGET = range(_BATCH)
 _LAUNCH: Any = object()  # in ``_parked``: the actor has no task yet; the next wake-up starts one
 _FINAL_GRACE = 1.0  # seconds post_stop hooks get, shielded, after a forced cancellation
 _UNBOUNDED = 1 << 62
@@ -425,8 +426,9 @@ class Cell:
         same = _SAME
         control = _Control
         receive_behavior = ReceiveBehavior
-        budget = _BATCH
-        while mailbox:
+        for _ in _BUDGET:  # the budget counted by the loop itself: no decrement per message
+            if not mailbox:
+                return
             message = popleft()
             if plain and type(message) is not control:
                 try:
@@ -445,10 +447,7 @@ class Cell:
                 return
             if self._attention:
                 return
-            budget -= 1
-            if not budget:
-                await trio.lowlevel.checkpoint()
-                return
+        await trio.lowlevel.checkpoint()  # the budget is spent: let other tasks run
 
     async def _handle_special(self, message: Any) -> None:
         if type(message) is _Control:

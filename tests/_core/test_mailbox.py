@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import attrs
@@ -22,6 +23,7 @@ from casty_trio import (
     MailboxFullError,
     MailboxOverflowStrategy,
 )
+from casty_trio._core._cell import _BATCH
 from tests._helpers import drain_nowait, receive_matching
 
 
@@ -219,3 +221,26 @@ async def test_fifo_from_an_actor_sender(system: ActorSystem) -> None:
     src.tell(500)
     await trio.testing.wait_all_tasks_blocked()
     assert await system.ask(target, lambda r: Get(r), timeout=5.0) == [*range(500), *range(500)]
+
+
+async def test_a_busy_actor_lets_other_tasks_run_every_batch(system: ActorSystem) -> None:
+    # An actor that keeps its own mailbox full (it tells itself the next message) never finds
+    # it empty: it must still yield to the other tasks every _BATCH messages.
+    handled: list[int] = []
+    total = 8 * _BATCH
+
+    async def receive(ctx: ActorContext[int], n: int) -> Behavior[int]:
+        handled.append(n)
+        if n < total:
+            ctx.self.tell(n + 1)
+        return Behaviors.same()
+
+    seen_at: list[int] = []
+    system.spawn(Behaviors.receive(receive), "busy").tell(1)
+    while len(handled) < total:
+        seen_at.append(len(handled))
+        await trio.lowlevel.checkpoint()
+    # Trio runs a round's tasks in a random order, so the actor may run twice between two
+    # turns of this task, never more.
+    gaps = [b - a for a, b in itertools.pairwise([0, *seen_at, total])]
+    assert max(gaps) <= 2 * _BATCH, gaps
