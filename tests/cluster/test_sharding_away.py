@@ -4,11 +4,13 @@ believes in."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+import pytest
 import trio
 
-from casty_trio import Behaviors, ShardEnvelope, entity_shard
+from casty_trio import Behaviors, DeadLetter, ShardEnvelope, entity_shard
 from casty_trio.cluster._routing import RegionRouting
 from casty_trio.cluster._shard_wire import deliveries_path
 from casty_trio.testing import open_test_cluster
@@ -75,8 +77,9 @@ async def test_tells_follow_a_shard_to_its_new_home(autojump_clock: Any) -> None
             moved
         )
 
-        at_old, at_new = _count_deliveries(cluster.node(1), "logs"), _count_deliveries(
-            cluster.node(2), "logs"
+        at_old, at_new = (
+            _count_deliveries(cluster.node(1), "logs"),
+            _count_deliveries(cluster.node(2), "logs"),
         )
         movers = [eid for eid in IDS if entity_shard(eid, SHARDS) in moved]
         for eid in movers:
@@ -110,3 +113,51 @@ async def test_tells_after_a_home_left_reach_the_shard_elsewhere(autojump_clock:
         for eid in IDS:
             entries = await _log(router, ref, eid)
             assert entries[-1] == ("after", 1), (eid, entries)
+
+
+async def test_a_fast_tell_refused_by_a_full_outbox_is_a_dead_letter(autojump_clock: Any) -> None:
+    async with open_test_cluster(2, roles={1: ["host"]}) as cluster:
+        deliveries: dict[str, list[tuple[str, int]]] = {}
+        spec = Behaviors.sharded(appender(deliveries), num_shards=SHARDS, role="host")
+        cluster.node(1).spawn(spec, "logs")
+        router = cluster.node(0)
+        ref = router.spawn(spec, "logs")
+        await _warm_up(ref)
+        eid = IDS[0]
+        assert eid in _routing(router, "logs").away
+        router._remoting.link(cluster.address(1)).capacity = 3
+        async with router.event_stream.subscription(DeadLetter) as dead_letters:
+            # One synchronous burst: the link's writer cannot run, its outbox takes three.
+            for seq in range(10):
+                ref.tell(ShardEnvelope(eid, Append("burst", seq)))
+            with trio.fail_after(5):
+                refused = [await dead_letters.receive() for _ in range(7)]
+        assert [letter.message for letter in refused] == [
+            ShardEnvelope(eid, Append("burst", seq)) for seq in range(3, 10)
+        ]
+        await trio.sleep(1)
+        assert [seq for sender, seq in deliveries[eid] if sender == "burst"] == [0, 1, 2]
+
+
+async def test_a_fast_tell_that_cannot_be_encoded_is_logged_and_dead_lettered(
+    autojump_clock: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with open_test_cluster(2, roles={1: ["host"]}) as cluster:
+        deliveries: dict[str, list[tuple[str, int]]] = {}
+        spec = Behaviors.sharded(appender(deliveries), num_shards=SHARDS, role="host")
+        cluster.node(1).spawn(spec, "logs")
+        router = cluster.node(0)
+        ref = router.spawn(spec, "logs")
+        await _warm_up(ref)  # the last message type sent is Append: the fast path's own
+        eid = IDS[0]
+        too_big = Append("huge", 2**70)  # msgpack has no integer that large
+        with caplog.at_level(logging.ERROR, logger="casty_trio.sharding"):
+            async with router.event_stream.subscription(DeadLetter) as dead_letters:
+                ref.tell(ShardEnvelope(eid, too_big))
+                ref.tell(ShardEnvelope(eid, Append("after", 0)))
+                with trio.fail_after(5):
+                    letter = await dead_letters.receive()
+        assert letter.message == ShardEnvelope(eid, too_big)
+        assert f"message for entity {eid!r} cannot be sent" in caplog.text
+        await trio.sleep(1)
+        assert deliveries[eid][-1] == ("after", 0)  # the next one took the fast path again
