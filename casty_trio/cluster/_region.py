@@ -244,12 +244,12 @@ class _Region(RegionRoutes):
 
     def shard_stopped(self, hosted: _Hosted) -> None:
         del self.hosted[hosted.shard]
-        self.homes_changed()
         if self.replication is not None:
             primary = self.replication.primaries.get(hosted.shard)
             if primary is not None and primary.epoch == hosted.epoch:
                 del self.replication.primaries[hosted.shard]
         self.homes.pop(hosted.shard, None)
+        self.homes_changed()
         self.to_coordinator(ShardStopped(hosted.shard, hosted.epoch, self.me.host, self.me.port))
         if hosted.shard in self.buffers:
             self.request_home(hosted.shard)
