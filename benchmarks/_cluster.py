@@ -72,7 +72,8 @@ async def _serve_raw(*, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGN
 
 
 async def _cluster_node(spec: dict[str, Any]) -> None:
-    from casty_trio.cluster import ClusteredActorSystem, ClusterSettings, MemberDowned
+    from casty_trio import ClusteredActorSystem
+    from casty_trio.cluster import ClusterSettings, MemberDowned
 
     settings = ClusterSettings(**spec.get("settings", {}))
     stdin = trio.lowlevel.FdStream(os.dup(sys.stdin.fileno()))

@@ -29,9 +29,9 @@ from _common import gc_paused, now
 from _remote import LOCAL, Tick
 
 from casty_trio import entity_shard
-from casty_trio.cluster._shard_wire import delivery_prefix
 from casty_trio.remote import Connection, ConnectionClosed, WebSocketTransport
 from casty_trio.serialization._wire import array_head
+from casty_trio.sharding._wire import delivery_prefix
 
 __all__ = ["floor_once", "floor_transport", "serve_floor"]
 

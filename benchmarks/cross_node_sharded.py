@@ -59,8 +59,15 @@ from remote_ask import _ws_once as raw_ask_once
 from remote_tell import _baseline_once as raw_tell_once
 from remote_tell import _serve_raw as serve_raw_sink
 
-from casty_trio import ActorContext, ActorRef, Behavior, Behaviors, NodeAddress, ShardEnvelope
-from casty_trio.cluster import ClusteredActorSystem
+from casty_trio import (
+    ActorContext,
+    ActorRef,
+    Behavior,
+    Behaviors,
+    ClusteredActorSystem,
+    NodeAddress,
+    ShardEnvelope,
+)
 from casty_trio.remote import RemoteSettings
 
 SCENARIO = "cross_node_sharded"

@@ -35,8 +35,14 @@ import attrs
 import trio
 from _common import emit, make_record, now, percentile, quick_from_argv
 
-from casty_trio import ActorContext, Behavior, Behaviors, ShardEnvelope, entity_shard
-from casty_trio.cluster import ClusteredActorSystem
+from casty_trio import (
+    ActorContext,
+    Behavior,
+    Behaviors,
+    ClusteredActorSystem,
+    ShardEnvelope,
+    entity_shard,
+)
 from casty_trio.config import CastyConfig
 
 SCENARIO = "rebalance"

@@ -25,8 +25,7 @@ from _common import alternate, compare, emit, gc_paused, make_record, now, now_n
 from local_ask import Ping, Pong, _rounded, _summary
 from local_ask import _ours_once as local_ask_once
 
-from casty_trio import ActorContext, Behavior, Behaviors, ShardEnvelope
-from casty_trio.cluster import ClusteredActorSystem
+from casty_trio import ActorContext, Behavior, Behaviors, ClusteredActorSystem, ShardEnvelope
 
 SCENARIO = "sharded_ask"
 GOAL = 1.5

@@ -38,8 +38,7 @@ from _common import alternate, best_of, compare, emit, gc_paused, make_record, n
 from local_tell import Tick
 from local_tell import _ours_once as local_tell_once
 
-from casty_trio import ActorContext, Behavior, Behaviors, ShardEnvelope
-from casty_trio.cluster import ClusteredActorSystem
+from casty_trio import ActorContext, Behavior, Behaviors, ClusteredActorSystem, ShardEnvelope
 
 SCENARIO = "sharded_tell"
 GOAL = 0.6

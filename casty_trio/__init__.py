@@ -6,6 +6,7 @@ Everything public is importable from here::
 """
 
 from ._behaviors import Behaviors
+from ._clustered import ClusteredActorSystem
 from ._core import (
     ActorAddress,
     ActorContext,
@@ -44,7 +45,6 @@ from ._errors import (
     StashOverflowError,
 )
 from .cluster import (
-    ClusteredActorSystem,
     ClusterState,
     LeaderChanged,
     MemberDowned,
@@ -52,12 +52,7 @@ from .cluster import (
     MemberUp,
     NodeDownedError,
     ReachableMember,
-    ReplicateEvents,
-    ReplicateEventsAck,
-    ReplicationConfig,
-    ShardEnvelope,
     UnreachableMember,
-    entity_shard,
 )
 from .config import CastyConfig, discover_config, load_config
 from .persistence import (
@@ -69,6 +64,13 @@ from .persistence import (
     SqliteJournal,
 )
 from .serialization import MsgpackSerializer
+from .sharding import (
+    ReplicateEvents,
+    ReplicateEventsAck,
+    ReplicationConfig,
+    ShardEnvelope,
+    entity_shard,
+)
 
 __version__ = "0.1.0"
 

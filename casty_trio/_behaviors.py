@@ -11,13 +11,13 @@ from typing import Any, TypeVar
 
 from ._core import ActorContext, Behavior
 from ._core import Behaviors as _CoreBehaviors
-from .cluster import ReplicationConfig, ShardedBehavior, sharded
 from .persistence import (
     EventJournal,
     EventSourcedBehavior,
     PersistedBehavior,
     SnapshotEvery,
 )
+from .sharding import ReplicationConfig, ShardedBehavior, sharded
 
 __all__ = ["Behaviors"]
 

@@ -15,6 +15,7 @@ from ._events import (
     UnhandledMessage,
 )
 from ._mailbox import Mailbox, MailboxOverflowStrategy
+from ._ports import check_running, dead_letter, local_target, spawn_system_actor
 from ._ref import ActorAddress, ActorRef, NodeAddress, RefTarget
 from ._stash import StashBuffer
 from ._supervision import Backoff, Directive, OneForOneStrategy, SupervisionStrategy
@@ -47,6 +48,10 @@ __all__ = [
     "Terminated",
     "TimerScheduler",
     "UnhandledMessage",
+    "check_running",
+    "dead_letter",
+    "local_target",
     "mailbox_lending",
+    "spawn_system_actor",
     "stop_after_queued",
 ]

@@ -34,10 +34,12 @@ import trio
 import casty_trio
 
 from .._behaviors import Behaviors
+from .._clustered import ClusteredActorSystem
 from .._core import ActorContext, ActorRef, Behavior, NodeAddress
-from ..cluster import ClusteredActorSystem, ClusterSettings, ReplicationConfig
+from ..cluster import ClusterSettings
 from ..config import CastyConfig, DefaultsConfig, FailoverConfig
 from ..persistence import EventJournal, InMemoryJournal
+from ..sharding import ReplicationConfig
 
 __all__ = [
     "FAST_PROFILE",

@@ -25,7 +25,7 @@ from typing import Any
 
 import trio
 
-from ..cluster import ClusteredActorSystem
+from .._clustered import ClusteredActorSystem
 from ..persistence import InMemoryJournal
 from ._bank import LOCAL, ROLE, SYSTEM, TYPE, BankSpec, bank_config, spawn_accounts
 

@@ -25,7 +25,8 @@ import trio
 
 from .._core import ActorRef
 from .._errors import AskTimeoutError
-from ..cluster import MemberDowned, ShardEnvelope, entity_shard
+from ..cluster import MemberDowned
+from ..sharding import ShardEnvelope, entity_shard
 from ._bank import Audit, Audited, BankCluster, BankSpec, Confirmed, Deposit, open_bank_cluster
 
 _ASK_TIMEOUT = 0.5  # a client gives up on a write after this long and sends the next one

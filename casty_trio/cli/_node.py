@@ -22,7 +22,8 @@ from typing import Any, TextIO
 
 import trio
 
-from ..cluster import ClusteredActorSystem, MemberStatus, MemberUp, NodeDownedError
+from .._clustered import ClusteredActorSystem
+from ..cluster import MemberStatus, MemberUp, NodeDownedError
 from ..config import CastyConfig
 
 __all__ = ["AppError", "load_app", "run_node"]

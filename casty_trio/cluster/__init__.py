@@ -1,7 +1,15 @@
-"""Cluster membership (gossip, failure detection, downing) and sharding. Imports remote,
-serialization, persistence and _core."""
+"""Cluster membership: seed-node join, gossip with vector clocks, phi accrual failure
+detection, split-brain downing, membership events and cluster-wide barriers.
 
-from ._allocation import LeastShardAllocation, ShardAllocationStrategy
+:class:`MembershipSystem` is an actor system that is a member of a cluster, and nothing more;
+:class:`~casty_trio.ClusteredActorSystem` builds sharding on it. Layers above reach membership
+through :meth:`MembershipSystem.subscribe_membership`, :meth:`MembershipSystem.cluster_gossip`,
+:attr:`MembershipSystem.roles` and :meth:`MembershipSystem.add_leave_hook`, and use the rules of
+this package (:func:`oldest`) rather than their own. Imports remote,
+serialization and _core.
+"""
+
+
 from ._daemon import ClusterSettings
 from ._downing import (
     Decision,
@@ -30,17 +38,14 @@ from ._failure_detector import (
     PhiAccrualFailureDetector,
     compute_phi,
 )
-from ._membership import Gossip, Member, MemberStatus, ObserverRecord, UniqueAddress
-from ._replication import ReplicateEvents, ReplicateEventsAck
-from ._sharding import ReplicationConfig, ShardedBehavior, ShardEnvelope, entity_shard, sharded
-from ._system import ClusteredActorSystem, ClusterState, NodeDownedError
+from ._membership import Gossip, Member, MemberStatus, ObserverRecord, UniqueAddress, oldest
+from ._system import ClusterState, MembershipSystem, NodeDownedError
 from ._vector_clock import Ordering, VectorClock
 
 __all__ = [
     "ClusterEvent",
     "ClusterSettings",
     "ClusterState",
-    "ClusteredActorSystem",
     "Decision",
     "DecisionKind",
     "DownAll",
@@ -51,23 +56,17 @@ __all__ = [
     "Gossip",
     "KeepMajority",
     "LeaderChanged",
-    "LeastShardAllocation",
     "Member",
     "MemberDowned",
     "MemberLeft",
     "MemberStatus",
     "MemberUp",
+    "MembershipSystem",
     "NodeDownedError",
     "ObserverRecord",
     "Ordering",
     "PhiAccrualFailureDetector",
     "ReachableMember",
-    "ReplicateEvents",
-    "ReplicateEventsAck",
-    "ReplicationConfig",
-    "ShardAllocationStrategy",
-    "ShardEnvelope",
-    "ShardedBehavior",
     "StableAfter",
     "StaticQuorum",
     "UniqueAddress",
@@ -75,7 +74,6 @@ __all__ = [
     "VectorClock",
     "compute_phi",
     "diff_events",
-    "entity_shard",
     "make_strategy",
-    "sharded",
+    "oldest",
 ]

@@ -37,7 +37,15 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from .._core import ActorContext, ActorRef, Behavior, Behaviors, NodeAddress, TimerScheduler
+from .._core import (
+    ActorContext,
+    ActorRef,
+    Behavior,
+    Behaviors,
+    NodeAddress,
+    TimerScheduler,
+    check_running,
+)
 from .._errors import AskTimeoutError, BarrierTimeoutError
 from ._events import MemberDowned, MemberLeft, MemberUp
 from ._membership import UniqueAddress, oldest
@@ -50,7 +58,7 @@ from ._wire import (
 )
 
 if TYPE_CHECKING:
-    from ._system import ClusteredActorSystem
+    from ._system import MembershipSystem
 
 __all__ = ["BARRIER_NAME", "RESEND_INTERVAL", "barrier_actor", "wait_at_barrier"]
 
@@ -110,7 +118,7 @@ class _Barriers:
     """State and handlers of one node's barrier actor."""
 
     def __init__(
-        self, system: ClusteredActorSystem, ctx: ActorContext[Any], timers: TimerScheduler[Any]
+        self, system: MembershipSystem, ctx: ActorContext[Any], timers: TimerScheduler[Any]
     ) -> None:
         self.system = system
         self.ctx = ctx
@@ -267,7 +275,7 @@ class _Barriers:
         return Behaviors.same()
 
 
-def barrier_actor(system: ClusteredActorSystem) -> Behavior[Any]:
+def barrier_actor(system: MembershipSystem) -> Behavior[Any]:
     """The barrier actor's behavior (spawned once per node at ``/$barrier``)."""
 
     def with_timers(ctx: ActorContext[Any], timers: TimerScheduler[Any]) -> Behavior[Any]:
@@ -280,7 +288,7 @@ def barrier_actor(system: ClusteredActorSystem) -> Behavior[Any]:
 
 
 async def wait_at_barrier(
-    system: ClusteredActorSystem, name: str, n: int, *, timeout: float
+    system: MembershipSystem, name: str, n: int, *, timeout: float
 ) -> None:
     """What :meth:`ClusteredActorSystem.barrier` does (see there)."""
     if not isinstance(name, str) or not name or len(name) > MAX_BARRIER_NAME:
@@ -292,7 +300,7 @@ async def wait_at_barrier(
         raise ValueError(f"a barrier needs at least one participant, got n={n!r}")
     ref = system.lookup(BARRIER_PATH)
     if ref is None:
-        system._check_running()  # raises ActorSystemError when not running
+        check_running(system)
         raise RuntimeError("the barrier actor is not running")
     tokens: list[str] = []
 

@@ -56,9 +56,9 @@ from ._wire import (
 )
 
 if TYPE_CHECKING:
-    from ._system import ClusteredActorSystem
+    from ._system import MembershipSystem
 
-__all__ = ["DAEMON_NAME", "ClusterSettings", "daemon"]
+__all__ = ["DAEMON_NAME", "ClusterSettings", "DaemonHooks", "daemon"]
 
 _log = logging.getLogger("casty_trio.cluster")
 
@@ -103,20 +103,37 @@ class LeaveCluster:
     """Local command: this node leaves the cluster gracefully."""
 
 
+@attrs.frozen
+class DaemonHooks:
+    """How the daemon reports to the system that owns it.
+
+    Attributes:
+        ready: Called once with the daemon's state when it starts.
+        changed: Called with every new membership value this node adopts.
+        left: Called when this node is downed or removed (with that status).
+    """
+
+    ready: Callable[[_Daemon], None]
+    changed: Callable[[Gossip], None]
+    left: Callable[[MemberStatus], None]
+
+
 class _Daemon:
     """The daemon's state and handlers (one instance per node, used by its actor only)."""
 
     def __init__(
         self,
-        system: ClusteredActorSystem,
+        system: MembershipSystem,
         ctx: ActorContext[Any],
         timers: TimerScheduler[Any],
         member: Member,
         seeds: tuple[NodeAddress, ...],
         settings: ClusterSettings,
         strategy: DowningStrategy,
+        hooks: DaemonHooks,
     ) -> None:
         self.system = system
+        self.hooks = hooks
         self.ctx = ctx
         self.timers = timers
         self.me = member.unique
@@ -180,7 +197,7 @@ class _Daemon:
             stream.publish(event)
             if isinstance(event, MemberDowned | MemberLeft) and event.member.unique != self.me:
                 self.detectors.remove(event.member.unique)
-                self.system._remoting._node_gone(event.member.node)
+                self.system.remoting.node_gone(event.member.node)
         mine = new.member(self.me)
         was = old.member(self.me)
         if (
@@ -193,7 +210,7 @@ class _Daemon:
             push = GossipPush(gossip_to_wire(new), False)
             for member in self.others():
                 self.daemon_at(member.node).tell(push)
-        self.system._membership_changed(new)
+        self.hooks.changed(new)
         if mine is not None and mine.status in (MemberStatus.down, MemberStatus.removed):
             status = mine.status
             if status is MemberStatus.removed and (
@@ -202,7 +219,7 @@ class _Daemon:
                 # Removed without leaving: the others downed it while it was cut off (it saw
                 # neither its own downing nor theirs). It is as downed as if it had.
                 status = MemberStatus.down
-            self.system._left_cluster(status)
+            self.hooks.left(status)
 
     # ------------------------------------------------------------------ rounds
 
@@ -366,18 +383,18 @@ def _statuses(gossip: Gossip) -> dict[UniqueAddress, MemberStatus]:
 
 
 def daemon(
-    system: ClusteredActorSystem,
+    system: MembershipSystem,
     member: Member,
     seeds: tuple[NodeAddress, ...],
     settings: ClusterSettings,
     strategy: DowningStrategy,
-    on_ready: Callable[[_Daemon], None],
+    hooks: DaemonHooks,
 ) -> Behavior[Any]:
     """The daemon's behavior (spawned once per node at ``/$cluster``)."""
 
     def with_timers(ctx: ActorContext[Any], timers: TimerScheduler[Any]) -> Behavior[Any]:
-        state = _Daemon(system, ctx, timers, member, seeds, settings, strategy)
-        on_ready(state)
+        state = _Daemon(system, ctx, timers, member, seeds, settings, strategy, hooks)
+        hooks.ready(state)
         timers.start_periodic("gossip", _GossipTick(), settings.gossip_interval)
         timers.start_periodic("heartbeat", _HeartbeatTick(), settings.heartbeat_interval)
         ctx.self.tell(_GossipTick())  # join (or form) right away

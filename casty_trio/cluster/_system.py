@@ -1,24 +1,24 @@
-"""ClusteredActorSystem: a RemoteActorSystem that is a member of a cluster."""
+"""MembershipSystem: a RemoteActorSystem that is a member of a cluster (membership only)."""
 
 from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from types import TracebackType
-from typing import Any, Self, TypeVar, overload
+from typing import Any, Self, TypeVar
 
 import attrs
 import trio
 
-from .._core import ActorRef, Behavior, Mailbox, NodeAddress
-from .._errors import AskTimeoutError, CastyError, ConfigError
+from .._core import ActorRef, NodeAddress, spawn_system_actor
+from .._errors import CastyError, ConfigError
 from ..config import CastyConfig, ClusterConfig, DowningConfig
 from ..remote import RemoteActorSystem, RemoteSettings, Transport
 from ..serialization import MsgpackSerializer
 from ..tls import TlsConfig
 from ._barrier import BARRIER_NAME, barrier_actor, wait_at_barrier
-from ._daemon import DAEMON_NAME, ClusterSettings, LeaveCluster, _Daemon, daemon
+from ._daemon import DAEMON_NAME, ClusterSettings, DaemonHooks, LeaveCluster, _Daemon, daemon
 from ._downing import DowningStrategy, KeepMajority, make_strategy
 from ._membership import (
     Gossip,
@@ -28,15 +28,12 @@ from ._membership import (
     leader,
     unreachable_members,
 )
-from ._region import RegionLeave, RegionRouting, RegionStatistics, region
-from ._shard_wire import SHARD_MESSAGES
-from ._sharding import ShardedBehavior, ShardEnvelope, sharded
 from ._wire import CLUSTER_MESSAGES
 
 M = TypeVar("M")
 R = TypeVar("R")
 
-__all__ = ["ClusterState", "ClusteredActorSystem", "NodeDownedError"]
+__all__ = ["ClusterState", "MembershipSystem", "NodeDownedError"]
 
 _log = logging.getLogger("casty_trio.cluster")
 
@@ -97,7 +94,7 @@ def _strategy_from(downing: DowningConfig) -> DowningStrategy:
     return make_strategy(downing.strategy, quorum_size=downing.quorum_size, role=downing.role)
 
 
-class ClusteredActorSystem(RemoteActorSystem):
+class MembershipSystem(RemoteActorSystem):
     """An actor system that joins a cluster: membership, failure detection, downing.
 
     Nodes join through ``seed_nodes`` (a node listing no seed, or only itself, forms a new
@@ -205,7 +202,7 @@ class ClusteredActorSystem(RemoteActorSystem):
         self._downed: MemberStatus | None = None
         self._left = trio.Event()
         self._membership_listeners: list[Callable[[Gossip], None]] = []
-        self._regions: dict[str, ActorRef[Any]] = {}
+        self._leave_hooks: list[Callable[[], Awaitable[None]]] = []
         self._leave_started = False
 
     @classmethod
@@ -270,16 +267,14 @@ class ClusteredActorSystem(RemoteActorSystem):
 
     async def _start_services(self, nursery: trio.Nursery) -> None:
         await super()._start_services(nursery)
-        self._remoting.codec.register(*CLUSTER_MESSAGES, *SHARD_MESSAGES)
+        self.remoting.codec.register(*CLUSTER_MESSAGES)
         me = Member(self.self_unique, self._node_id, MemberStatus.joining, self._roles)
-        self._spawn_root(
-            daemon(self, me, self._seeds, self._cluster_settings, self._downing, self._ready),
-            DAEMON_NAME,
-            None,
-        )
-        self._spawn_root(barrier_actor(self), BARRIER_NAME, None)
+        hooks = DaemonHooks(self._ready, self._membership_changed, self._left_cluster)
+        membership = daemon(self, me, self._seeds, self._cluster_settings, self._downing, hooks)
+        spawn_system_actor(self, membership, DAEMON_NAME)
+        spawn_system_actor(self, barrier_actor(self), BARRIER_NAME)
 
-    async def __aenter__(self) -> ClusteredActorSystem:
+    async def __aenter__(self) -> Self:
         await super().__aenter__()
         if self._required_quorum is not None:
             try:
@@ -316,7 +311,8 @@ class ClusteredActorSystem(RemoteActorSystem):
     async def shutdown(self, *, timeout: float | None = None) -> None:
         """Leave the cluster gracefully, then stop every actor.
 
-        First every sharded region hands its shards to other nodes, then the other members
+        First every leave hook runs (sharded regions hand their shards to other nodes), then
+        the other members
         see this node leave (``MemberLeft``, not a failure), then the actors stop as in
         :meth:`ActorSystem.shutdown`. Leaving the ``async with`` block does the same.
         Idempotent. A checkpoint.
@@ -340,34 +336,37 @@ class ClusteredActorSystem(RemoteActorSystem):
             return
         self._leave_started = True
         if self._downed is None and self._daemon is not None and self._daemon.joined:
-            await self._hand_off_shards()
+            for hook in self._leave_hooks:
+                await hook()
             await self._leave_gracefully()
 
-    async def _hand_off_shards(self) -> None:
-        """Before leaving: every region hands its shards to other nodes (bounded by the
-        ``handoff_timeout`` of ``[defaults.sharding]``)."""
-        if not self._regions:
-            return
-        events = []
-        for ref in self._regions.values():
-            done = trio.Event()
-            assert isinstance(ref._target, RegionRouting)
-            ref._target.region.tell(RegionLeave(done))
-            events.append(done)
-        with trio.move_on_after(self.config.defaults.sharding.handoff_timeout) as scope:
-            for done in events:
-                await done.wait()
-        if scope.cancelled_caught:
-            _log.warning("node %s leaves before all its shards were handed off", self.self_node)
-        await trio.lowlevel.checkpoint()
+    def add_leave_hook(self, hook: Callable[[], Awaitable[None]]) -> None:
+        """Run ``await hook()`` when this node leaves gracefully, before the other members are
+        told (hooks run in the order added; a node that is downed runs none). Sync.
+
+        Sharded regions hand their shards off this way. A hook bounds its own time.
+
+        Examples:
+            >>> system.add_leave_hook(flush_buffers)                    # doctest: +SKIP
+        """
+        self._leave_hooks.append(hook)
 
     def _ready(self, state: _Daemon) -> None:
         self._daemon = state
 
     # ------------------------------------------------------------------ daemon callbacks
 
-    def _on_membership(self, listener: Callable[[Gossip], None]) -> Callable[[], None]:
-        """Call ``listener(gossip)`` after every membership change; returns the unsubscriber."""
+    def subscribe_membership(self, listener: Callable[[Gossip], None]) -> Callable[[], None]:
+        """Call ``listener(gossip)`` after every change of the membership this node sees;
+        returns the function that unsubscribes it. Sync.
+
+        The listener runs synchronously in the membership daemon: it must not block (tell an
+        actor, set an event). :meth:`cluster_gossip` gives the current value.
+
+        Examples:
+            >>> stop = system.subscribe_membership(lambda g: ref.tell(Changed(g)))  # doctest: +SKIP
+            >>> stop()                                                  # doctest: +SKIP
+        """
         self._membership_listeners.append(listener)
 
         def unsubscribe() -> None:
@@ -476,113 +475,11 @@ class ClusteredActorSystem(RemoteActorSystem):
             node = (live or members)[0].node
         return super().lookup(path, node=node)
 
+    @property
+    def roles(self) -> frozenset[str]:
+        """This node's roles. Not a checkpoint."""
+        return self._roles
+
     def cluster_gossip(self) -> Gossip:
         """The raw membership value (for tools and tests)."""
         return self._gossip
-
-    # ------------------------------------------------------------------ sharding
-
-    @overload
-    def spawn(  # type: ignore[overload-overlap]
-        self, behavior: ShardedBehavior[M], name: str
-    ) -> ActorRef[ShardEnvelope[M]]: ...
-
-    @overload
-    def spawn(
-        self, behavior: Behavior[M], name: str, *, mailbox: Mailbox[M] | None = None
-    ) -> ActorRef[M]: ...
-
-    def spawn(
-        self, behavior: Behavior[Any], name: str, *, mailbox: Mailbox[Any] | None = None
-    ) -> ActorRef[Any]:
-        """Start a root actor at ``/<name>``; a sharded behavior starts this node's region of
-        the sharded type ``name`` instead.
-
-        Spawn the same sharded type under the same name on every node that takes part: the
-        regions of all nodes form the type, and the returned ref (one per node) takes
-        :class:`ShardEnvelope` messages for any entity, wherever it lives. Not a checkpoint.
-
-        Raises:
-            ValueError: ``name`` is invalid or taken.
-            ActorSystemError: The system is not running.
-
-        Examples:
-            >>> ref = system.spawn(Behaviors.sharded(account), "accounts")  # doctest: +SKIP
-            >>> ref.tell(ShardEnvelope("alice", Deposit(10)))              # doctest: +SKIP
-        """
-        if isinstance(behavior, ShardedBehavior):
-            return self._spawn_region(behavior, name)
-        return super().spawn(behavior, name, mailbox=mailbox)
-
-    def _spawn_region(self, spec: ShardedBehavior[Any], name: str) -> ActorRef[Any]:
-        routing = RegionRouting()
-        settings = self.config.defaults.sharding
-        failover = self.config.defaults.replication
-        routing.region = super().spawn(region(self, name, spec, settings, routing, failover), name)
-        ref: ActorRef[Any] = ActorRef(routing.region.address, routing)
-        self._regions[name] = ref
-        return ref
-
-    def region_statistics(self, name: str) -> RegionStatistics:
-        """What this node's region of sharded type ``name`` hosts now. Not a checkpoint.
-
-        Raises:
-            KeyError: No sharded type ``name`` was spawned on this node.
-
-        Examples:
-            >>> sorted(system.region_statistics("accounts").shards)       # doctest: +SKIP
-            [0, 3, 7]
-        """
-        ref = self._regions[name]
-        assert isinstance(ref._target, RegionRouting)
-        return ref._target.statistics()
-
-    def region_ref(
-        self, key: str, factory: Callable[[str], Behavior[M]], *, num_shards: int
-    ) -> ActorRef[ShardEnvelope[M]]:
-        """The ref of this node's region of sharded type ``key``, spawning it if needed.
-
-        Idempotent: later calls return the region the first call spawned (their ``factory``
-        and ``num_shards`` are not used). Not a checkpoint.
-
-        Examples:
-            >>> counters = system.region_ref("counters", counter, num_shards=10)  # doctest: +SKIP
-        """
-        existing = self._regions.get(key)
-        if existing is not None:
-            return existing
-        return self.spawn(sharded(factory, num_shards=num_shards), key)
-
-    async def entity_ask(
-        self,
-        ref: ActorRef[ShardEnvelope[M]],
-        msg_factory: Callable[[ActorRef[R]], ShardEnvelope[M]],
-        *,
-        timeout: float,
-    ) -> R:
-        """Ask a sharded entity: ``msg_factory(reply_to)`` builds the envelope to send.
-
-        Same as :meth:`ask`, with an error that names the entity. A checkpoint; cancelling it
-        abandons the reply.
-
-        Raises:
-            AskTimeoutError: No reply within ``timeout`` seconds.
-
-        Examples:
-            >>> balance = await system.entity_ask(                     # doctest: +SKIP
-            ...     accounts, lambda r: ShardEnvelope("alice", GetBalance(r)), timeout=2.0)
-        """
-        entity: list[str] = []
-
-        def build(reply_to: ActorRef[R]) -> ShardEnvelope[M]:
-            envelope = msg_factory(reply_to)
-            entity.append(envelope.entity_id)
-            return envelope
-
-        try:
-            return await self.ask(ref, build, timeout=timeout)
-        except AskTimeoutError:
-            name = entity[0] if entity else "?"
-            raise AskTimeoutError(
-                f"entity {name!r} of {ref.path} did not reply within {timeout}s"
-            ) from None

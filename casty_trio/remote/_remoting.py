@@ -19,7 +19,7 @@ import attrs
 import msgspec
 import trio
 
-from .._core import ActorAddress, ActorRef, NodeAddress
+from .._core import ActorAddress, ActorRef, NodeAddress, dead_letter, local_target
 from .._errors import SerializationError
 from ..serialization import MessageCodec, MsgpackSerializer
 from ..serialization._wire import (
@@ -145,7 +145,7 @@ class Remoting:
             node = self.node
             assert node is not None
             path = address.path
-            if path not in self.system._cells and path not in self._exports:
+            if local_target(self.system, path) is None and path not in self._exports:
                 self._export(path, ref)
         return (address.system, address.path, node.host, node.port)
 
@@ -176,7 +176,7 @@ class Remoting:
         return self.ref_from_wire(self.system.name, path, node.host, node.port)
 
     def local_target(self, path: str) -> Any:
-        cell = self.system._cells.get(path)
+        cell = local_target(self.system, path)
         if cell is not None:
             return cell
         return self._exports.get(path)
@@ -243,7 +243,7 @@ class Remoting:
             message = self.codec.decode(envelope.manifest, envelope.payload)
         except SerializationError:
             message = envelope
-        self.system._dead_letter(message, ref)
+        dead_letter(self.system, message, ref)
 
     # ------------------------------------------------------------------ connections
 
@@ -507,7 +507,7 @@ class Remoting:
         if self.system.event_stream.has_subscribers():
             with contextlib.suppress(SerializationError):
                 message = self.codec.decode(envelope.manifest, envelope.payload)
-        self.system._dead_letter(message, ref)
+        dead_letter(self.system, message, ref)
 
     # ------------------------------------------------------------------ death watch
 
@@ -566,13 +566,15 @@ class Remoting:
     def peer_restarted(self, node: NodeAddress) -> None:
         """The peer came back as a new incarnation: its old actors are all gone."""
         _log.info("peer %s restarted (new incarnation)", node)
-        self._node_gone(node)
+        self.node_gone(node)
 
     def _link_lost(self, link: PeerLink, reason: str) -> None:
         link.drop_outbox(reason)
-        self._node_gone(link.peer)
+        self.node_gone(link.peer)
 
-    def _node_gone(self, node: NodeAddress) -> None:
+    def node_gone(self, node: NodeAddress) -> None:
+        """Every actor of ``node`` is gone (it was downed or removed): watchers of its actors
+        get ``Terminated``, and its watches of local actors are dropped. Sync."""
         for key in [key for key in self._watching if key[0] == node]:
             self._remote_died(*key)
         for key in [key for key in self._watched_by if key[0] == node]:

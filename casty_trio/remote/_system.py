@@ -12,6 +12,7 @@ from ..config import CastyConfig
 from ..serialization import MsgpackSerializer
 from ..tls import TlsConfig
 from ._links import LinkStatistics
+from ._port import RemotingPort
 from ._remoting import RemoteSettings, Remoting
 from ._transport import Transport
 from ._websocket import WebSocketTransport
@@ -88,6 +89,12 @@ class RemoteActorSystem(ActorSystem):
         if self._node is None:
             raise ActorSystemError(f"actor system {self.name!r} is not listening yet")
         return self._node
+
+    @property
+    def remoting(self) -> RemotingPort:
+        """The remoting port of this system, for layers built on top (see
+        :class:`~casty_trio.remote.RemotingPort`). Not a checkpoint."""
+        return self._remoting
 
     async def _start_services(self, nursery: trio.Nursery) -> None:
         self._node = await self._remoting.start(nursery)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from .._core import ActorAddress, ActorRef
+from .._core import ActorAddress, ActorRef, dead_letter
 from ..serialization._wire import envelopes_header
 
 if TYPE_CHECKING:
@@ -65,7 +65,7 @@ class _RemoteTarget:
             self._remoting.too_big(self._manifest, payload)
         remoting = self._remoting
         if remoting.closing or not self._link.enqueue(self._header, payload):
-            remoting.system._dead_letter(message, self.ref)
+            dead_letter(remoting.system, message, self.ref)
 
     def _prepare(self, cls: type) -> None:
         manifest = self._remoting.codec.manifest(cls)  # raises if cls may not be sent

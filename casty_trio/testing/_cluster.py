@@ -10,14 +10,9 @@ from typing import Any, Self
 
 import trio
 
+from .._clustered import ClusteredActorSystem
 from .._core import NodeAddress
-from ..cluster import (
-    ClusteredActorSystem,
-    ClusterSettings,
-    ClusterState,
-    MemberStatus,
-    UniqueAddress,
-)
+from ..cluster import ClusterSettings, ClusterState, MemberStatus, UniqueAddress
 from ..config import CastyConfig
 from ._network import SimNetwork
 

@@ -12,7 +12,17 @@ from typing import Any, Self, TypeVar, overload
 import attrs
 import trio
 
-from .._core import ActorContext, ActorRef, ActorSystem, Behavior, Behaviors, Mailbox, Terminated
+from .._core import (
+    ActorContext,
+    ActorRef,
+    ActorSystem,
+    Behavior,
+    Behaviors,
+    Mailbox,
+    Terminated,
+    check_running,
+    spawn_system_actor,
+)
 
 __all__ = ["TestProbe"]
 
@@ -139,9 +149,9 @@ class TestProbe:
             Behaviors.receive(self._on_message), post_stop=self._on_stop
         )
         if name is None:
-            system._check_running()
+            check_running(system)
             numbers = _probe_numbers.setdefault(system, itertools.count(1))
-            self._ref = system._spawn_root(behavior, f"$probe-{next(numbers)}", Mailbox())
+            self._ref = spawn_system_actor(system, behavior, f"$probe-{next(numbers)}", Mailbox())
         else:
             self._ref = system.spawn(behavior, name, mailbox=Mailbox())
 

@@ -7,14 +7,8 @@ from typing import Any
 
 import trio
 
-from casty_trio import NodeAddress
-from casty_trio.cluster import (
-    ClusteredActorSystem,
-    MemberDowned,
-    MemberLeft,
-    MemberUp,
-    NodeDownedError,
-)
+from casty_trio import ClusteredActorSystem, NodeAddress
+from casty_trio.cluster import MemberDowned, MemberLeft, MemberUp, NodeDownedError
 from casty_trio.testing import SimNetwork
 
 

@@ -16,9 +16,9 @@ from hypothesis import strategies as st
 
 from casty_trio import NodeAddress
 from casty_trio.cluster import Gossip, Member, MemberStatus, UniqueAddress
-from casty_trio.cluster._allocation import LeastShardAllocation
 from casty_trio.cluster._incarnations import Incarnations
 from casty_trio.cluster._membership import join
+from casty_trio.sharding._allocation import LeastShardAllocation
 
 A = NodeAddress("a", 1)
 B = NodeAddress("b", 1)
@@ -89,9 +89,9 @@ async def test_a_coordinator_ignores_registrations_of_an_incarnation_that_is_ove
     """A region of a node that since restarted may still have a registration in flight (it
     was seen in a chaos run: the old incarnation's shard claim came in after the new one had
     joined, so the shard looked hosted by a node that had none of its history)."""
-    from casty_trio.cluster._coordinator import _Coordinator
-    from casty_trio.cluster._shard_wire import RegisterRegion
     from casty_trio.config import ShardingConfig
+    from casty_trio.sharding._coordinator import _Coordinator
+    from casty_trio.sharding._wire import RegisterRegion
 
     gossip = _restarted_cluster()
     me = UniqueAddress(B, 5)

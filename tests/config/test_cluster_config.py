@@ -17,9 +17,8 @@ import pytest
 import trio
 import trustme
 
-from casty_trio import ConfigError, NodeAddress
+from casty_trio import ClusteredActorSystem, ConfigError, NodeAddress
 from casty_trio.cluster import (
-    ClusteredActorSystem,
     ClusterSettings,
     DownAll,
     KeepMajority,

@@ -22,8 +22,8 @@ from typing import Any
 
 import trio
 
+from casty_trio import ClusteredActorSystem
 from casty_trio.cluster import (
-    ClusteredActorSystem,
     ClusterSettings,
     MemberDowned,
     MemberLeft,

@@ -25,8 +25,8 @@ from typing import Any
 
 import trio
 
-from casty_trio import Behaviors, ShardEnvelope
-from casty_trio.cluster import ClusteredActorSystem, ClusterSettings
+from casty_trio import Behaviors, ClusteredActorSystem, ShardEnvelope
+from casty_trio.cluster import ClusterSettings
 
 from ._sharding_messages import Add, Counted, Get, counter_factory
 

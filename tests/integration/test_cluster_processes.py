@@ -26,7 +26,8 @@ import attrs
 import pytest
 import trio
 
-from casty_trio.cluster import ClusteredActorSystem, ClusterSettings, MemberDowned, MemberLeft
+from casty_trio import ClusteredActorSystem
+from casty_trio.cluster import ClusterSettings, MemberDowned, MemberLeft
 
 ROOT = Path(__file__).resolve().parents[2]
 SYSTEM = "cluster-processes"  # as in _cluster_node.py

@@ -13,9 +13,8 @@ from typing import Any
 import pytest
 import trio
 
-from casty_trio import NodeAddress
+from casty_trio import ClusteredActorSystem, NodeAddress
 from casty_trio.cluster import (
-    ClusteredActorSystem,
     ClusterSettings,
     LeaderChanged,
     MemberDowned,

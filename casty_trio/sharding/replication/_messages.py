@@ -9,8 +9,8 @@ from typing import Any
 
 import attrs
 
-from .._core import ActorRef, NodeAddress
-from ..persistence import PersistedEvent
+from ..._core import ActorRef, NodeAddress
+from ...persistence import PersistedEvent
 
 __all__ = [
     "FLUSH",

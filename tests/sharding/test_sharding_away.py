@@ -11,8 +11,8 @@ import pytest
 import trio
 
 from casty_trio import Behaviors, DeadLetter, ShardEnvelope, entity_shard
-from casty_trio.cluster._routing import RegionRouting
-from casty_trio.cluster._shard_wire import deliveries_path
+from casty_trio.sharding._routing import RegionRouting
+from casty_trio.sharding._wire import deliveries_path
 from casty_trio.testing import open_test_cluster
 
 from ._sharding_support import Append, GetLog, Log, appender
@@ -22,7 +22,7 @@ IDS = [f"e{k}" for k in range(200)]
 
 
 def _routing(node: Any, name: str) -> RegionRouting:
-    routing = node._regions[name]._target
+    routing = node._regions.get(name)._target
     assert isinstance(routing, RegionRouting)
     return routing
 

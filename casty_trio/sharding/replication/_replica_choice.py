@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from .._core import NodeAddress
+from ..._core import NodeAddress
 
 __all__ = ["ORIGIN_FACTOR", "first_replicas", "hedge_delay", "updated_latency"]
 

@@ -9,10 +9,10 @@ replicas. What the replicas do is in ``_replica.py``; the shared state in ``_rep
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import Any, Protocol
 
-from .._core import ActorRef, NodeAddress
-from ._hosted import ACTIVE, SYNCING, Hosted
+from ..._core import ActorContext, ActorRef, NodeAddress
 from ._replica_link import replica_link
 from ._replication import (
     REPLICA_NAME,
@@ -23,18 +23,47 @@ from ._replication import (
     SyncDone,
     link_name,
 )
-from ._shard_wire import ShardReplicas, check_shard, node_of
+from ._wire import ShardReplicas, check_shard, node_of
 
-if TYPE_CHECKING:
-    from ._region import _Region
+__all__ = ["HostedShard", "HostingRegion", "PrimarySide"]
 
-__all__ = ["PrimarySide"]
+
+class HostedShard(Protocol):
+    """A shard as the region hosting it holds it, as far as replication is concerned."""
+
+    shard: int
+    epoch: int
+    handoff: Any  # a handoff asked for while syncing, started once the history is here
+    syncing: bool  # copying its history before serving it
+
+
+class HostingRegion(Protocol):
+    """What the primary side needs of the region it belongs to."""
+
+    ctx: ActorContext[Any]
+    me: NodeAddress
+    num_shards: int
+
+    @property
+    def hosted(self) -> Mapping[int, HostedShard]: ...
+
+    def flush(self, shard: int) -> None:
+        """Deliver what waited for ``shard`` to be served."""
+        ...
+
+    def on_hand_off(self, msg: Any) -> None:
+        """Start a handoff that waited for the end of a history copy."""
+        ...
+
+    def fence(self, shard: int, epoch: int) -> None:
+        """This node replicates ``shard`` since ``epoch``: stop serving it as a primary."""
+        ...
 
 
 class PrimarySide:
     """The replication handlers of one region (see the module docstring)."""
 
-    def __init__(self, region: _Region, replication: Replication) -> None:
+    def __init__(self, region: HostingRegion, replication: Replication) -> None:
         self.region = region
         self.replication = replication
         self.links: dict[NodeAddress, ActorRef[Any]] = {}
@@ -45,13 +74,13 @@ class PrimarySide:
         for node in [n for n in self.links if n not in live]:
             self.region.ctx.stop(self.links.pop(node))
 
-    def start(self, hosted: Hosted) -> None:
+    def start(self, hosted: HostedShard) -> None:
         """A replicated shard is newly hosted here: copy its history from the sources the
         coordinator named before serving it."""
         pending = self.replication.sources.pop(hosted.shard, None)
         sources = pending[1] if pending is not None and pending[0] == hosted.epoch else ()
         if sources:
-            hosted.state = SYNCING
+            hosted.syncing = True
             self.region.ctx.child(REPLICA_NAME).tell(StartSync(hosted.shard, hosted.epoch, sources))  # type: ignore[union-attr]
         else:
             self.push(hosted.shard, ())
@@ -68,9 +97,9 @@ class PrimarySide:
 
     def on_sync_done(self, msg: SyncDone) -> None:
         hosted = self.region.hosted.get(msg.shard)
-        if hosted is None or hosted.state != SYNCING:
+        if hosted is None or not hosted.syncing:
             return
-        hosted.state = ACTIVE
+        hosted.syncing = False
         self.push(msg.shard, ())
         self.region.flush(msg.shard)
         handoff, hosted.handoff = hosted.handoff, None
@@ -102,7 +131,7 @@ class PrimarySide:
             hosted = self.region.hosted.get(shard)
             if hosted is None or hosted.epoch != msg.epoch:
                 repl.sources[shard] = (msg.epoch, tuple(node_of(h, p) for h, p in msg.sources))
-            elif hosted.state != SYNCING and previous is not None:
+            elif not hosted.syncing and previous is not None:
                 self.push(shard, previous)
         elif self.region.me in replicas:
             known = repl.replica_of.get(shard)

@@ -34,9 +34,11 @@ from .._core import (
     NodeAddress,
     Terminated,
     TimerScheduler,
+    dead_letter,
     stop_after_queued,
 )
 from .._errors import SerializationError
+from ..cluster._membership import Gossip, MemberStatus
 from ..config import FailoverConfig, ShardingConfig
 from ._coordinator import COORDINATOR_NAME, Membership, coordinator
 from ._deliveries import Deliveries
@@ -45,18 +47,10 @@ from ._hosted import COLLECTING as _COLLECTING
 from ._hosted import STOPPING as _STOPPING
 from ._hosted import SYNCING as _SYNCING
 from ._hosted import Hosted as _Hosted
-from ._membership import Gossip, MemberStatus
-from ._primary_side import PrimarySide
 from ._region_routes import RegionRoutes
-from ._replica import replica_actor
-from ._replication import (
-    REPLICA_NAME,
-    Fenced,
-    Replication,
-    SyncDone,
-)
 from ._routing import DRAIN, Entity, Inbound, RegionRouting, RegionStatistics
-from ._shard_wire import (
+from ._sharded import ShardedBehavior, ShardEnvelope
+from ._wire import (
     BeginHandOff,
     DropShard,
     GetShardHome,
@@ -67,15 +61,15 @@ from ._shard_wire import (
     RegionRegistered,
     RegisterRegion,
     ShardHome,
-    ShardReplicas,
     ShardStopped,
-    check_shard,
-    node_of,
 )
-from ._sharding import ShardedBehavior, ShardEnvelope
+from .replication._primary_side import PrimarySide
+from .replication._replica import replica_actor
+from .replication._replication import REPLICA_NAME, Fenced, Replication, SyncDone
+from .replication._wire import ShardReplicas, check_shard, node_of
 
 if TYPE_CHECKING:
-    from ._system import ClusteredActorSystem
+    from ..cluster import MembershipSystem
 
 __all__ = ["RegionLeave", "RegionRouting", "RegionStatistics", "coordinator_node", "region"]
 
@@ -122,7 +116,7 @@ class _Region(RegionRoutes):
 
     def __init__(
         self,
-        system: ClusteredActorSystem,
+        system: MembershipSystem,
         ctx: ActorContext[Any],
         name: str,
         spec: ShardedBehavior[Any],
@@ -139,8 +133,8 @@ class _Region(RegionRoutes):
         self.settings = settings
         self.routing = routing
         self.me = system.self_node
-        self.hosting = spec.role is None or spec.role in system._roles
-        self.codec = system._remoting.codec
+        self.hosting = spec.role is None or spec.role in system.roles
+        self.codec = system.remoting.codec
         self.homes: dict[int, NodeAddress] = {}
         self.shard_cache: dict[str, int] = {}
         self.hosted: dict[int, _Hosted] = {}
@@ -149,7 +143,7 @@ class _Region(RegionRoutes):
         self.buffered = 0
         self.requested: set[int] = set()
         self.regions: dict[NodeAddress, ActorRef[Any]] = {}
-        self.deliveries = Deliveries(system._remoting, self.path)
+        self.deliveries = Deliveries(system.remoting, self.path)
         self.coordinator_at: NodeAddress | None = None
         self.coordinator_ref: ActorRef[Any] | None = None
         self.registered = False
@@ -162,7 +156,13 @@ class _Region(RegionRoutes):
         config = spec.replication
         if config is not None and config.replicas > 0 and self.hosting:
             self.replication = Replication(
-                system, self.path, spec, config, failover, settings.retry_interval
+                system,
+                self.path,
+                spec.entity_factory,
+                spec.num_shards,
+                config,
+                failover,
+                settings.retry_interval,
             )
             ctx.spawn(replica_actor(self.replication, ctx.self), REPLICA_NAME)
             self.primary = PrimarySide(self, self.replication)
@@ -187,7 +187,7 @@ class _Region(RegionRoutes):
             self.coordinator_ref.tell(message)
 
     def dead_letter(self, eid: str, message: Any) -> None:
-        self.system._dead_letter(ShardEnvelope(eid, message), self.ctx.self)
+        dead_letter(self.system, ShardEnvelope(eid, message), self.ctx.self)
 
     # ------------------------------------------------------------------ entity lifecycle
 
@@ -520,7 +520,7 @@ class _Region(RegionRoutes):
 
 
 def region(
-    system: ClusteredActorSystem,
+    system: MembershipSystem,
     name: str,
     spec: ShardedBehavior[Any],
     settings: ShardingConfig,
@@ -535,15 +535,15 @@ def region(
         passivate_after = spec.passivate_after or settings.passivate_after
         if passivate_after is not None:
             timers.start_periodic("passivate", _PASSIVATION_TICK, passivate_after / 2)
-        unsubscribe = system._on_membership(lambda gossip: ctx.self.tell(Membership(gossip)))
+        unsubscribe = system.subscribe_membership(lambda gossip: ctx.self.tell(Membership(gossip)))
         state.on_membership(system.cluster_gossip())
-        system._remoting.set_receiver(state.path, routing.receive)
-        system._remoting.set_bulk_receiver(state.deliveries.path, routing.receive_run)
+        system.remoting.set_receiver(state.path, routing.receive)
+        system.remoting.set_bulk_receiver(state.deliveries.path, routing.receive_run)
 
         async def post_stop(ctx: ActorContext[Any]) -> None:
             unsubscribe()
-            system._remoting.set_receiver(state.path, None)
-            system._remoting.set_bulk_receiver(state.deliveries.path, None)
+            system.remoting.set_receiver(state.path, None)
+            system.remoting.set_bulk_receiver(state.deliveries.path, None)
             routing.flush_inbound()
             routing.fast.clear()
             routing.away.clear()

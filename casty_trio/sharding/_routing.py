@@ -9,13 +9,13 @@ Across nodes it does the same in both directions. A tell for an entity whose sha
 known remote home (nothing for the id queued in the region) is encoded as a delivery and sent to
 that node's region at once (:meth:`RegionRouting.deliver`), on the same link the region sends
 on, so a handoff marker the region sends later still follows it. On the receiving node runs of
-deliveries arrive whole at :meth:`RegionRouting.receive_run` (``Remoting.set_bulk_receiver``),
+deliveries arrive whole at :meth:`RegionRouting.receive_run` (``RemotingPort.set_bulk_receiver``),
 decoded in one call per run; those for running entities skip the region's mailbox: while
 traffic is sparse each goes to its entity at once, and under a stream each is appended to its
 entity's mailbox, lent to the region (``_core.mailbox_lending``) for a few scheduling rounds,
 without waking the entity; then each entity gets its mailbox back and is woken once for all of
 it. The region's other messages from peers go first to :meth:`RegionRouting.receive`
-(``Remoting.set_receiver``), which keeps them behind those deliveries.
+(``RemotingPort.set_receiver``), which keeps them behind those deliveries.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from .._core import ActorRef, NodeAddress, mailbox_lending
 from .._errors import MailboxFullError
 
 if TYPE_CHECKING:
-    from ..remote._raw import RawSender
+    from ..remote import RawSender
     from ._region import _Region
 
 __all__ = ["DRAIN", "Away", "Entity", "Inbound", "RegionRouting", "RegionStatistics"]
@@ -267,7 +267,7 @@ class RegionRouting:
     # ------------------------------------------------------------------ from peers
 
     def receive_run(self, peer: NodeAddress, manifest: str, run: msgspec.Raw, count: int) -> int:
-        """A run of ``count`` deliveries from ``peer`` (``Remoting.set_bulk_receiver``), in the
+        """A run of ``count`` deliveries from ``peer`` (``RemotingPort.set_bulk_receiver``), in the
         link's reader; returns how many were malformed (dropped and logged).
 
         A delivery for a running entity goes to the entity's mailbox at once while traffic is
@@ -328,7 +328,7 @@ class RegionRouting:
         self.region.tell(Inbound(eid, shard, message))
 
     def receive(self, msg: Any) -> None:
-        """What else peers send the region (``Remoting.set_receiver``), in the link's reader:
+        """What else peers send the region (``RemotingPort.set_receiver``), in the link's reader:
         to the region, behind the deliveries that came before it (see :meth:`receive_run`)."""
         self.region.tell(msg)
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import trio
 
-from .._core import ActorContext, ActorRef, Behavior, Behaviors, NodeAddress, TimerScheduler
+from ..._core import ActorContext, ActorRef, Behavior, Behaviors, NodeAddress, TimerScheduler
 from ._replication import (
     FLUSH,
     LAZY_DELAY,
@@ -26,7 +26,7 @@ from ._replication import (
     Tick,
     link_name,
 )
-from ._shard_wire import ReplicaAck, ReplicaRefused
+from ._wire import ReplicaAck, ReplicaRefused
 
 __all__ = ["replica_link", "resend_lagging"]
 
@@ -40,7 +40,7 @@ def replica_link(
     refusals, has events it leaves unacked for ``ack_timeout`` sent again, and sends the
     events that wait for it (:meth:`Replication.defer`) within ``LAZY_DELAY``.
 
-    Acks are taken in the peer link's reader as they arrive (``Remoting.set_receiver``), not
+    Acks are taken in the peer link's reader as they arrive (``RemotingPort.set_receiver``), not
     after a hop through this actor's mailbox: a waiting write is released one scheduler pass
     sooner. Everything else goes through the mailbox.
     """
@@ -48,7 +48,7 @@ def replica_link(
     def with_timers(ctx: ActorContext[Any], timers: TimerScheduler[Any]) -> Behavior[Any]:
         timers.start_periodic("resend", TICK, replication.retry_interval)
         path = f"{replication.region_path}/{link_name(node)}"
-        remoting = replication.system._remoting
+        remoting = replication.system.remoting
         mailbox = ctx.self
 
         def take_ack(msg: Any) -> None:

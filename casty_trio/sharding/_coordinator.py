@@ -22,12 +22,11 @@ import attrs
 import trio
 
 from .._core import ActorContext, ActorRef, Behavior, Behaviors, NodeAddress, TimerScheduler
+from ..cluster._incarnations import Incarnations
+from ..cluster._membership import Gossip, MemberStatus
 from ..config import FailoverConfig, ShardingConfig
 from ._allocation import LeastShardAllocation, ShardAllocationStrategy, place_replicas
-from ._incarnations import Incarnations
-from ._membership import Gossip, MemberStatus
-from ._promotion import Promoting, _Promotion, _PromotionTick
-from ._shard_wire import (
+from ._wire import (
     BeginHandOff,
     DropShard,
     GetShardHome,
@@ -36,17 +35,15 @@ from ._shard_wire import (
     RegionLeavingAck,
     RegionRegistered,
     RegisterRegion,
-    ReplicaHoldings,
     ShardHome,
-    ShardReplicas,
     ShardStopped,
-    check_shard,
-    node_of,
 )
-from ._sharding import ReplicationConfig
+from .replication._config import ReplicationConfig
+from .replication._promotion import Promoting, _Promotion, _PromotionTick
+from .replication._wire import ReplicaHoldings, ShardReplicas, check_shard, node_of
 
 if TYPE_CHECKING:
-    from ._system import ClusteredActorSystem
+    from ..cluster import MembershipSystem
 
 __all__ = ["COORDINATOR_NAME", "Membership", "coordinator"]
 
@@ -90,7 +87,7 @@ _REBALANCE = _RebalanceTick()
 class _Coordinator(Promoting):
     def __init__(
         self,
-        system: ClusteredActorSystem,
+        system: MembershipSystem,
         ctx: ActorContext[Any],
         region_path: str,
         num_shards: int,
@@ -502,7 +499,7 @@ class _Coordinator(Promoting):
 
 
 def coordinator(
-    system: ClusteredActorSystem,
+    system: MembershipSystem,
     region_path: str,
     num_shards: int,
     settings: ShardingConfig,

@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from casty_trio import NodeAddress
-from casty_trio.cluster._replica_choice import ORIGIN_FACTOR, first_replicas
+from casty_trio.sharding.replication._replica_choice import ORIGIN_FACTOR, first_replicas
 
 _NODES = [NodeAddress("10.0.0.1", 25520 + k) for k in range(6)]
 _Case = tuple[list[NodeAddress], int, dict[NodeAddress, float], NodeAddress | None]

@@ -22,11 +22,10 @@ import msgspec
 from .._core import NodeAddress
 from .._errors import SerializationError
 from ..serialization._wire import decode_run, envelopes_header
-from ._shard_wire import deliveries_path, delivery_prefix
+from ._wire import deliveries_path, delivery_prefix
 
 if TYPE_CHECKING:
-    from ..remote._raw import RawSender
-    from ..remote._remoting import Remoting
+    from ..remote import RawSender, RemotingPort
 
 __all__ = ["Deliveries"]
 
@@ -57,7 +56,7 @@ class Deliveries:
         "sent_type",
     )
 
-    def __init__(self, remoting: Remoting, region_path: str) -> None:
+    def __init__(self, remoting: RemotingPort, region_path: str) -> None:
         self.remoting = remoting
         self.codec = remoting.codec
         self.region_path = region_path

@@ -23,7 +23,7 @@ from casty_trio import (
 )
 from casty_trio.testing import open_test_cluster
 
-from ._sharding_support import Balance, Deposited
+from .._sharding_support import Balance, Deposited
 
 
 @attrs.frozen
@@ -181,7 +181,7 @@ async def test_too_few_acks_fail_the_write_after_the_timeout(autojump_clock: Any
 
 def _replication(cluster: Any, i: int) -> Any:
     """The region's replication state on node ``i`` (white-box)."""
-    return cluster.node(i)._regions["ledger"]._target.state.replication
+    return cluster.node(i)._regions.get("ledger")._target.state.replication
 
 
 async def _setup_entity(
@@ -508,16 +508,16 @@ async def test_a_handoff_asked_for_while_a_new_primary_syncs_starts_after_the_sy
     """The coordinator rebalances right after a failover, while its new primaries still copy
     their history: a handoff asked for then used to be dropped, and the shard's messages
     waited for the coordinator's handoff timeout (10 s; seen in the demo)."""
-    from casty_trio.cluster._hosted import COLLECTING, SYNCING
-    from casty_trio.cluster._replication import SyncDone
-    from casty_trio.cluster._shard_wire import HandOff
+    from casty_trio.sharding._hosted import COLLECTING, SYNCING
+    from casty_trio.sharding._wire import HandOff
+    from casty_trio.sharding.replication._replication import SyncDone
 
     journals = [InMemoryJournal() for _ in range(3)]
     async with open_test_cluster(3) as cluster:
         _, home, _, shard = await _setup_entity(
             cluster, journals, ReplicationConfig(2, 1, ack_timeout=5.0)
         )
-        region = cluster.node(home)._regions["ledger"]._target.state  # white-box
+        region = cluster.node(home)._regions.get("ledger")._target.state  # white-box
         hosted = region.hosted[shard]
         hosted.state = SYNCING  # as a new primary copying its history
         others = [cluster.address(i) for i in range(3) if i != home]

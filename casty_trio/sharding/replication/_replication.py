@@ -39,12 +39,12 @@ import attrs
 import msgspec
 import trio
 
-from .._core import ActorRef, NodeAddress
-from .._errors import ReplicationTimeoutError
-from ..config import FailoverConfig
-from ..persistence import EventJournal, EventSourcedBehavior, NonBlockingJournal, PersistedEvent
-from ._replica_choice import first_replicas, hedge_delay, updated_latency
-from ._replication_messages import (
+from ..._core import ActorRef, Behavior, NodeAddress
+from ..._errors import ReplicationTimeoutError
+from ...config import FailoverConfig
+from ...persistence import EventJournal, EventSourcedBehavior, NonBlockingJournal, PersistedEvent
+from ._config import ReplicationConfig
+from ._messages import (
     FLUSH,
     FLUSH_SOON,
     TICK,
@@ -58,13 +58,11 @@ from ._replication_messages import (
     SyncDone,
     Tick,
 )
-from ._shard_wire import (
-    ReplicaEvents,
-)
-from ._sharding import ReplicationConfig, ShardedBehavior
+from ._replica_choice import first_replicas, hedge_delay, updated_latency
+from ._wire import ReplicaEvents
 
 if TYPE_CHECKING:
-    from ._system import ClusteredActorSystem
+    from ...cluster import MembershipSystem
 
 __all__ = [
     "FLUSH",
@@ -174,21 +172,23 @@ class Replication:
 
     def __init__(
         self,
-        system: ClusteredActorSystem,
+        system: MembershipSystem,
         region_path: str,
-        spec: ShardedBehavior[Any],
+        entity_factory: Callable[[str], Behavior[Any]],
+        num_shards: int,
         config: ReplicationConfig,
         failover: FailoverConfig,
         retry_interval: float,
     ) -> None:
         self.system = system
         self.region_path = region_path
-        self.spec = spec
+        self.entity_factory = entity_factory
+        self.num_shards = num_shards
         self.config = config
         self.failover = failover
         self.retry_interval = retry_interval
         self.me = system.self_node
-        self.codec = system._remoting.codec
+        self.codec = system.remoting.codec
         # shard -> entity -> highest sequence number stored here without a gap
         self.index: dict[int, dict[str, int]] = {}
         # shards replicated here: shard -> (epoch, primary)
@@ -249,7 +249,7 @@ class Replication:
         journal = self._journals.get(entity_id)
         if journal is not None:
             return journal
-        behavior = self.spec.entity_factory(entity_id)
+        behavior = self.entity_factory(entity_id)
         if not isinstance(behavior, EventSourcedBehavior):
             raise TypeError(
                 f"sharded type {self.region_path} is replicated, so its entity factory must "

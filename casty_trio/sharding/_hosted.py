@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from .._core import NodeAddress
 from ._routing import Entity
-from ._shard_wire import HandOff
+from ._wire import HandOff
 
 __all__ = ["ACTIVE", "COLLECTING", "STOPPING", "SYNCING", "Hosted"]
 
@@ -45,3 +45,12 @@ class Hosted:
         self.deadline = 0.0
         # a HandOff asked for while SYNCING: it starts once the history is here
         self.handoff: HandOff | None = None
+
+    @property
+    def syncing(self) -> bool:
+        """Whether the shard copies its history before being served (``SYNCING``)."""
+        return self.state == SYNCING
+
+    @syncing.setter
+    def syncing(self, value: bool) -> None:
+        self.state = SYNCING if value else ACTIVE

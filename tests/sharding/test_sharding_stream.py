@@ -9,7 +9,7 @@ import pytest
 import trio
 
 from casty_trio import Behaviors, DeadLetter, ShardEnvelope
-from casty_trio.cluster._routing import RegionRouting
+from casty_trio.sharding._routing import RegionRouting
 from casty_trio.testing import open_test_cluster
 
 from ._sharding_support import Append, GetLog, Log, appender
@@ -146,7 +146,7 @@ async def test_a_delivery_for_an_entity_that_just_stopped_is_a_dead_letter_not_a
         ref = cluster.node(0).spawn(spec, "logs")
         await _stream(ref, "warm-up", 1)
         await trio.sleep(1)
-        routing = host._regions["logs"]._target
+        routing = host._regions.get("logs")._target
         assert isinstance(routing, RegionRouting)
         eid = IDS[0]
         entity = routing.fast[eid]

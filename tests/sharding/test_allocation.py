@@ -8,8 +8,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from casty_trio import NodeAddress
-from casty_trio.cluster import _allocation
-from casty_trio.cluster._allocation import LeastShardAllocation, place_replicas
+from casty_trio.sharding import _allocation
+from casty_trio.sharding._allocation import LeastShardAllocation, place_replicas
 
 NODES = [NodeAddress(f"n{i}", 1) for i in range(6)]
 
@@ -110,7 +110,8 @@ def test_replicas_are_distinct_keep_the_filled_ones_and_top_up_least_loaded(
 
 
 def test_replication_docstrings() -> None:
-    from casty_trio.cluster import _replication, _replication_messages
+    from casty_trio.sharding.replication import _messages as _replication_messages
+    from casty_trio.sharding.replication import _replication
 
     for module in (_replication, _replication_messages):
         result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)

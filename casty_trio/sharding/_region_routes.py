@@ -24,10 +24,10 @@ from ._deliveries import Deliveries
 from ._hosted import ACTIVE as _ACTIVE
 from ._hosted import STOPPING as _STOPPING
 from ._hosted import Hosted as _Hosted
-from ._replication import Replication
 from ._routing import Entity, RegionRouting
-from ._shard_wire import GetShardHome
-from ._sharding import ShardedBehavior, entity_shard
+from ._sharded import ShardedBehavior, entity_shard
+from ._wire import GetShardHome
+from .replication._replication import Replication
 
 __all__ = ["RegionRoutes"]
 

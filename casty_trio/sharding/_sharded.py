@@ -14,9 +14,9 @@ import attrs
 import msgspec
 
 from .._core import ActorContext, Behavior, ExtensionBehavior
+from .replication import ReplicationConfig
 
 __all__ = [
-    "ReplicationConfig",
     "ShardEnvelope",
     "ShardedBehavior",
     "entity_shard",
@@ -62,25 +62,6 @@ def entity_shard(entity_id: str, num_shards: int) -> int:
     """
     digest = hashlib.md5(entity_id.encode(), usedforsecurity=False).digest()
     return int.from_bytes(digest[:4], "big") % num_shards
-
-
-@attrs.frozen
-class ReplicationConfig:
-    """How many replica copies a shard keeps and how many acks confirm a write.
-
-    Args:
-        replicas: Replica copies per shard (0 disables replication).
-        min_acks: Replica acknowledgements required before a write is confirmed.
-        ack_timeout: Seconds to wait for those acknowledgements.
-
-    Examples:
-        >>> ReplicationConfig(replicas=2, min_acks=1, ack_timeout=3.0)
-        ReplicationConfig(replicas=2, min_acks=1, ack_timeout=3.0)
-    """
-
-    replicas: int = 0
-    min_acks: int = 0
-    ack_timeout: float = 5.0
 
 
 @attrs.frozen(eq=False)

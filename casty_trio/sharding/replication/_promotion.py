@@ -17,12 +17,12 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import trio
 
-from .._core import NodeAddress, TimerScheduler
-from ..config import FailoverConfig
-from ._shard_wire import ReplicaHoldings, ReplicaQuery, check_shard, node_of
+from ..._core import NodeAddress, TimerScheduler
+from ...config import FailoverConfig
+from ._wire import ReplicaHoldings, ReplicaQuery, check_shard, node_of
 
 if TYPE_CHECKING:
-    from ._system import ClusteredActorSystem
+    from ...cluster import MembershipSystem
 
 __all__ = ["Promoting"]
 
@@ -51,7 +51,7 @@ class Promoting:
     """The promotion methods of the coordinator's state (``_Coordinator``, which sets every
     attribute declared here)."""
 
-    system: ClusteredActorSystem
+    system: MembershipSystem
     region_path: str
     num_shards: int
     me: NodeAddress

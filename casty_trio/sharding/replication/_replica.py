@@ -23,9 +23,9 @@ from typing import Any, cast
 
 import trio
 
-from .._core import ActorContext, ActorRef, Behavior, Behaviors, NodeAddress, TimerScheduler
-from .._errors import JournalError, SerializationError
-from ..persistence import NonBlockingJournal, PersistedEvent
+from ..._core import ActorContext, ActorRef, Behavior, Behaviors, NodeAddress, TimerScheduler
+from ..._errors import JournalError, SerializationError
+from ...persistence import NonBlockingJournal, PersistedEvent
 from ._replication import (
     REPLICA_NAME,
     TICK,
@@ -38,7 +38,7 @@ from ._replication import (
     SyncDone,
     Tick,
 )
-from ._shard_wire import (
+from ._wire import (
     HistoryEnd,
     HistoryRequest,
     ReplicaAck,
@@ -174,7 +174,7 @@ class _Replica:
         if not self.r.stores_at_once(journal):
             return False
         stores = cast(NonBlockingJournal, journal)  # stores_at_once checked (cached per class)
-        shard = check_shard(msg.shard, self.r.spec.num_shards)
+        shard = check_shard(msg.shard, self.r.num_shards)
         sender = self.sender(msg.host, msg.port)
         if not self.admit(msg, sender):
             return True
@@ -308,10 +308,10 @@ class _Replica:
     async def receive(self, ctx: ActorContext[Any], msg: Any) -> Behavior[Any]:
         try:
             if isinstance(msg, ReplicaEvents):
-                check_shard(msg.shard, self.r.spec.num_shards)
+                check_shard(msg.shard, self.r.num_shards)
                 await self.on_events(msg)
             elif isinstance(msg, HistoryRequest):
-                check_shard(msg.shard, self.r.spec.num_shards)
+                check_shard(msg.shard, self.r.num_shards)
                 requester = node_of(msg.host, msg.port)
                 if msg.epoch:  # a new primary: fence the old one here before the history leaves
                     self.learn(msg.shard, msg.epoch, requester)
@@ -327,7 +327,7 @@ class _Replica:
                     f"{self.r.region_path}/coordinator", node=node_of(msg.host, msg.port)
                 )
                 if coordinator is not None:
-                    holdings = self.r.holdings(check_shard(msg.shard, self.r.spec.num_shards))
+                    holdings = self.r.holdings(check_shard(msg.shard, self.r.num_shards))
                     coordinator.tell(
                         ReplicaHoldings(
                             msg.shard, msg.round, holdings, self.r.me.host, self.r.me.port
@@ -353,7 +353,7 @@ def replica_actor(replication: Replication, region: ActorRef[Any]) -> Behavior[A
         timers.start_periodic("expire", TICK, replication.retry_interval)
         replica = _Replica(replication, region)
         path = f"{replication.region_path}/{REPLICA_NAME}"
-        remoting = replication.system._remoting
+        remoting = replication.system.remoting
         mailbox = ctx.self
 
         def take(msg: Any) -> None:

@@ -1,0 +1,1 @@
+"""Development tools of the casty_trio repository (not part of the installed package)."""
