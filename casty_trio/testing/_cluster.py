@@ -11,6 +11,7 @@ from typing import Any, Self
 import trio
 
 from .._core import NodeAddress
+from .._errors import MembershipTimeoutError
 from ..cluster import (
     ClusteredActorSystem,
     ClusterSettings,
@@ -322,7 +323,8 @@ class TestCluster:
 
         Raises:
             IndexError: An index is not within ``0..n-1``.
-            TimeoutError: Some node saw fewer than ``count`` members up after ``timeout``.
+            MembershipTimeoutError: Some node saw fewer than ``count`` members up after
+                ``timeout`` (also a ``TimeoutError``; ``up`` is what that node saw).
 
         Examples:
             ::
@@ -340,7 +342,9 @@ class TestCluster:
                 await self._slots[waiting].system.wait_for(count, timeout=math.inf)
             return
         up = len((await self._slots[waiting].system.get_cluster_state()).up())
-        raise TimeoutError(f"node {waiting} sees {up} of {count} members up after {timeout}s")
+        raise MembershipTimeoutError(
+            f"node {waiting} sees {up} of {count} members up after {timeout}s", needed=count, up=up
+        )
 
     async def wait_for_convergence(self, *, timeout: float = 30.0) -> ClusterState:
         """Wait until every running node sees the same settled membership.

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import trio
 
-from casty_trio import NodeAddress
+from casty_trio import MembershipTimeoutError, NodeAddress
 from casty_trio.cluster import (
     ClusteredActorSystem,
     ClusterSettings,
@@ -124,8 +124,10 @@ async def test_bad_arguments(autojump_clock: Any) -> None:
             await cluster.restart(1)
         with pytest.raises(TimeoutError, match="node 1 still runs"):
             await cluster.wait_for_exit(1, timeout=1)
-        with pytest.raises(TimeoutError, match="sees 2 of 3 members up"):
+        with pytest.raises(MembershipTimeoutError, match="sees 2 of 3 members up") as info:
             await cluster.wait_for_up(3, timeout=2)
+        assert isinstance(info.value, TimeoutError)
+        assert (info.value.needed, info.value.up) == (3, 2)
 
 
 async def test_timeout_while_forming(autojump_clock: Any) -> None:
@@ -195,7 +197,9 @@ async def test_partition_downs_the_minority_side(autojump_clock: Any) -> None:
         probes = [event_probe(cluster.node(i), MemberDowned) for i in range(3)]
         cluster.partition([0, 1, 2], [3, 4])
         for i in (3, 4):
-            assert isinstance(await cluster.wait_for_exit(i, timeout=30), NodeDownedError)
+            outcome = await cluster.wait_for_exit(i, timeout=30)
+            assert isinstance(outcome, NodeDownedError)
+            assert outcome.node == cluster.address(i)
             assert not cluster.is_running(i)
         for probe in probes:
             downed = [await probe.expect_message(MemberDowned, within=15) for _ in range(2)]
