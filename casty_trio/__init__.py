@@ -5,6 +5,7 @@ Everything public is importable from here::
     from casty_trio import ActorSystem, Behaviors, ActorRef
 """
 
+from . import lowlevel as lowlevel
 from ._behaviors import Behaviors
 from ._core import (
     ActorAddress,

@@ -134,6 +134,19 @@ class ExtensionBehavior(Behavior[M]):
     ``opens_nursery`` says whether the actor should open its nursery before :meth:`start` (as
     for a setup, which usually spawns). Subclasses whose actors rarely spawn, such as entities,
     set it to False: the nursery is then opened the first time the actor needs one.
+
+    Public as :class:`casty_trio.lowlevel.ExtensionBehavior`.
+
+    Examples:
+        >>> import attrs
+        >>> @attrs.frozen
+        ... class Greeting(ExtensionBehavior[str]):
+        ...     text: str
+        ...     async def start(self, ctx):
+        ...         ctx.log.info(self.text)
+        ...         return Behaviors.ignore()
+        >>> Greeting("hello").text, Greeting.opens_nursery
+        ('hello', True)
     """
 
     __slots__ = ()
@@ -141,7 +154,11 @@ class ExtensionBehavior(Behavior[M]):
     opens_nursery: ClassVar[bool] = True
 
     async def start(self, ctx: ActorContext[M]) -> Behavior[M]:
-        """Turn this value into a running behavior for the actor behind ``ctx``."""
+        """Turn this value into a running behavior for the actor behind ``ctx``.
+
+        Runs in the actor's task when it starts and again on every supervised restart, like
+        a setup's factory; what it raises goes to the actor's supervision.
+        """
         raise TypeError(f"{type(self).__name__} does not define start()")
 
 
