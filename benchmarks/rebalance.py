@@ -35,7 +35,14 @@ import attrs
 import trio
 from _common import emit, make_record, now, percentile, quick_from_argv
 
-from casty_trio import ActorContext, Behavior, Behaviors, ShardEnvelope, entity_shard
+from casty_trio import (
+    ActorContext,
+    Behavior,
+    Behaviors,
+    MsgpackSerializer,
+    ShardEnvelope,
+    entity_shard,
+)
 from casty_trio.cluster import ClusteredActorSystem
 from casty_trio.config import CastyConfig
 
@@ -132,7 +139,15 @@ async def _all_delivered(
 
 def _node(config: CastyConfig, i: int, seeds: list[Any]) -> ClusteredActorSystem:
     return ClusteredActorSystem(
-        name=SYSTEM, host=LOCAL, port=0, node_id=f"n{i}", seed_nodes=seeds, config=config
+        name=SYSTEM,
+        host=LOCAL,
+        port=0,
+        node_id=f"n{i}",
+        seed_nodes=seeds,
+        config=config,
+        # run as a script, the messages' module is __main__: sent to other nodes only when
+        # registered (every node here is in this one process)
+        serializer=MsgpackSerializer(types=[Append, Probe]),
     )
 
 

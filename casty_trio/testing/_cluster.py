@@ -20,6 +20,7 @@ from ..cluster import (
     UniqueAddress,
 )
 from ..config import CastyConfig
+from ..serialization import MsgpackSerializer
 from ._network import SimNetwork
 
 __all__ = ["TestCluster", "open_test_cluster"]
@@ -80,6 +81,7 @@ class TestCluster:
         roles: Sequence[frozenset[str]],
         wait: bool,
         timeout: float,
+        serializer: MsgpackSerializer | None = None,
     ) -> None:
         self._network = SimNetwork(seed=seed, latency=latency)
         # Incarnations drawn from the seed: the same seed replays the same cluster.
@@ -88,6 +90,7 @@ class TestCluster:
         self._name = name
         self._config = config
         self._cluster_settings = cluster_settings
+        self._serializer = serializer
         self._roles = roles
         self._wait = wait
         self._timeout = timeout
@@ -420,6 +423,7 @@ class TestCluster:
             config=self._config,
             transport=self._network.transport(address.host, address.port),
             cluster_settings=self._cluster_settings,
+            serializer=self._serializer,
             incarnation=self._incarnations.getrandbits(62),
         )
 
@@ -525,6 +529,7 @@ def open_test_cluster(
     roles: Sequence[Iterable[str]] | Mapping[int, Iterable[str]] | None = None,
     wait: bool = True,
     timeout: float = 30.0,
+    serializer: MsgpackSerializer | None = None,
 ) -> TestCluster:
     """Run ``n`` clustered nodes on one :class:`SimNetwork`: ``async with ... as cluster:``.
 
@@ -550,6 +555,9 @@ def open_test_cluster(
             from index to roles (nodes left out have none).
         wait: Wait, on entering, until every node sees all ``n`` members ``up``.
         timeout: Seconds that wait may take.
+        serializer: The message serializer of every node (default: ``MsgpackSerializer()``);
+            a script that defines its messages itself passes them in ``types=`` (see
+            :class:`~casty_trio.MsgpackSerializer`).
 
     Returns:
         The :class:`TestCluster`, to enter with ``async with``; entering starts the nodes and
@@ -557,8 +565,8 @@ def open_test_cluster(
 
     Raises:
         ValueError: ``n`` is below 1, or ``roles`` does not fit ``n`` (raised by the call).
-        TimeoutError: On entering: ``wait`` is true and the cluster was not up within
-            ``timeout`` (the nodes are stopped again first).
+        MembershipTimeoutError: On entering: ``wait`` is true and the cluster was not up
+            within ``timeout`` (the nodes are stopped again first); also a ``TimeoutError``.
 
     Examples:
         In a test (pytest-trio, ``trio_mode = true``)::
@@ -599,4 +607,5 @@ def open_test_cluster(
         roles=_per_node_roles(n, roles),
         wait=wait,
         timeout=timeout,
+        serializer=serializer,
     )

@@ -10,10 +10,11 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 import trio
 
-from casty_trio import MembershipTimeoutError, NodeAddress
+from casty_trio import MembershipTimeoutError, MsgpackSerializer, NodeAddress
 from casty_trio.cluster import (
     ClusteredActorSystem,
     ClusterSettings,
@@ -101,6 +102,22 @@ async def test_wait_false_returns_before_up_and_roles_apply(autojump_clock: Any)
 async def test_a_single_node_cluster(autojump_clock: Any) -> None:
     async with open_test_cluster(1) as cluster:
         assert up_ids(cluster.node(0)) == ["node-0"]
+
+
+async def test_every_node_uses_the_serializer_given(autojump_clock: Any) -> None:
+    @attrs.frozen
+    class Order:  # as if defined in a script run as ``python app.py``
+        n: int
+
+    Order.__module__ = "__main__"
+    Order.__qualname__ = "Order"
+    serializer = MsgpackSerializer(types=[Order])
+    async with open_test_cluster(2, serializer=serializer) as cluster:
+        with TestProbe(cluster.node(1)) as probe:
+            ref = cluster.node(0).lookup(probe.ref.path, node=cluster.address(1))
+            assert ref is not None
+            ref.tell(Order(7))  # sent only because every node registered it
+            assert await probe.expect_message(Order, within=5) == Order(7)
 
 
 async def test_bad_arguments(autojump_clock: Any) -> None:
