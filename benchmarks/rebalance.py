@@ -40,6 +40,7 @@ from casty_trio import (
     Behavior,
     Behaviors,
     ClusteredActorSystem,
+    MsgpackSerializer,
     ShardEnvelope,
     entity_shard,
 )
@@ -138,7 +139,15 @@ async def _all_delivered(
 
 def _node(config: CastyConfig, i: int, seeds: list[Any]) -> ClusteredActorSystem:
     return ClusteredActorSystem(
-        name=SYSTEM, host=LOCAL, port=0, node_id=f"n{i}", seed_nodes=seeds, config=config
+        name=SYSTEM,
+        host=LOCAL,
+        port=0,
+        node_id=f"n{i}",
+        seed_nodes=seeds,
+        config=config,
+        # run as a script, the messages' module is __main__: sent to other nodes only when
+        # registered (every node here is in this one process)
+        serializer=MsgpackSerializer(types=[Append, Probe]),
     )
 
 

@@ -5,6 +5,7 @@ Everything public is importable from here::
     from casty_trio import ActorSystem, Behaviors, ActorRef
 """
 
+from . import lowlevel as lowlevel
 from ._behaviors import Behaviors
 from ._clustered import ClusteredActorSystem
 from ._core import (
@@ -37,12 +38,18 @@ from ._errors import (
     BarrierTimeoutError,
     CastyError,
     ConfigError,
+    ConnectionClosed,
     JournalClosedError,
     JournalError,
     MailboxFullError,
+    MembershipTimeoutError,
+    NodeDownedError,
+    ReplicationError,
+    ReplicationFencedError,
     ReplicationTimeoutError,
     SerializationError,
     StashOverflowError,
+    TransportError,
 )
 from .cluster import (
     ClusterState,
@@ -50,7 +57,6 @@ from .cluster import (
     MemberDowned,
     MemberLeft,
     MemberUp,
-    NodeDownedError,
     ReachableMember,
     UnreachableMember,
 )
@@ -93,6 +99,7 @@ __all__ = [
     "ClusterState",
     "ClusteredActorSystem",
     "ConfigError",
+    "ConnectionClosed",
     "DeadLetter",
     "Directive",
     "EventJournal",
@@ -107,6 +114,7 @@ __all__ = [
     "MemberDowned",
     "MemberLeft",
     "MemberUp",
+    "MembershipTimeoutError",
     "MsgpackSerializer",
     "NodeAddress",
     "NodeDownedError",
@@ -116,6 +124,8 @@ __all__ = [
     "ReplicateEvents",
     "ReplicateEventsAck",
     "ReplicationConfig",
+    "ReplicationError",
+    "ReplicationFencedError",
     "ReplicationTimeoutError",
     "SerializationError",
     "ShardEnvelope",
@@ -128,6 +138,7 @@ __all__ = [
     "SupervisionStrategy",
     "Terminated",
     "TimerScheduler",
+    "TransportError",
     "UnhandledMessage",
     "UnreachableMember",
     "__version__",

@@ -6,7 +6,9 @@ handed to the others and every count is still there, because the counters are ev
 into a journal all nodes share.
 
 Run it with ``python examples/sharded_counters.py``: it prints where the shards live before
-and after the leave, and the totals.
+and after the leave, and the totals. Its messages are defined in the script itself (module
+``__main__``), so every node passes them to its serializer in ``types=``: a class of the
+script is sent to another node only then.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from casty_trio import (
     Behaviors,
     EventJournal,
     InMemoryJournal,
+    MsgpackSerializer,
     ShardEnvelope,
 )
 from casty_trio.testing import open_test_cluster
@@ -70,7 +73,8 @@ def _shards(system: Any) -> list[int]:
 async def main() -> dict[str, int]:
     journal = InMemoryJournal()
     ids = [f"page-{k}" for k in range(12)]
-    async with open_test_cluster(3, seed=1) as cluster:
+    serializer = MsgpackSerializer(types=[Add, Get])
+    async with open_test_cluster(3, seed=1, serializer=serializer) as cluster:
         spec = Behaviors.sharded(counters(journal), num_shards=12)
         refs = [cluster.node(i).spawn(spec, "hits") for i in range(3)]
         for k, page in enumerate(ids):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import runpy
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -68,3 +69,11 @@ async def test_sharded_counters(autojump_clock: Any, capsys: pytest.CaptureFixtu
     assert totals == {f"page-{k}": 3 * k + 3 for k in range(12)}
     out = capsys.readouterr().out
     assert "node-2 left" in out and "totals:" in out
+
+
+def test_sharded_counters_run_as_a_script(capsys: pytest.CaptureFixture[str]) -> None:
+    # As ``python examples/sharded_counters.py``: its messages' module is then __main__.
+    runpy.run_path(str(EXAMPLES / "sharded_counters.py"), run_name="__main__")
+    out = capsys.readouterr().out
+    totals = {f"'page-{k}': {3 * k + 3}" for k in range(12)}
+    assert all(total in out for total in totals), out

@@ -61,9 +61,10 @@ class ReceiveBehavior(Behavior[M]):
 
 @attrs.frozen
 class SetupBehavior(Behavior[M]):
-    """Run ``factory(ctx)`` when the actor starts (and on every restart) to get the behavior."""
+    """Run ``factory(ctx)`` when the actor starts (and on every restart) to get the behavior;
+    the factory returns it, or an awaitable of it."""
 
-    factory: Callable[[ActorContext[M]], Awaitable[Behavior[M]]]
+    factory: Callable[[ActorContext[M]], Behavior[M] | Awaitable[Behavior[M]]]
 
 
 class Signal(enum.Enum):
@@ -134,6 +135,19 @@ class ExtensionBehavior(Behavior[M]):
     ``opens_nursery`` says whether the actor should open its nursery before :meth:`start` (as
     for a setup, which usually spawns). Subclasses whose actors rarely spawn, such as entities,
     set it to False: the nursery is then opened the first time the actor needs one.
+
+    Public as :class:`casty_trio.lowlevel.ExtensionBehavior`.
+
+    Examples:
+        >>> import attrs
+        >>> @attrs.frozen
+        ... class Greeting(ExtensionBehavior[str]):
+        ...     text: str
+        ...     async def start(self, ctx):
+        ...         ctx.log.info(self.text)
+        ...         return Behaviors.ignore()
+        >>> Greeting("hello").text, Greeting.opens_nursery
+        ('hello', True)
     """
 
     __slots__ = ()
@@ -141,7 +155,11 @@ class ExtensionBehavior(Behavior[M]):
     opens_nursery: ClassVar[bool] = True
 
     async def start(self, ctx: ActorContext[M]) -> Behavior[M]:
-        """Turn this value into a running behavior for the actor behind ``ctx``."""
+        """Turn this value into a running behavior for the actor behind ``ctx``.
+
+        Runs in the actor's task when it starts and again on every supervised restart, like
+        a setup's factory; what it raises goes to the actor's supervision.
+        """
         raise TypeError(f"{type(self).__name__} does not define start()")
 
 
@@ -184,17 +202,29 @@ class Behaviors:
         return ReceiveBehavior(handler)
 
     @staticmethod
-    def setup(factory: Callable[[ActorContext[M]], Awaitable[Behavior[M]]]) -> Behavior[M]:
-        """Build the behavior with ``await factory(ctx)`` when the actor starts.
+    def setup(
+        factory: Callable[[ActorContext[M]], Behavior[M] | Awaitable[Behavior[M]]],
+    ) -> Behavior[M]:
+        """Build the behavior with ``factory(ctx)`` when the actor starts.
 
-        The factory runs again on every restart, so it is the place for per-incarnation state,
-        children and timers. Children spawned here start at once.
+        ``factory`` may be a plain or an async function: what it returns is awaited when it
+        is not a behavior itself. It runs in the actor's task, before the first message, and
+        again on every restart, so it is the place for per-incarnation state, children and
+        timers. Children spawned here start at once. What it raises goes to the actor's
+        supervision, like a failure of a handler.
 
         Examples:
             >>> async def init(ctx):
             ...     worker = ctx.spawn(Behaviors.ignore(), "worker")
             ...     return Behaviors.ignore()
             >>> behavior = Behaviors.setup(init)
+            >>> def counting(ctx):  # a plain function works too
+            ...     seen = []
+            ...     async def receive(ctx, msg):
+            ...         seen.append(msg)
+            ...         return Behaviors.same()
+            ...     return Behaviors.receive(receive)
+            >>> behavior = Behaviors.setup(counting)
         """
         return SetupBehavior(factory)
 

@@ -577,10 +577,16 @@ def stop_after_queued(ref: ActorRef[Any]) -> bool:
 
     Unlike :meth:`ActorContext.stop`, which stops an actor after the message it is handling,
     this travels through the mailbox like a poison pill: what was told earlier is handled
-    first. Messages told afterwards become dead letters. Sync, not a checkpoint.
+    first. Messages told afterwards become dead letters. Sync, not a checkpoint. Public as
+    :func:`casty_trio.lowlevel.stop_after_queued`.
 
     Returns:
         ``False`` when ``ref`` is not a local actor (nothing was done).
+
+    Examples:
+        >>> ref.tell("last job")  # doctest: +SKIP
+        >>> stop_after_queued(ref)  # doctest: +SKIP
+        True
     """
     target = ref._target
     if type(target) is not Cell:

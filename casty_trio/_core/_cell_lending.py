@@ -38,7 +38,7 @@ def mailbox_lending(
     ``give_back``. Only one lend at a time.
 
     For a ref that is not a local actor, ``lend()`` gives a new deque and ``give_back`` tells
-    each message in turn.
+    each message in turn. Public as :func:`casty_trio.lowlevel.mailbox_lending`.
 
     Examples:
         >>> lend, give_back = mailbox_lending(ref)  # doctest: +SKIP

@@ -66,9 +66,28 @@ class ActorAddress(NamedTuple):
 class RefTarget(Protocol):
     """What stands behind a reference: something that takes messages and can be watched.
 
-    Local cells, ask reply slots and (later) remote links implement it. ``add_watcher`` must make
-    sure ``on_terminated(ref)`` is eventually called once the target is gone, immediately if it
-    is gone already.
+    Local cells, ask reply slots and remote links implement it; ``ActorRef(address, target)``
+    makes a ref whose ``tell`` is ``target.deliver``. ``deliver`` is called synchronously by
+    every ``tell``: it must not block. ``add_watcher`` must make sure ``watcher(ref)`` is
+    eventually called once the target is gone, immediately if it is gone already.
+
+    Public as :class:`casty_trio.lowlevel.RefTarget`.
+
+    Examples:
+        >>> class Collect:
+        ...     def __init__(self) -> None:
+        ...         self.messages: list[object] = []
+        ...     def deliver(self, message, /) -> None:
+        ...         self.messages.append(message)
+        ...     def add_watcher(self, watcher, /) -> None:
+        ...         pass  # never gone, so never calls the watcher
+        ...     def remove_watcher(self, watcher, /) -> None:
+        ...         pass
+        >>> target = Collect()
+        >>> ref = ActorRef(ActorAddress("app", "/collect"), target)
+        >>> ref.tell("hello")
+        >>> target.messages
+        ['hello']
     """
 
     def deliver(self, message: Any, /) -> None: ...

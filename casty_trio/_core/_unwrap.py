@@ -78,7 +78,10 @@ async def unwrap(
             cell._spies = tuple(spies)
             behavior = behavior.behavior
         elif isinstance(behavior, SetupBehavior):
-            behavior = await behavior.factory(ctx)
+            # A plain factory returns the behavior, an async one a coroutine: an isinstance
+            # check, cheaper than asking whether the result is awaitable, tells them apart.
+            started = behavior.factory(ctx)
+            behavior = started if isinstance(started, Behavior) else await _maybe_await(started)
         elif isinstance(behavior, TimersBehavior):
             if cell._timers is None:
                 cell._timers = TimerScheduler(cell)

@@ -4,8 +4,9 @@ tests and the replication benchmarks share.
 An *account* is an event-sourced sharded entity: a :class:`Deposit` persists a
 :class:`Deposited` event and is answered :class:`Confirmed` once the write is replicated
 (``min_acks`` replicas acknowledged it) or :class:`Rejected` when the acknowledgements did not
-come within ``ack_timeout``. :class:`Audit` returns the balance and the id of every write the
-account holds, so a checker can tell exactly which confirmed writes survived a crash.
+come within ``ack_timeout`` or a replica refused the write (it knows a newer primary).
+:class:`Audit` returns the balance and the id of every write the account holds, so a checker
+can tell exactly which confirmed writes survived a crash.
 
 :func:`open_bank_cluster` starts ``nodes`` bank processes on loopback (``python -m
 casty_trio.cli._bank_node``, each a :class:`~casty_trio.cluster.ClusteredActorSystem` with the

@@ -53,7 +53,8 @@ class DemoReport:
         clients: Concurrent writers.
         sent: Deposits sent.
         confirmed: Deposits confirmed to their client.
-        rejected: Deposits answered ``Rejected`` (too few replica acks in time).
+        rejected: Deposits answered ``Rejected`` (too few replica acks in time, or refused
+            by a replica that knows a newer primary).
         timed_out: Deposits without an answer within the client's timeout (outcome unknown).
         lost: ``(account, write_id)`` of confirmed deposits missing after the failover.
         short: Accounts whose balance is below the sum of their confirmed deposits.

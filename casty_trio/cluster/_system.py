@@ -12,7 +12,7 @@ import attrs
 import trio
 
 from .._core import ActorRef, NodeAddress, spawn_system_actor
-from .._errors import CastyError, ConfigError
+from .._errors import ConfigError, MembershipTimeoutError, NodeDownedError
 from ..config import CastyConfig, ClusterConfig, DowningConfig
 from ..remote import RemoteActorSystem, RemoteSettings, Transport
 from ..serialization import MsgpackSerializer
@@ -36,11 +36,6 @@ R = TypeVar("R")
 __all__ = ["ClusterState", "MembershipSystem", "NodeDownedError"]
 
 _log = logging.getLogger("casty_trio.cluster")
-
-
-class NodeDownedError(CastyError):
-    """This node was downed by the cluster (it lost a split-brain decision, or was declared
-    dead by the others) and shut itself down."""
 
 
 @attrs.frozen
@@ -296,7 +291,9 @@ class MembershipSystem(RemoteActorSystem):
             # Always close what __aenter__ opened, even when the leave is cancelled.
             result = await super().__aexit__(exc_type, exc, tb)
         if self._downed is MemberStatus.down:
-            raise NodeDownedError(f"node {self.self_node} was downed by the cluster")
+            raise NodeDownedError(
+                f"node {self.self_node} was downed by the cluster", self.self_node
+            )
         return result
 
     async def _leave_gracefully(self, timeout: float = 5.0) -> None:
@@ -406,8 +403,21 @@ class MembershipSystem(RemoteActorSystem):
     async def wait_for(self, n: int, *, timeout: float = 60.0) -> ClusterState:
         """Wait until at least ``n`` members are ``up``; returns the state then.
 
+        A checkpoint, even when ``n`` members are up already; cancelling it only ends the wait.
+
+        Args:
+            n: How many ``up`` members to wait for (this node included).
+            timeout: Seconds to wait.
+
         Raises:
-            TimeoutError: Fewer than ``n`` members were up after ``timeout`` seconds.
+            MembershipTimeoutError: Fewer than ``n`` members were up after ``timeout``
+                seconds (also a ``TimeoutError``); its ``needed`` and ``up`` say how many.
+
+        Examples:
+            >>> try:                                                 # doctest: +SKIP
+            ...     state = await system.wait_for(3, timeout=30)
+            ... except MembershipTimeoutError as exc:
+            ...     print(f"{exc.up} of {exc.needed} members up")
         """
         try:
             with trio.fail_after(timeout):
@@ -418,9 +428,9 @@ class MembershipSystem(RemoteActorSystem):
                         return state
                     await self._changed.wait()
         except trio.TooSlowError:
-            raise TimeoutError(
-                f"only {len(_state(self._gossip, self.self_unique).up())} of {n} members up "
-                f"after {timeout}s"
+            up = len(_state(self._gossip, self.self_unique).up())
+            raise MembershipTimeoutError(
+                f"only {up} of {n} members up after {timeout}s", needed=n, up=up
             ) from None
 
     async def barrier(self, name: str, n: int, *, timeout: float = 60.0) -> None:

@@ -18,7 +18,7 @@ from typing import Protocol, runtime_checkable
 import trio
 
 from .._core import NodeAddress
-from .._errors import CastyError
+from .._errors import ConnectionClosed, TransportError
 
 __all__ = [
     "CloseCode",
@@ -45,28 +45,6 @@ class CloseCode:
     HANDSHAKE_TIMEOUT = 4003
     DUPLICATE_LINK = 4004
     MALFORMED_FRAME = 4005
-
-
-class TransportError(CastyError):
-    """Base of transport failures (dial refused, listener failed). Mapped at the boundary."""
-
-
-class ConnectionClosed(TransportError):
-    """The connection is closed; ``code`` and ``reason`` say who closed it and why.
-
-    ``local`` is True when this side closed it ("we closed it"), False when the peer or the
-    network did ("it broke").
-    """
-
-    def __init__(self, code: int, reason: str = "", *, local: bool = False) -> None:
-        super().__init__(code, reason)
-        self.code = code
-        self.reason = reason
-        self.local = local
-
-    def __str__(self) -> str:
-        who = "closed locally" if self.local else "closed by peer"
-        return f"connection {who}: {self.code} {self.reason}".rstrip()
 
 
 class Connection(Protocol):

@@ -130,8 +130,8 @@ class MessageCodec:
 
         Raises:
             SerializationError: The message's type is not a payload type (or not registered
-                in strict mode), or something inside it cannot be encoded. The error names
-                the message type.
+                in strict mode, or defined in the ``__main__`` script and not registered), or
+                something inside it cannot be encoded. The error names the message type.
 
         Examples:
             >>> codec.encode(42)                                  # doctest: +SKIP
@@ -151,7 +151,7 @@ class MessageCodec:
 
         Raises:
             SerializationError: ``cls`` is not a payload type (or not registered in strict
-                mode).
+                mode, or defined in the ``__main__`` script and not registered).
 
         Examples:
             >>> codec.manifest(int)                               # doctest: +SKIP

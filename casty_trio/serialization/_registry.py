@@ -9,6 +9,12 @@ registered with the registry, then, unless the registry is strict, among the cla
 already present in ``sys.modules``: it reads module and class namespaces directly (no
 ``getattr``, so no module ``__getattr__`` runs), never imports, and accepts only message types
 (msgspec Structs, attrs classes, dataclasses and Enums) under their canonical name.
+
+A class defined in the script Python runs (``python app.py``) has the module name
+``__main__``: its manifest ``"__main__:Name"`` names a class only on a node running that same
+script, so such a class is sent only when it was registered (which says every node runs the
+script and registers it too); otherwise encoding it fails at once, asking to define it in an
+importable module.
 """
 
 from __future__ import annotations
@@ -56,6 +62,9 @@ BUILTIN_TYPES: Final[dict[str, type]] = {
 """Builtin payload types, always allowed, keyed by manifest (``"builtins:int"``, ...)."""
 
 _KINDS = "a msgspec Struct, an attrs class, a dataclass, an Enum or a builtin value"
+# The names the script Python runs is imported under (``__mp_main__`` in the processes the
+# multiprocessing "spawn" method starts): not names another node can resolve.
+_SCRIPT_MODULES = frozenset({"__main__", "__mp_main__"})
 _ENUM_BASES = frozenset({enum.Enum, enum.IntEnum, enum.Flag, enum.IntFlag, enum.StrEnum})
 
 
@@ -166,7 +175,7 @@ class TypeRegistry:
 
         Raises:
             SerializationError: ``cls`` is not a payload type, or is not registered in strict
-                mode.
+                mode, or is defined in the ``__main__`` script and not registered.
         """
         if issubclass(cls, ActorRef):
             return REF_MANIFEST
@@ -181,6 +190,13 @@ class TypeRegistry:
             raise SerializationError(
                 f"cannot encode a message of type {manifest}: it is not registered "
                 "(strict serializer: pass it in types=... or register it)"
+            )
+        if cls.__module__ in _SCRIPT_MODULES:
+            raise SerializationError(
+                f"cannot send a message of type {manifest} to another node: {cls.__qualname__} "
+                f"is defined in the script run as {cls.__module__}, a module name other nodes "
+                "cannot resolve; define it in a module every node imports (or, if every node "
+                "runs this same script, pass it in MsgpackSerializer(types=...) on each)"
             )
         return manifest
 

@@ -31,10 +31,16 @@ class MsgpackSerializer:
     the framework, and, unless ``strict``, among classes of modules already imported on the
     receiving node: the wire never imports a module, unpickles or executes code.
 
+    A class defined in the script Python runs (module ``__main__``) is sent only when it is
+    in ``types``, which says every node runs that same script and registers it too; otherwise
+    encoding it raises :class:`~casty_trio.SerializationError`, as its name ``__main__:Name``
+    means nothing to a node running other code. Define messages in an importable module.
+
     The serializer is an immutable value; :meth:`bind` makes the codec one system uses.
 
     Args:
         types: Message types always allowed; with ``strict`` the only user types allowed.
+            The only way to send classes of the ``__main__`` script.
         strict: Encode and decode only ``types``, framework types, builtins and refs.
 
     Raises:

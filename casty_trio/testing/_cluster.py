@@ -12,8 +12,10 @@ import trio
 
 from .._clustered import ClusteredActorSystem
 from .._core import NodeAddress
+from .._errors import MembershipTimeoutError
 from ..cluster import ClusterSettings, ClusterState, MemberStatus, UniqueAddress
 from ..config import CastyConfig
+from ..serialization import MsgpackSerializer
 from ._network import SimNetwork
 
 __all__ = ["TestCluster", "open_test_cluster"]
@@ -74,6 +76,7 @@ class TestCluster:
         roles: Sequence[frozenset[str]],
         wait: bool,
         timeout: float,
+        serializer: MsgpackSerializer | None = None,
     ) -> None:
         self._network = SimNetwork(seed=seed, latency=latency)
         # Incarnations drawn from the seed: the same seed replays the same cluster.
@@ -82,6 +85,7 @@ class TestCluster:
         self._name = name
         self._config = config
         self._cluster_settings = cluster_settings
+        self._serializer = serializer
         self._roles = roles
         self._wait = wait
         self._timeout = timeout
@@ -317,7 +321,8 @@ class TestCluster:
 
         Raises:
             IndexError: An index is not within ``0..n-1``.
-            TimeoutError: Some node saw fewer than ``count`` members up after ``timeout``.
+            MembershipTimeoutError: Some node saw fewer than ``count`` members up after
+                ``timeout`` (also a ``TimeoutError``; ``up`` is what that node saw).
 
         Examples:
             ::
@@ -335,7 +340,9 @@ class TestCluster:
                 await self._slots[waiting].system.wait_for(count, timeout=math.inf)
             return
         up = len((await self._slots[waiting].system.get_cluster_state()).up())
-        raise TimeoutError(f"node {waiting} sees {up} of {count} members up after {timeout}s")
+        raise MembershipTimeoutError(
+            f"node {waiting} sees {up} of {count} members up after {timeout}s", needed=count, up=up
+        )
 
     async def wait_for_convergence(self, *, timeout: float = 30.0) -> ClusterState:
         """Wait until every running node sees the same settled membership.
@@ -411,6 +418,7 @@ class TestCluster:
             config=self._config,
             transport=self._network.transport(address.host, address.port),
             cluster_settings=self._cluster_settings,
+            serializer=self._serializer,
             incarnation=self._incarnations.getrandbits(62),
         )
 
@@ -516,6 +524,7 @@ def open_test_cluster(
     roles: Sequence[Iterable[str]] | Mapping[int, Iterable[str]] | None = None,
     wait: bool = True,
     timeout: float = 30.0,
+    serializer: MsgpackSerializer | None = None,
 ) -> TestCluster:
     """Run ``n`` clustered nodes on one :class:`SimNetwork`: ``async with ... as cluster:``.
 
@@ -541,6 +550,9 @@ def open_test_cluster(
             from index to roles (nodes left out have none).
         wait: Wait, on entering, until every node sees all ``n`` members ``up``.
         timeout: Seconds that wait may take.
+        serializer: The message serializer of every node (default: ``MsgpackSerializer()``);
+            a script that defines its messages itself passes them in ``types=`` (see
+            :class:`~casty_trio.MsgpackSerializer`).
 
     Returns:
         The :class:`TestCluster`, to enter with ``async with``; entering starts the nodes and
@@ -548,8 +560,8 @@ def open_test_cluster(
 
     Raises:
         ValueError: ``n`` is below 1, or ``roles`` does not fit ``n`` (raised by the call).
-        TimeoutError: On entering: ``wait`` is true and the cluster was not up within
-            ``timeout`` (the nodes are stopped again first).
+        MembershipTimeoutError: On entering: ``wait`` is true and the cluster was not up
+            within ``timeout`` (the nodes are stopped again first); also a ``TimeoutError``.
 
     Examples:
         In a test (pytest-trio, ``trio_mode = true``)::
@@ -590,4 +602,5 @@ def open_test_cluster(
         roles=_per_node_roles(n, roles),
         wait=wait,
         timeout=timeout,
+        serializer=serializer,
     )

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import attrs
+import pytest
 import trio
 
 from casty_trio import (
@@ -17,6 +18,8 @@ from casty_trio import (
     Behavior,
     Behaviors,
     DeadLetter,
+    Directive,
+    OneForOneStrategy,
     UnhandledMessage,
 )
 from tests._helpers import receive_matching
@@ -238,6 +241,90 @@ async def test_restart_behavior_reruns_setup_and_resets_state(system: ActorSyste
         event = await receive_matching(restarted, lambda e: e.ref == ref)
     assert event.ref == ref
     assert setups == [0, 1]
+
+
+async def test_a_plain_setup_factory_runs_before_the_first_message(
+    system: ActorSystem,
+) -> None:
+    setups: list[ActorRef[Any]] = []
+
+    def factory(ctx: ActorContext[Any]) -> Behavior[Any]:
+        setups.append(ctx.self)
+        ctx.spawn(Behaviors.ignore(), "child")  # started at once, as from an async setup
+        return counter(100)
+
+    ref = system.spawn(Behaviors.setup(factory), "plain-setup")
+    ref.tell(Add(1))
+    assert await system.ask(ref, lambda r: Get(r), timeout=1.0) == 101
+    assert setups == [ref]
+    assert system.lookup("/plain-setup/child") is not None
+
+
+async def test_restart_reruns_a_plain_setup_factory(system: ActorSystem) -> None:
+    setups: list[int] = []
+
+    def factory(ctx: ActorContext[Any]) -> Behavior[Any]:
+        setups.append(len(setups))
+        return counter()
+
+    async with system.event_stream.subscription(ActorRestarted) as restarted:
+        ref = system.spawn(Behaviors.setup(factory), "plain-restartable")
+        ref.tell(Add(5))
+        ref.tell(Restart())
+        ref.tell(Add(2))
+        assert await system.ask(ref, lambda r: Get(r), timeout=1.0) == 2
+        await receive_matching(restarted, lambda e: e.ref == ref)
+    assert setups == [0, 1]
+
+
+async def test_a_failure_restarts_through_a_plain_setup_factory(system: ActorSystem) -> None:
+    setups: list[int] = []
+
+    def factory(ctx: ActorContext[Any]) -> Behavior[Any]:
+        setups.append(len(setups))
+
+        async def receive(ctx: ActorContext[Any], msg: Any) -> Behavior[Any]:
+            if msg == "boom":
+                raise RuntimeError("boom")
+            if isinstance(msg, Get):
+                msg.reply_to.tell(len(setups))
+            return Behaviors.same()
+
+        return Behaviors.receive(receive)
+
+    ref = system.spawn(
+        Behaviors.supervise(Behaviors.setup(factory), OneForOneStrategy()), "plain-supervised"
+    )
+    ref.tell("boom")
+    assert await system.ask(ref, lambda r: Get(r), timeout=1.0) == 2
+    assert setups == [0, 1]
+
+
+async def test_a_setup_factory_may_return_any_awaitable(system: ActorSystem) -> None:
+    # Told apart by what the factory returns, not by how it is defined.
+    async def later(n: int) -> Behavior[Any]:
+        await trio.lowlevel.checkpoint()
+        return counter(n)
+
+    ref = system.spawn(Behaviors.setup(lambda ctx: later(40)), "awaitable-setup")
+    ref.tell(Add(2))
+    assert await system.ask(ref, lambda r: Get(r), timeout=1.0) == 42
+
+
+async def test_a_plain_setup_factory_returning_none_fails_clearly() -> None:
+    def factory(ctx: ActorContext[Any]) -> Any:
+        return None
+
+    with pytest.raises(TypeError, match="a handler or setup returned None"):
+        async with ActorSystem(name="none-setup") as failing:
+            failing.spawn(
+                Behaviors.supervise(
+                    Behaviors.setup(factory),
+                    OneForOneStrategy(decider=lambda exc: Directive.escalate),
+                ),
+                "none",
+            )
+            await trio.sleep_forever()
 
 
 async def test_setup_returning_stopped_stops_the_actor(system: ActorSystem) -> None:

@@ -5,9 +5,10 @@ from __future__ import annotations
 from contextlib import AsyncExitStack
 from typing import Any
 
+import pytest
 import trio
 
-from casty_trio import ClusteredActorSystem, NodeAddress
+from casty_trio import ClusteredActorSystem, MembershipTimeoutError, NodeAddress
 from casty_trio.cluster import MemberDowned, MemberLeft, MemberUp, NodeDownedError
 from casty_trio.testing import SimNetwork
 
@@ -32,6 +33,36 @@ async def test_three_nodes_form_a_cluster(autojump_clock: Any) -> None:
             state = await system.wait_for(3, timeout=10)
             assert {m.node_id for m in state.up()} == {"node-0", "node-1", "node-2"}
             assert state.leader == NodeAddress("n0", 1)
+
+
+async def test_wait_for_times_out_with_how_many_members_are_up(autojump_clock: Any) -> None:
+    net = SimNetwork(seed=3, latency=0.002)
+    seed = NodeAddress("n0", 1)
+    async with node(net, 0, [seed]) as system:
+        await system.wait_for(1, timeout=10)
+        start = trio.current_time()
+        with pytest.raises(MembershipTimeoutError, match="only 1 of 2 members up") as info:
+            await system.wait_for(2, timeout=3)
+        assert trio.current_time() - start == pytest.approx(3)
+        assert isinstance(info.value, TimeoutError)
+        assert (info.value.needed, info.value.up) == (2, 1)
+
+
+async def test_required_quorum_not_reached_raises_on_entering(autojump_clock: Any) -> None:
+    net = SimNetwork(seed=3, latency=0.002)
+    system = ClusteredActorSystem(
+        name="app",
+        host="n0",
+        port=1,
+        node_id="node-0",
+        seed_nodes=[NodeAddress("n0", 1)],
+        transport=net.transport("n0", 1),
+        required_quorum=2,
+    )
+    with trio.fail_after(120), pytest.raises(MembershipTimeoutError) as info:
+        async with system:
+            pass
+    assert (info.value.needed, info.value.up) == (2, 1)
 
 
 async def test_graceful_leave_is_seen_as_a_leave(autojump_clock: Any) -> None:

@@ -10,10 +10,11 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 import trio
 
-from casty_trio import ClusteredActorSystem, NodeAddress
+from casty_trio import ClusteredActorSystem, MembershipTimeoutError, MsgpackSerializer, NodeAddress
 from casty_trio.cluster import (
     ClusterSettings,
     LeaderChanged,
@@ -102,6 +103,22 @@ async def test_a_single_node_cluster(autojump_clock: Any) -> None:
         assert up_ids(cluster.node(0)) == ["node-0"]
 
 
+async def test_every_node_uses_the_serializer_given(autojump_clock: Any) -> None:
+    @attrs.frozen
+    class Order:  # as if defined in a script run as ``python app.py``
+        n: int
+
+    Order.__module__ = "__main__"
+    Order.__qualname__ = "Order"
+    serializer = MsgpackSerializer(types=[Order])
+    async with open_test_cluster(2, serializer=serializer) as cluster:
+        with TestProbe(cluster.node(1)) as probe:
+            ref = cluster.node(0).lookup(probe.ref.path, node=cluster.address(1))
+            assert ref is not None
+            ref.tell(Order(7))  # sent only because every node registered it
+            assert await probe.expect_message(Order, within=5) == Order(7)
+
+
 async def test_bad_arguments(autojump_clock: Any) -> None:
     with pytest.raises(ValueError, match="at least one node"):
         async with open_test_cluster(0):
@@ -123,8 +140,10 @@ async def test_bad_arguments(autojump_clock: Any) -> None:
             await cluster.restart(1)
         with pytest.raises(TimeoutError, match="node 1 still runs"):
             await cluster.wait_for_exit(1, timeout=1)
-        with pytest.raises(TimeoutError, match="sees 2 of 3 members up"):
+        with pytest.raises(MembershipTimeoutError, match="sees 2 of 3 members up") as info:
             await cluster.wait_for_up(3, timeout=2)
+        assert isinstance(info.value, TimeoutError)
+        assert (info.value.needed, info.value.up) == (3, 2)
 
 
 async def test_timeout_while_forming(autojump_clock: Any) -> None:
@@ -194,7 +213,9 @@ async def test_partition_downs_the_minority_side(autojump_clock: Any) -> None:
         probes = [event_probe(cluster.node(i), MemberDowned) for i in range(3)]
         cluster.partition([0, 1, 2], [3, 4])
         for i in (3, 4):
-            assert isinstance(await cluster.wait_for_exit(i, timeout=30), NodeDownedError)
+            outcome = await cluster.wait_for_exit(i, timeout=30)
+            assert isinstance(outcome, NodeDownedError)
+            assert outcome.node == cluster.address(i)
             assert not cluster.is_running(i)
         for probe in probes:
             downed = [await probe.expect_message(MemberDowned, within=15) for _ in range(2)]

@@ -40,7 +40,7 @@ import msgspec
 import trio
 
 from ..._core import ActorRef, Behavior, NodeAddress
-from ..._errors import ReplicationTimeoutError
+from ..._errors import ReplicationFencedError, ReplicationTimeoutError
 from ...config import FailoverConfig
 from ...persistence import EventJournal, EventSourcedBehavior, NonBlockingJournal, PersistedEvent
 from ._config import ReplicationConfig
@@ -345,6 +345,8 @@ class Replication:
 
         Raises:
             ReplicationTimeoutError: Fewer than ``min_acks`` replicas acked in ``ack_timeout``.
+            ReplicationFencedError: A replica knows a newer allocation of the shard: this
+                node is no longer its primary.
             SerializationError: An event cannot be encoded for the wire.
         """
         last = events[-1].sequence_nr
@@ -355,7 +357,7 @@ class Replication:
         needed = self.config.min_acks
         fenced = self.fenced.get(shard, 0)
         if fenced > epoch:
-            raise ReplicationTimeoutError(self._refusal(entity_id, shard, last, fenced))
+            raise self._refusal(entity_id, shard, last, fenced)
         first: Sequence[NodeAddress] = targets
         later: Sequence[NodeAddress] = ()
         if targets and primary is not None:
@@ -396,21 +398,31 @@ class Replication:
         finally:
             self._discard(entity_id, waiter)
         if waiter.refused:
-            raise ReplicationTimeoutError(self._refusal(entity_id, shard, last, waiter.refused))
+            raise self._refusal(entity_id, shard, last, waiter.refused)
         if not waiter.done.is_set():
+            acked = len(waiter.acked)
             raise ReplicationTimeoutError(
                 f"entity {entity_id!r} (shard {shard}): events up to {last} acknowledged by "
-                f"{len(waiter.acked)} of the {needed} replicas needed within "
+                f"{acked} of the {needed} replicas needed within "
                 f"{self.config.ack_timeout} s (replicas: "
-                f"{', '.join(map(str, targets)) or 'none'})"
+                f"{', '.join(map(str, targets)) or 'none'})",
+                entity_id=entity_id,
+                shard=shard,
+                sequence_nr=last,
+                needed=needed,
+                acked=acked,
             )
 
     @staticmethod
-    def _refusal(entity_id: str, shard: int, last: int, epoch: int) -> str:
-        return (
+    def _refusal(entity_id: str, shard: int, last: int, epoch: int) -> ReplicationFencedError:
+        return ReplicationFencedError(
             f"entity {entity_id!r} (shard {shard}): events up to {last} not confirmed: a "
             f"replica knows allocation epoch {epoch} of the shard, so this node is no longer "
-            f"its primary"
+            f"its primary",
+            entity_id=entity_id,
+            shard=shard,
+            sequence_nr=last,
+            epoch=epoch,
         )
 
     def fence(self, shard: int, epoch: int) -> None:

@@ -41,6 +41,8 @@ class Confirmed:
 @attrs.frozen
 class Failed:
     error: str
+    # the error's fields (all but its message), not compared: tests check them explicitly
+    fields: dict[str, Any] = attrs.field(factory=dict, eq=False)
 
 
 def ledger(journal: InMemoryJournal) -> Any:
@@ -55,7 +57,7 @@ def ledger(journal: InMemoryJournal) -> Any:
                 return Behaviors.persisted(
                     [Deposited(msg.amount)],
                     reply=lambda: reply_to.tell(Confirmed(balance + msg.amount, seq + 1)),
-                    on_failure=lambda exc: reply_to.tell(Failed(type(exc).__name__)),
+                    on_failure=lambda exc: reply_to.tell(Failed(type(exc).__name__, _fields(exc))),
                 )
             if isinstance(msg, Balance):
                 msg.reply_to.tell(balance)
@@ -70,6 +72,10 @@ def ledger(journal: InMemoryJournal) -> Any:
         )
 
     return factory
+
+
+def _fields(exc: Exception) -> dict[str, Any]:
+    return {k: v for k, v in vars(exc).items() if k != "message"}
 
 
 def test_seed_shapes_and_reprs() -> None:
@@ -172,6 +178,13 @@ async def test_too_few_acks_fail_the_write_after_the_timeout(autojump_clock: Any
         start = trio.current_time()
         answer = await _write(cluster.node(0), refs[0], "acct-1", 5)
         assert answer == Failed("ReplicationTimeoutError")
+        assert answer.fields == {
+            "entity_id": "acct-1",
+            "shard": entity_shard("acct-1", 10),
+            "sequence_nr": 1,
+            "needed": 2,
+            "acked": 1,
+        }
         assert 3.0 <= trio.current_time() - start < 3.5
         home = _home(cluster, 2, "acct-1")
         assert [e.sequence_nr for e in await journals[home].load("acct-1")] == [1]
@@ -333,8 +346,17 @@ async def test_a_primary_refused_by_its_replicas_stops_and_confirms_nothing(
         epoch = _replication(cluster, home).primaries[shard].epoch
         for r in replicas:  # the replicas heard of a newer allocation of the shard
             _replication(cluster, r).replica_of[shard] = (epoch + 1, cluster.address(r))
+        start = trio.current_time()
         answer = await _write(cluster.node(home), refs[home], "acct-1", 2)
-        assert answer == Failed("ReplicationTimeoutError")
+        # A refusal, not a timeout: it arrives as soon as a replica refuses.
+        assert answer == Failed("ReplicationFencedError")
+        assert answer.fields == {
+            "entity_id": "acct-1",
+            "shard": shard,
+            "sequence_nr": 2,
+            "epoch": epoch + 1,
+        }
+        assert trio.current_time() - start < 1.0
         await trio.sleep(0.1)  # the entity stops once its command is done
         assert shard not in cluster.node(home).region_statistics("ledger").shards
         for r in replicas:
