@@ -71,9 +71,11 @@ from .persistence import (
 )
 from .serialization import MsgpackSerializer
 from .sharding import (
+    RegionStatistics,
     ReplicateEvents,
     ReplicateEventsAck,
     ReplicationConfig,
+    ShardedBehavior,
     ShardEnvelope,
     entity_shard,
 )
@@ -121,6 +123,7 @@ __all__ = [
     "OneForOneStrategy",
     "PersistedEvent",
     "ReachableMember",
+    "RegionStatistics",
     "ReplicateEvents",
     "ReplicateEventsAck",
     "ReplicationConfig",
@@ -129,6 +132,7 @@ __all__ = [
     "ReplicationTimeoutError",
     "SerializationError",
     "ShardEnvelope",
+    "ShardedBehavior",
     "Snapshot",
     "SnapshotEvery",
     "SpyEvent",

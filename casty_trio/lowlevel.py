@@ -17,15 +17,37 @@ refs and systems has no use for. Everything an application uses is in :mod:`cast
   build refs that deliver somewhere other than a local actor's mailbox.
 - :func:`mailbox_lending`: hand a local actor many messages at once, waking it once.
 - :func:`stop_after_queued`: stop a local actor after the messages queued before now.
+- :func:`spawn_system_actor`, :func:`check_running`, :func:`dead_letter`,
+  :func:`local_target`: the runtime's port for the layers above it (remoting, membership, the
+  testing kit): infrastructure actors under reserved names, dead letters, delivery to a local
+  actor by path, without reading a system's private state.
 
 Examples:
     >>> import casty_trio.lowlevel
     >>> sorted(casty_trio.lowlevel.__all__)
-    ['ExtensionBehavior', 'RefTarget', 'mailbox_lending', 'stop_after_queued']
+    ['ExtensionBehavior', 'RefTarget', 'check_running', 'dead_letter', 'local_target', 'mailbox_lending', 'spawn_system_actor', 'stop_after_queued']
 """
 
 from __future__ import annotations
 
-from ._core import ExtensionBehavior, RefTarget, mailbox_lending, stop_after_queued
+from ._core import (
+    ExtensionBehavior,
+    RefTarget,
+    check_running,
+    dead_letter,
+    local_target,
+    mailbox_lending,
+    spawn_system_actor,
+    stop_after_queued,
+)
 
-__all__ = ["ExtensionBehavior", "RefTarget", "mailbox_lending", "stop_after_queued"]
+__all__ = [
+    "ExtensionBehavior",
+    "RefTarget",
+    "check_running",
+    "dead_letter",
+    "local_target",
+    "mailbox_lending",
+    "spawn_system_actor",
+    "stop_after_queued",
+]
