@@ -329,7 +329,7 @@ async def test_leaving_the_block_cancels_a_handler_that_never_returns(
     assert stopped == ["/stuck"]
 
 
-# --- lazily started actors (added with the task-less idle start) ---------------------------
+# --- lazily started actors (no task until the first message) -------------------------------
 
 
 async def test_plain_receive_actors_get_a_task_only_when_messaged() -> None:

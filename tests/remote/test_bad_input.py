@@ -1,6 +1,6 @@
-"""Bad input from peers (issue 3, "Bad input"): each case is logged naming the peer, counted
-where the link statistics can count it, answered by closing that connection with a specific
-close code, and the node keeps serving its other peers.
+"""Bad input from peers: each case is logged naming the peer, counted where the link
+statistics can count it, answered by closing that connection with a specific close code, and
+the node keeps serving its other peers.
 
 The bad peer is a raw connection of the simulated network sending hand-made frames.
 """
