@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import doctest
 import logging
+from collections import deque
 from typing import Any
 
 import attrs
@@ -24,6 +26,7 @@ from casty_trio import (
     OneForOneStrategy,
     Terminated,
 )
+from casty_trio._core._cell_supervision import decide
 from tests._helpers import Probe, drain_nowait, receive_matching, spawn_probe
 
 
@@ -608,3 +611,71 @@ async def test_stop_during_backoff_is_prompt(system: ActorSystem, autojump_clock
         await receive_matching(stopped, lambda e: e.ref == ref, within=10.0)
     assert trio.current_time() - t0 < 1.0
     assert len(starts) == 1  # setup never re-ran
+
+
+# --- the decision, without an actor --------------------------------------------------------
+
+
+def _decide_log() -> logging.Logger:
+    return logging.getLogger("tests.supervision.decide")
+
+
+def test_decide_restarts_up_to_max_restarts_within_the_window(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    strategy = OneForOneStrategy(max_restarts=2, within=10.0)
+    times: deque[float] = deque()
+    log = _decide_log()
+    with caplog.at_level(logging.WARNING, logger=log.name):
+        assert decide(strategy, ValueError(), times, 0.0, log, "/a") is Directive.restart
+        assert decide(strategy, ValueError(), times, 4.0, log, "/a") is Directive.restart
+        assert list(times) == [0.0, 4.0]
+        assert decide(strategy, ValueError(), times, 8.0, log, "/a") is Directive.stop
+        assert list(times) == [0.0, 4.0]  # a refused restart is not recorded
+        # At t = 10 the restart at t = 0 has left the window: one more is allowed.
+        assert decide(strategy, ValueError(), times, 10.0, log, "/a") is Directive.restart
+        assert list(times) == [4.0, 10.0]
+    levels = [r.levelno for r in caplog.records]
+    assert levels == [logging.WARNING, logging.WARNING, logging.ERROR, logging.WARNING]
+    assert "2 restarts within 10.0s exceeded" in caplog.records[2].getMessage()
+
+
+@pytest.mark.parametrize("directive", [Directive.resume, Directive.stop, Directive.escalate])
+def test_decide_passes_other_directives_through(directive: Directive) -> None:
+    times: deque[float] = deque([1.0])
+    got = decide(deciding(directive), KeyError(), times, 2.0, _decide_log(), "/a")
+    assert got is directive
+    assert list(times) == [1.0]  # only restarts are counted
+
+
+def test_decide_without_a_strategy_stops(caplog: pytest.LogCaptureFixture) -> None:
+    error = ValueError("unguarded")
+    log = _decide_log()
+    with caplog.at_level(logging.ERROR, logger=log.name):
+        assert decide(None, error, deque(), 0.0, log, "/a") is Directive.stop
+    [record] = caplog.records
+    assert record.exc_info is not None and record.exc_info[1] is error
+
+
+def test_decide_stops_when_the_decider_raises(caplog: pytest.LogCaptureFixture) -> None:
+    def decider(exc: Exception) -> Directive:
+        raise RuntimeError("decider bug")
+
+    log = _decide_log()
+    times: deque[float] = deque()
+    with caplog.at_level(logging.ERROR, logger=log.name):
+        got = decide(OneForOneStrategy(decider=decider), ValueError(), times, 0.0, log, "/a")
+    assert got is Directive.stop
+    assert not times
+    raised = [r.exc_info[1] for r in caplog.records if r.exc_info]
+    assert [type(e) for e in raised] == [RuntimeError, ValueError]
+
+
+def test_decide_docstring_example() -> None:
+    finder = doctest.DocTestFinder(recurse=False)
+    runner = doctest.DocTestRunner()
+    for test in finder.find(decide, globs={"decide": decide}):
+        runner.run(test)
+    results = runner.summarize(verbose=False)
+    assert results.attempted > 0
+    assert results.failed == 0
