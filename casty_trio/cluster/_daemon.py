@@ -4,9 +4,10 @@ It owns this node's :class:`Gossip` and changes it only through the pure functio
 ``_membership``. Timers drive it: a gossip round (push the state to one random member, or ask
 the seeds to join while not yet a member), and a heartbeat round (heartbeats to every member,
 the failure detector's verdicts into reachability, the split-brain resolver once the
-unreachable set was stable for ``stable_after``). After every change the leader actions run,
-the events of the change are published, and watchers of actors on downed or removed nodes
-learn that those actors are gone.
+unreachable set of this node's view was stable for ``stable_after`` and its side has seen it,
+or downing everybody when that set has not settled within the instability bound). After every
+change the leader actions run, the events of the change are published, and watchers of actors
+on downed or removed nodes learn that those actors are gone.
 """
 
 from __future__ import annotations

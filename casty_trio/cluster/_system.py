@@ -106,10 +106,11 @@ class MembershipSystem(RemoteActorSystem):
     :class:`NodeDownedError`.
 
     With a ``config``, the timings (``[cluster.gossip]``, ``[cluster.heartbeat]``,
-    ``[cluster.failure_detector]``, ``[cluster.downing] stable_after``), the downing strategy
-    (``[cluster.downing]``), the remoting tunables (``[transport]``) and, when this system
-    builds its own transport, TLS (``[cluster.tls]``) come from it; explicit ``tls``,
-    ``settings``, ``cluster_settings`` and ``downing`` arguments win. The node's identity
+    ``[cluster.failure_detector]``, ``[cluster.downing] stable_after`` and
+    ``down_all_when_unstable``), the downing strategy (``[cluster.downing]``), the remoting
+    tunables (``[transport]``) and, when this system builds its own transport, TLS
+    (``[cluster.tls]``) come from it; explicit ``tls``, ``settings``, ``cluster_settings`` and
+    ``downing`` arguments win. The node's identity
     (host, port, node id, seeds, roles, bind host, required quorum) is given as arguments;
     :meth:`from_config` reads it from ``[cluster]``.
 
