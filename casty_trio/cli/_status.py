@@ -76,8 +76,8 @@ def status_rows(gossip: Gossip, me: UniqueAddress | None = None) -> list[StatusR
         >>> status_rows(g, a)[0].cells()
         ('10.0.0.1:25520', 'a (this node)', 'up', 'web', 'reachable', '*')
     """
-    lead = leader(gossip)
-    unreachable = {m.unique for m in unreachable_members(gossip)}
+    lead = leader(gossip, self_unique=me)
+    unreachable = {m.unique for m in unreachable_members(gossip, me)}
     return [
         StatusRow(
             address=_address(m.node),

@@ -4,9 +4,10 @@ It owns this node's :class:`Gossip` and changes it only through the pure functio
 ``_membership``. Timers drive it: a gossip round (push the state to one random member, or ask
 the seeds to join while not yet a member), and a heartbeat round (heartbeats to every member,
 the failure detector's verdicts into reachability, the split-brain resolver once the
-unreachable set was stable for ``stable_after``). After every change the leader actions run,
-the events of the change are published, and watchers of actors on downed or removed nodes
-learn that those actors are gone.
+unreachable set of this node's view was stable for ``stable_after`` and its side has seen it,
+or downing everybody when that set has not settled within the instability bound). After every
+change the leader actions run, the events of the change are published, and watchers of actors
+on downed or removed nodes learn that those actors are gone.
 """
 
 from __future__ import annotations
@@ -21,13 +22,21 @@ import attrs
 import trio
 
 from .._core import ActorContext, ActorRef, Behavior, Behaviors, NodeAddress, TimerScheduler
-from ._downing import DecisionKind, DowningInput, DowningStrategy, StableAfter
+from ._downing import (
+    Decision,
+    DecisionKind,
+    DowningInput,
+    DowningStrategy,
+    StableAfter,
+    default_down_all_when_unstable,
+)
 from ._events import MemberDowned, MemberLeft, diff_events
 from ._failure_detector import FailureDetectorRegistry, PhiAccrualFailureDetector
 from ._membership import (
     Gossip,
     Member,
     MemberStatus,
+    ReachabilityView,
     UniqueAddress,
     down,
     join,
@@ -37,8 +46,9 @@ from ._membership import (
     mark_reachable,
     mark_unreachable,
     merge,
+    reachability,
     seen_by,
-    unreachable_members,
+    side_has_seen,
 )
 from ._wire import (
     GossipPush,
@@ -70,7 +80,13 @@ _LIVE = (MemberStatus.joining, MemberStatus.up, MemberStatus.leaving, MemberStat
 
 @attrs.frozen
 class ClusterSettings:
-    """Timings of membership (seconds), from ``[cluster]`` in the configuration."""
+    """Timings of membership (seconds), from ``[cluster]`` in the configuration.
+
+    ``down_all_when_unstable`` is the instability bound of the split-brain resolver: when the
+    unreachable set has not settled (become empty, or been decided on) within ``stable_after``
+    plus this many seconds, every node downs every member. ``None`` means the default
+    (3/4 of ``stable_after``, at least 4 s); ``math.inf`` never downs all.
+    """
 
     gossip_interval: float = 0.2
     heartbeat_interval: float = 0.5
@@ -81,6 +97,14 @@ class ClusterSettings:
     first_heartbeat_estimate: float = 1.0
     stable_after: float = 5.0
     join_retry: float = 0.5
+    down_all_when_unstable: float | None = None
+
+    @property
+    def unstable_bound(self) -> float:
+        """``down_all_when_unstable``, its default filled in."""
+        if self.down_all_when_unstable is None:
+            return default_down_all_when_unstable(self.stable_after)
+        return self.down_all_when_unstable
 
 
 class _GossipTick:
@@ -154,7 +178,9 @@ class _Daemon:
                 first_heartbeat_estimate=settings.first_heartbeat_estimate,
             )
         )
-        self.stable: StableAfter[UniqueAddress] = StableAfter(settings.stable_after)
+        self.stable: StableAfter[UniqueAddress] = StableAfter(
+            settings.stable_after, down_all_when_unstable=settings.unstable_bound
+        )
         self.heartbeat_seq = 0
         self.seed_index = 0
 
@@ -267,40 +293,62 @@ class _Daemon:
         self.downing(now)
 
     def downing(self, now: float) -> None:
+        """Run the split-brain resolver on this node's view (see ``_downing``).
+
+        Every node tracks its own view's unreachable set: when it has kept changing (or stayed
+        undecided) past the instability bound, the node downs every member. Otherwise only the
+        leader of the view decides, once the set was stable for ``stable_after`` and every
+        member of its side has seen the state it decides on.
+        """
         gossip = self.gossip
-        unreachable = frozenset(m.unique for m in unreachable_members(gossip))
-        self.stable.observe(now, unreachable)
-        if not self.stable.should_decide(now) or leader(gossip) != self.me:
+        view = reachability(gossip, self.me)
+        self.stable.observe(now, view.unreachable, view.indirectly_connected)
+        if self.stable.should_down_all(now):
+            unsettled = now - (self.stable.unstable_since or now)
+            _log.warning(
+                "%s: reachability has not settled for %.1f s; the split-brain resolver downs all",
+                self.me,
+                unsettled,
+            )
+            everyone = _downing_input(gossip, self.me, view)
+            if everyone is not None:
+                self.act(Decision.of(DecisionKind.DOWN_ALL, everyone), everyone, now)
             return
-        counted = [
-            m
-            for m in gossip.members.values()
-            if m.status in (MemberStatus.up, MemberStatus.leaving)
-        ]
-        members = frozenset(m.unique for m in counted)
-        view = DowningInput(
-            members=members,
-            unreachable=unreachable & members,
-            self_member=self.me,
-            joining=frozenset(
-                m.unique for m in gossip.members.values() if m.status is MemberStatus.joining
-            ),
-            leaving=frozenset(m.unique for m in counted if m.status is MemberStatus.leaving),
-            roles={m.unique: m.roles for m in gossip.members.values()},
-        )
-        decision = self.strategy.decide(view)
+        if (
+            not self.stable.should_decide(now)
+            or leader(gossip, self_unique=self.me) != self.me
+            or not side_has_seen(gossip, self.me)
+        ):
+            return
+        mine = _downing_input(gossip, self.me, view)
+        if mine is not None:
+            self.act(self.strategy.decide(mine), mine, now)
+
+    def act(
+        self, decision: Decision[UniqueAddress], view: DowningInput[UniqueAddress], now: float
+    ) -> None:
+        """Down the members ``decision`` names (taken on ``view``), and spread it."""
         if not decision.to_down:
             return
         _log.warning(
-            "%s: split-brain resolver (%s) downs %s",
+            "%s: split-brain resolver (%s) downs %s%s",
             self.me,
             decision.kind.name,
             ", ".join(str(u) for u in sorted(decision.to_down)),
+            (
+                " (indirectly connected: "
+                + ", ".join(str(u) for u in sorted(view.indirectly_connected))
+                + ")"
+                if view.indirectly_connected
+                else ""
+            ),
         )
+        gossip = self.gossip
         for unique in sorted(decision.to_down):
             gossip = down(gossip, unique, by=self.me)
         if decision.kind is DecisionKind.DOWN_REACHABLE or decision.downs_self:
             gossip = down(gossip, self.me, by=self.me)
+        self.stable.reset(now)
         self.update(gossip, spread=True)
 
     # ------------------------------------------------------------------ messages
@@ -376,6 +424,38 @@ class _Daemon:
         self.joined = True
         _log.info("%s joined the cluster", self.me)
         self.update(seen_by(merge(self.gossip, theirs), self.me))
+
+
+def _downing_input(
+    gossip: Gossip, me: UniqueAddress, view: ReachabilityView
+) -> DowningInput[UniqueAddress] | None:
+    """This node's view as the resolver needs it; ``None`` if this node does not take part.
+
+    Counted: ``up`` and ``leaving`` members. Unreachable: the members cleanly cut off in this
+    node's view; indirectly connected ones are on this side (see ``_membership.reachability``).
+    """
+    mine = gossip.member(me)
+    if mine is None or mine.status not in (
+        MemberStatus.joining,
+        MemberStatus.up,
+        MemberStatus.leaving,
+    ):
+        return None
+    counted = [
+        m for m in gossip.members.values() if m.status in (MemberStatus.up, MemberStatus.leaving)
+    ]
+    members = frozenset(m.unique for m in counted)
+    return DowningInput(
+        members=members,
+        unreachable=view.cleanly_unreachable,
+        self_member=me,
+        joining=frozenset(
+            m.unique for m in gossip.members.values() if m.status is MemberStatus.joining
+        ),
+        leaving=frozenset(m.unique for m in counted if m.status is MemberStatus.leaving),
+        roles={m.unique: m.roles for m in gossip.members.values()},
+        indirectly_connected=view.indirectly_connected,
+    )
 
 
 def _statuses(gossip: Gossip) -> dict[UniqueAddress, MemberStatus]:

@@ -103,7 +103,9 @@ def diff_events(
     Args:
         old: The node's previous state (``Gossip()`` before it joined).
         new: Its current state.
-        self_unique: If given, this node is never reported unreachable/reachable to itself.
+        self_unique: If given, the state is seen from this node (its own reports decide what it
+            counts as unreachable and who leads), and it is never reported unreachable or
+            reachable to itself.
 
     Returns:
         Events in a stable order: member events by member address (up, downed, left), then
@@ -138,8 +140,8 @@ def diff_events(
         ):
             events.append(MemberLeft(member))
 
-    old_unreachable = {m.unique for m in unreachable_members(old)}
-    new_unreachable = {m.unique for m in unreachable_members(new)}
+    old_unreachable = {m.unique for m in unreachable_members(old, self_unique)}
+    new_unreachable = {m.unique for m in unreachable_members(new, self_unique)}
     for unique in sorted(new_unreachable - old_unreachable):
         if unique != self_unique:
             events.append(UnreachableMember(new.members[unique]))
@@ -148,7 +150,8 @@ def diff_events(
         if unique != self_unique and now is not None and now.status not in _GONE:
             events.append(ReachableMember(now))
 
-    old_leader, new_leader = leader(old), leader(new)
+    old_leader = leader(old, self_unique=self_unique)
+    new_leader = leader(new, self_unique=self_unique)
     if old_leader != new_leader:
         events.append(LeaderChanged(None if new_leader is None else new_leader.node))
     return events

@@ -35,19 +35,24 @@ Versions
 Reachability
     Each observer owns one :class:`ObserverRecord` (its set of unreachable subjects and a
     version only it increments); merge keeps the record with the higher version per observer,
-    so the newest observation wins. A member is unreachable when a live observer (a member not
-    ``down`` or ``removed``) has it in its record; ``down`` and ``removed`` members are never
-    reported as unreachable.
+    so the newest observation wins. Which members count as unreachable is a view
+    (:func:`reachability`): the records of ``down`` and ``removed`` observers never count, nor
+    those of observers that are cleanly cut off themselves (they can no longer refresh them);
+    a node's own records always count in its own view, and it is never unreachable in it.
+    Members reported only by observers that are reported themselves are *indirectly
+    connected* (a cut link between members that both still reach the others); the split-brain
+    resolver handles them. ``down`` and ``removed`` members are never reported as unreachable.
 
 Convergence and the leader
     The gossip is converged (:func:`is_converged`) when no member that is ``joining``, ``up`` or
     ``leaving`` is unreachable and every reachable ``up``/``leaving``/``exiting`` member has seen
     this version; ``down`` and ``removed`` members never block it. The leader (:func:`leader`)
     is the reachable ``up``/``leaving`` member with the lowest unique address (``joining`` or
-    ``exiting`` ones when there are none): a function of the gossip's content only, so every
-    node with the same members and reachability agrees on it whatever its ``seen`` set. On
-    convergence the leader runs :func:`leader_actions`: ``joining → up`` (fresh up numbers),
-    ``leaving → exiting``, ``exiting → removed`` and ``down → removed``.
+    ``exiting`` ones when there are none, indirectly connected ones when every live member is
+    unreachable): a function of the gossip's content (and, with ``self_unique``, of whose view
+    it is), so every node with the same members and reachability agrees on it whatever its
+    ``seen`` set. On convergence the leader runs :func:`leader_actions`: ``joining → up``
+    (fresh up numbers), ``leaving → exiting``, ``exiting → removed`` and ``down → removed``.
 
 New incarnations
     :func:`join` of a member whose address is held by another incarnation downs that older
@@ -73,18 +78,27 @@ Examples:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import attrs
 
 from .._core import NodeAddress
-from ._membership_state import Gossip, Member, MemberStatus, ObserverRecord, UniqueAddress
+from ._membership_state import (
+    Gossip,
+    Member,
+    MemberStatus,
+    ObserverRecord,
+    ReachabilityView,
+    UniqueAddress,
+)
 
 __all__ = [
     "Gossip",
     "Member",
     "MemberStatus",
     "ObserverRecord",
+    "ReachabilityView",
     "UniqueAddress",
     "down",
     "is_converged",
@@ -97,7 +111,9 @@ __all__ = [
     "member_at",
     "merge",
     "oldest",
+    "reachability",
     "seen_by",
+    "side_has_seen",
     "unreachable_members",
 ]
 
@@ -201,22 +217,92 @@ def seen_by(gossip: Gossip, unique: UniqueAddress) -> Gossip:
 # --------------------------------------------------------------------------- queries
 
 
-def _unreachable(gossip: Gossip) -> set[UniqueAddress]:
+def reachability(gossip: Gossip, self_unique: UniqueAddress | None = None) -> ReachabilityView:
+    """Which members count as unreachable, in the view of ``self_unique`` (or of no node).
+
+    Only the reports of some observers count: never those of ``down`` or ``removed`` members,
+    nor those of observers that are *cleanly* unreachable themselves (they cannot refresh their
+    reports, so what they said before they were cut off is stale). An observer is cleanly
+    unreachable when an observer whose reports count, and which nobody whose reports count
+    reports, reports it; that is a least fixpoint, computed by rounds. Every report of
+    ``self_unique`` counts whoever reports it (a node's own observations decide its side), and
+    ``self_unique`` is never unreachable in its own view.
+
+    A member reported only by observers that are reported themselves (a cut link between two
+    members that both still reach the others, or a chain of such links) is *indirectly
+    connected*: unreachable, but not on the other side of a clean partition. Those are resolved
+    by the split-brain resolver on purpose (see :mod:`casty_trio.cluster._downing`).
+
+    Pure, never a checkpoint. Depends on members and reachability records only, not on ``seen``.
+
+    Args:
+        gossip: The state.
+        self_unique: The node whose view this is, or ``None`` for the view of no member.
+
+    Returns:
+        The unreachable members and which of them are indirectly connected.
+
+    Examples:
+        Link 0-1 is cut; both still reach 2. Seen from 2 both are indirectly connected; seen
+        from 0, 1 is on the other side of the cut:
+
+        >>> u = [UniqueAddress(NodeAddress("h", i), 1) for i in range(3)]
+        >>> g = Gossip([Member(x, str(i), MemberStatus.up) for i, x in enumerate(u)])
+        >>> g = mark_unreachable(mark_unreachable(g, u[0], u[1]), u[1], u[0])
+        >>> view = reachability(g, u[2])
+        >>> sorted(view.unreachable) == sorted(view.indirectly_connected) == [u[0], u[1]]
+        True
+        >>> reachability(g, u[0]) == ReachabilityView(frozenset({u[1]}), frozenset())
+        True
+    """
     members = gossip.members
-    found: set[UniqueAddress] = set()
+    reports: dict[UniqueAddress, frozenset[UniqueAddress]] = {}
     for observer, record in gossip.reachability.items():
         by = members.get(observer)
         if by is None or by.status in _GONE:
             continue
-        for subject in record.unreachable:
-            member = members.get(subject)
-            if member is not None and member.status not in _GONE:
-                found.add(subject)
-    return found
+        subjects = frozenset(
+            subject
+            for subject in record.unreachable
+            if subject != observer
+            and (member := members.get(subject)) is not None
+            and member.status not in _GONE
+        )
+        if subjects:
+            reports[observer] = subjects
+    if not reports:
+        return _ALL_REACHABLE
+    mine = reports.get(self_unique, frozenset()) if self_unique is not None else frozenset()
+    # Rounds of: drop the reports of the cleanly unreachable observers; whatever an observer
+    # nobody (still counted) reports says is cleanly unreachable. Monotone: a round only adds.
+    cleanly: frozenset[UniqueAddress] = mine
+    while True:
+        counted = [(o, subjects) for o, subjects in reports.items() if o not in cleanly]
+        suspected = frozenset().union(*(subjects for _, subjects in counted))
+        found = set(mine)
+        for observer, subjects in counted:
+            if observer not in suspected:
+                found |= subjects
+        if self_unique is not None:
+            found.discard(self_unique)
+        if found == cleanly:
+            break
+        cleanly = frozenset(found)
+    unreachable = suspected - {self_unique} if self_unique is not None else suspected
+    return ReachabilityView(unreachable, unreachable - cleanly)
 
 
-def unreachable_members(gossip: Gossip) -> frozenset[Member]:
-    """Members (not ``down``/``removed``) that some live observer reports as unreachable.
+_ALL_REACHABLE = ReachabilityView()
+
+
+def _unreachable(gossip: Gossip, self_unique: UniqueAddress | None) -> frozenset[UniqueAddress]:
+    return reachability(gossip, self_unique).unreachable
+
+
+def unreachable_members(
+    gossip: Gossip, self_unique: UniqueAddress | None = None
+) -> frozenset[Member]:
+    """Members counted as unreachable in the view of ``self_unique`` (see :func:`reachability`).
 
     Examples:
         >>> a = UniqueAddress(NodeAddress("h", 1), 1)
@@ -225,7 +311,34 @@ def unreachable_members(gossip: Gossip) -> frozenset[Member]:
         >>> [m.node_id for m in unreachable_members(mark_unreachable(g, a, b))]
         ['b']
     """
-    return frozenset(gossip.members[u] for u in _unreachable(gossip))
+    return frozenset(gossip.members[u] for u in _unreachable(gossip, self_unique))
+
+
+def side_has_seen(gossip: Gossip, self_unique: UniqueAddress) -> bool:
+    """Whether every ``up``/``leaving``/``exiting`` member on this node's side has seen this state.
+
+    This node's side: the members not cleanly unreachable in its view (indirectly connected
+    ones included). The split-brain resolver decides only on a state its whole side has seen:
+    a member that cannot see it is not on this side, whatever the failure detectors have said
+    so far (one slow to be noticed across a partition would otherwise be counted here).
+
+    Examples:
+        >>> a = UniqueAddress(NodeAddress("h", 1), 1)
+        >>> b = UniqueAddress(NodeAddress("h", 2), 1)
+        >>> c = UniqueAddress(NodeAddress("h", 3), 1)
+        >>> g = Gossip([Member(x, "n", MemberStatus.up) for x in (a, b, c)])
+        >>> g = seen_by(mark_unreachable(g, a, c), a)
+        >>> side_has_seen(g, a), side_has_seen(seen_by(g, b), a)
+        (False, True)
+    """
+    if self_unique not in gossip.seen:
+        return False
+    away = reachability(gossip, self_unique).cleanly_unreachable
+    return all(
+        unique in gossip.seen
+        for unique, member in gossip.members.items()
+        if member.status in _MUST_SEE and unique not in away
+    )
 
 
 def is_converged(gossip: Gossip, self_unique: UniqueAddress) -> bool:
@@ -245,7 +358,7 @@ def is_converged(gossip: Gossip, self_unique: UniqueAddress) -> bool:
     """
     if self_unique not in gossip.seen:
         return False
-    unreachable = _unreachable(gossip)
+    unreachable = _unreachable(gossip, self_unique)
     for unique, member in gossip.members.items():
         if unique in unreachable:
             if member.status in _BLOCKS_WHEN_UNREACHABLE:
@@ -255,14 +368,20 @@ def is_converged(gossip: Gossip, self_unique: UniqueAddress) -> bool:
     return True
 
 
-def leader(gossip: Gossip, *, role: str | None = None) -> UniqueAddress | None:
-    """The leader: the lowest reachable ``up``/``leaving`` member.
+def leader(
+    gossip: Gossip, *, role: str | None = None, self_unique: UniqueAddress | None = None
+) -> UniqueAddress | None:
+    """The leader in the view of ``self_unique``: the lowest reachable ``up``/``leaving`` member.
 
     When there is none, the lowest reachable ``joining`` or ``exiting`` member (so a cluster
     that is only forming gets its first member up, and the last members leaving still get
-    removed). ``down`` and ``removed`` members are never leader. Depends only on members and
-    reachability (not on ``seen``), so every node holding the same state agrees. With ``role``,
-    only members with that role count (a role leader).
+    removed). When every live member is unreachable, the lowest indirectly connected one
+    (``up``/``leaving`` first), so that a leader exists as long as a live member is not
+    cleanly cut off (see :func:`reachability`). ``down`` and ``removed`` members are never
+    leader. Depends only on members and reachability (not on ``seen``), so every node holding
+    the same state agrees; with ``self_unique`` the node's own reports decide what it counts
+    as unreachable, and it is reachable itself, so nodes agree once no reports are pending
+    (the converged case). With ``role``, only members with that role count (a role leader).
 
     Examples:
         >>> a = UniqueAddress(NodeAddress("h", 1), 1)
@@ -272,12 +391,23 @@ def leader(gossip: Gossip, *, role: str | None = None) -> UniqueAddress | None:
         True
         >>> leader(mark_unreachable(g, a, b)) == a
         True
+        >>> leader(mark_unreachable(g, a, b), self_unique=b) == b
+        True
     """
-    unreachable = _unreachable(gossip)
+    view = reachability(gossip, self_unique)
+    found = _lowest(gossip, role, lambda u: u not in view.unreachable)
+    if found is None and view.indirectly_connected:
+        found = _lowest(gossip, role, view.indirectly_connected.__contains__)
+    return found
+
+
+def _lowest(
+    gossip: Gossip, role: str | None, eligible: Callable[[UniqueAddress], bool]
+) -> UniqueAddress | None:
     best: UniqueAddress | None = None
     fallback: UniqueAddress | None = None
     for unique, member in gossip.members.items():
-        if unique in unreachable or member.status in _GONE or not member.has_role(role):
+        if member.status in _GONE or not member.has_role(role) or not eligible(unique):
             continue
         if member.status in _LEADER_STATUSES:
             if best is None or unique < best:
@@ -468,7 +598,9 @@ def leader_actions(gossip: Gossip, self_unique: UniqueAddress) -> Gossip:
         >>> leader_actions(g, u).member(u).status
         <MemberStatus.up: 'up'>
     """
-    if leader(gossip) != self_unique or not is_converged(gossip, self_unique):
+    if leader(gossip, self_unique=self_unique) != self_unique or not is_converged(
+        gossip, self_unique
+    ):
         return gossip
     next_up = max((m.up_number for m in gossip.members.values()), default=0) + 1
     members = dict(gossip.members)

@@ -18,7 +18,14 @@ import attrs
 from .._core import NodeAddress
 from ._vector_clock import VectorClock
 
-__all__ = ["Gossip", "Member", "MemberStatus", "ObserverRecord", "UniqueAddress"]
+__all__ = [
+    "Gossip",
+    "Member",
+    "MemberStatus",
+    "ObserverRecord",
+    "ReachabilityView",
+    "UniqueAddress",
+]
 
 
 class MemberStatus(enum.Enum):
@@ -129,6 +136,34 @@ class ObserverRecord:
 
     version: int
     unreachable: frozenset[UniqueAddress] = frozenset()
+
+
+@attrs.frozen
+class ReachabilityView:
+    """Which members one node counts as unreachable, and which of them are indirectly connected.
+
+    Computed from a :class:`Gossip` by ``casty_trio.cluster._membership.reachability``.
+
+    Attributes:
+        unreachable: Members reported unreachable by an observer whose reports count (never
+            ``down`` or ``removed`` members, never the node whose view this is).
+        indirectly_connected: The members of ``unreachable`` that are not cleanly cut off:
+            reported only by observers that are themselves reported unreachable by someone
+            whose reports count (a cut link between members that still reach the others).
+
+    Examples:
+        >>> view = ReachabilityView(frozenset({1, 2, 3}), frozenset({2, 3}))
+        >>> sorted(view.cleanly_unreachable)
+        [1]
+    """
+
+    unreachable: frozenset[UniqueAddress] = frozenset()
+    indirectly_connected: frozenset[UniqueAddress] = frozenset()
+
+    @property
+    def cleanly_unreachable(self) -> frozenset[UniqueAddress]:
+        """The unreachable members that are not indirectly connected: the other side(s)."""
+        return self.unreachable - self.indirectly_connected
 
 
 def _to_members(

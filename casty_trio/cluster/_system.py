@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import random
 from collections.abc import Awaitable, Callable, Iterable
 from types import TracebackType
@@ -60,10 +61,10 @@ class ClusterState:
 
 
 def _state(gossip: Gossip, me: UniqueAddress) -> ClusterState:
-    lead = leader(gossip)
+    lead = leader(gossip, self_unique=me)
     return ClusterState(
         members=tuple(gossip.sorted_members()),
-        unreachable=unreachable_members(gossip),
+        unreachable=unreachable_members(gossip, me),
         leader=lead.node if lead is not None else None,
         self_member=gossip.member(me),
     )
@@ -72,6 +73,7 @@ def _state(gossip: Gossip, me: UniqueAddress) -> ClusterState:
 def _settings_from(cluster: ClusterConfig) -> ClusterSettings:
     """The membership timings ``[cluster]`` sets (``join_retry`` keeps its default)."""
     detector = cluster.failure_detector
+    unstable = cluster.downing.down_all_when_unstable
     return ClusterSettings(
         gossip_interval=cluster.gossip.interval,
         heartbeat_interval=cluster.heartbeat.interval,
@@ -81,6 +83,9 @@ def _settings_from(cluster: ClusterConfig) -> ClusterSettings:
         acceptable_heartbeat_pause=detector.acceptable_heartbeat_pause,
         first_heartbeat_estimate=detector.first_heartbeat_estimate,
         stable_after=cluster.downing.stable_after,
+        down_all_when_unstable=(
+            None if unstable is True else math.inf if unstable is False else float(unstable)
+        ),
     )
 
 
@@ -101,10 +106,11 @@ class MembershipSystem(RemoteActorSystem):
     :class:`NodeDownedError`.
 
     With a ``config``, the timings (``[cluster.gossip]``, ``[cluster.heartbeat]``,
-    ``[cluster.failure_detector]``, ``[cluster.downing] stable_after``), the downing strategy
-    (``[cluster.downing]``), the remoting tunables (``[transport]``) and, when this system
-    builds its own transport, TLS (``[cluster.tls]``) come from it; explicit ``tls``,
-    ``settings``, ``cluster_settings`` and ``downing`` arguments win. The node's identity
+    ``[cluster.failure_detector]``, ``[cluster.downing] stable_after`` and
+    ``down_all_when_unstable``), the downing strategy (``[cluster.downing]``), the remoting
+    tunables (``[transport]``) and, when this system builds its own transport, TLS
+    (``[cluster.tls]``) come from it; explicit ``tls``, ``settings``, ``cluster_settings`` and
+    ``downing`` arguments win. The node's identity
     (host, port, node id, seeds, roles, bind host, required quorum) is given as arguments;
     :meth:`from_config` reads it from ``[cluster]``.
 

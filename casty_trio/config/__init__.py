@@ -17,6 +17,7 @@ from ._model import (
     SupervisionConfig,
     SystemConfig,
     TransportConfig,
+    minimum_stable_after,
     parse_host_port,
 )
 
@@ -38,6 +39,7 @@ __all__ = [
     "TransportConfig",
     "discover_config",
     "load_config",
+    "minimum_stable_after",
     "parse_config",
     "parse_host_port",
 ]

@@ -51,7 +51,17 @@ def _converter() -> cattrs.Converter:
         converter.register_structure_hook(kind, _strict(kind))
     converter.register_structure_hook_func(_is_literal, _structure_literal)
     converter.register_structure_hook_func(lambda kind: kind == tuple[str, ...], _structure_strings)
+    converter.register_structure_hook_func(lambda kind: kind == bool | float, _structure_switch)
     return converter
+
+
+def _structure_switch(value: Any, _: Any) -> bool | float:
+    """``true``, ``false`` or a number (a setting that can be on, off or tuned)."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | float):
+        return float(value)
+    raise TypeError(f"expected true, false or a number, got {type(value).__name__} {value!r}")
 
 
 def _structure_strings(value: Any, _: Any) -> tuple[str, ...]:

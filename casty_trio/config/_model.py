@@ -30,7 +30,9 @@ __all__ = [
     "SupervisionConfig",
     "SystemConfig",
     "TransportConfig",
+    "minimum_stable_after",
     "parse_host_port",
+    "phi_deviations",
 ]
 
 
@@ -324,16 +326,50 @@ class DowningConfig:
         strategy: ``keep-majority`` (the side with more members survives), ``static-quorum``
             (a side with at least ``quorum_size`` members survives) or ``down-all``.
         stable_after: Seconds the set of unreachable members must stay the same before the
-            resolver decides.
+            resolver decides; at least :func:`minimum_stable_after` of the failure detector
+            settings (checked by :class:`ClusterConfig`).
         quorum_size: With ``static-quorum`` (and only then, where it is required): the members a
             side needs to stay up.
         role: Count only members with this role (not with ``down-all``, which counts nobody).
+        down_all_when_unstable: When reachability has not settled (every unreachable member
+            reachable again or downed) within ``stable_after`` plus this many seconds, every
+            member is downed rather than risk a split. ``true`` (the default) means 3/4 of
+            ``stable_after``, at least 4 s; ``false`` never downs all; a positive number of
+            seconds sets the bound.
+
+    Examples:
+        >>> DowningConfig().down_all_when_unstable_seconds
+        4.0
+        >>> DowningConfig(down_all_when_unstable=False).down_all_when_unstable_seconds
+        inf
     """
 
     strategy: Literal["keep-majority", "static-quorum", "down-all"] = "keep-majority"
     stable_after: float = attrs.field(default=5.0, validator=_non_negative_finite)
     quorum_size: int | None = attrs.field(default=None, validator=_capacity)
     role: str | None = attrs.field(default=None, validator=_word)
+    down_all_when_unstable: bool | float = attrs.field(default=True)
+
+    @down_all_when_unstable.validator
+    def _check_unstable(
+        self, attribute: attrs.Attribute[bool | float], value: bool | float
+    ) -> None:
+        if isinstance(value, bool):
+            return
+        if not 0 < value < math.inf:  # also refuses nan
+            raise ValueError(
+                f"{attribute.name} must be true, false or a positive number of seconds, got {value}"
+            )
+
+    @property
+    def down_all_when_unstable_seconds(self) -> float:
+        """The instability bound in seconds (``inf`` when disabled)."""
+        value = self.down_all_when_unstable
+        if value is True:
+            return max(4.0, self.stable_after * 3 / 4)
+        if value is False:
+            return math.inf
+        return float(value)
 
     def __attrs_post_init__(self) -> None:
         if self.strategy == "static-quorum" and self.quorum_size is None:
@@ -344,6 +380,50 @@ class DowningConfig:
             )
         if self.strategy == "down-all" and self.role is not None:
             raise ValueError("role has no effect with strategy 'down-all'")
+
+
+def phi_deviations(threshold: float) -> float:
+    """How many standard deviations past the mean interval a silence reaches phi ``threshold``.
+
+    Inverts the failure detector's phi (``log10(1 + e**z)`` with
+    ``z = y * (1.5976 + 0.070566 * y**2)``, the logistic approximation of the normal CDF) for
+    ``y``: a silence of ``mean + acceptable_heartbeat_pause + y * std_deviation`` marks the
+    member unreachable.
+
+    Examples:
+        >>> round(phi_deviations(8.0), 2), round(phi_deviations(4.0), 2)
+        (5.23, 3.64)
+    """
+    # z = ln(10**threshold - 1), computed without overflow for large thresholds.
+    z = threshold * math.log(10.0) + math.log1p(-(10.0**-threshold))
+    # Solve a*y**3 + b*y = z (one real root, b > 0) with Cardano's formula.
+    a, b = 0.070566, 1.5976
+    p, q = b / a, -z / a
+    root = math.sqrt(q * q / 4 + p**3 / 27)
+    return math.cbrt(-q / 2 + root) + math.cbrt(-q / 2 - root)
+
+
+def minimum_stable_after(
+    heartbeat_interval: float, threshold: float, min_std_deviation: float
+) -> float:
+    """The least safe ``stable_after``: the longest gap between two detections of one failure.
+
+    When a link breaks or a node crashes, each observer notices each lost member once its
+    silence crosses the phi threshold, at the observer's next failure detector tick (once per
+    heartbeat interval); the last heartbeats got through at different times (up to one
+    interval apart). So the notices of one failure are spread over up to two heartbeat
+    intervals, plus whatever jitter the detector tolerates on a link
+    (:func:`phi_deviations` times ``min_std_deviation`` on a steady link). A ``stable_after``
+    shorter than that can see the unreachable set as stable before it is complete, and decide
+    on a part of the other side.
+
+    Examples:
+        >>> round(minimum_stable_after(0.5, 8.0, 0.1), 3)   # the defaults (stable_after 5)
+        1.523
+        >>> round(minimum_stable_after(0.1, 4.0, 0.05), 3)  # the fast profile (stable_after 0.5)
+        0.382
+    """
+    return 2 * heartbeat_interval + phi_deviations(threshold) * min_std_deviation
 
 
 @attrs.frozen
@@ -408,6 +488,19 @@ class ClusterConfig:
             raise ValueError(
                 f"failure_detector.first_heartbeat_estimate ({estimate}) must be at least "
                 f"heartbeat.interval ({self.heartbeat.interval})"
+            )
+        detector = self.failure_detector
+        least = minimum_stable_after(
+            self.heartbeat.interval, detector.threshold, detector.min_std_deviation
+        )
+        if self.downing.stable_after < least:
+            raise ConfigError(
+                f"cluster.downing.stable_after ({self.downing.stable_after}) must be at least "
+                f"{least:.3f} s with heartbeat.interval {self.heartbeat.interval}, "
+                f"failure_detector.threshold {detector.threshold} and min_std_deviation "
+                f"{detector.min_std_deviation} (two heartbeat intervals plus the jitter the "
+                "failure detector tolerates), or the resolver may decide before one failure "
+                "has been noticed everywhere"
             )
 
     @property

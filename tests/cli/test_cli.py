@@ -156,12 +156,14 @@ def test_load_app_wants_module_colon_function(spec: str) -> None:
 
 
 def test_status_rows_show_status_roles_reachability_and_leader() -> None:
-    rows = status_rows(three_members(), me=B)
+    rows = status_rows(three_members(), me=C)
     assert [r.cells() for r in rows] == [
         ("10.0.0.1:25520", "alpha", "up", "db,web", "reachable", "*"),
-        ("10.0.0.2:25520", "beta (this node)", "up", "-", "unreachable", ""),
-        ("[::1]:25521", "gamma", "joining", "-", "reachable", ""),
+        ("10.0.0.2:25520", "beta", "up", "-", "unreachable", ""),
+        ("[::1]:25521", "gamma (this node)", "joining", "-", "reachable", ""),
     ]
+    # The table is the queried node's view: a node never counts itself unreachable.
+    assert [r.reachability for r in status_rows(three_members(), me=B)][1] == "reachable"
 
 
 def test_removed_members_are_not_listed() -> None:

@@ -326,7 +326,8 @@ def test_unreachable_members_block_convergence_unless_down_or_exiting() -> None:
 @settings(max_examples=40)
 @given(gossips(), uniques)
 def test_convergence_rules(g: Gossip, self_unique: UniqueAddress) -> None:
-    unreachable = {m.unique for m in unreachable_members(g)}
+    # Judged in the caller's own view (it is never unreachable to itself).
+    unreachable = {m.unique for m in unreachable_members(g, self_unique)}
     expected = self_unique in g.seen and all(
         (m.status in (S.exiting,) if m.unique in unreachable else m.unique in g.seen)
         for m in g.members.values()

@@ -35,6 +35,7 @@ from casty_trio.config import (
     GossipConfig,
     HeartbeatConfig,
     TransportConfig,
+    minimum_stable_after,
     parse_config,
     parse_host_port,
 )
@@ -453,10 +454,10 @@ def test_boundary_values_are_valid() -> None:
     parsed = cluster(
         "[cluster]\nport = 65535\nrequired_quorum = 1\n"
         "[cluster.failure_detector]\nacceptable_heartbeat_pause = 0\nmax_sample_size = 1\n"
-        "[cluster.downing]\nstable_after = 0\n"
+        f"[cluster.downing]\nstable_after = {minimum_stable_after(0.5, 8.0, 0.1)!r}\n"
     )
     assert parsed.port == 65535
-    assert parsed.downing.stable_after == 0.0
+    assert parsed.downing.stable_after == minimum_stable_after(0.5, 8.0, 0.1)
     assert cluster("[cluster]\nport = 0").port == 0
     assert parse_config("[transport]\nmax_frame_size = 4096").transport.max_frame_size == 4096
 
@@ -509,6 +510,72 @@ def test_first_heartbeat_estimate_at_least_the_heartbeat_interval(
         assert "failure_detector.first_heartbeat_estimate" in message
         assert "heartbeat.interval" in message
         assert "@ casty.toml.cluster" in message
+
+
+@pytest.mark.parametrize(
+    ("settings", "least"),
+    [
+        ("", 1.523),  # the defaults: heartbeat 0.5 s, threshold 8, min std 0.1 s
+        (
+            "[cluster.heartbeat]\ninterval = 0.1\n[cluster.failure_detector]\nthreshold = 4\n"
+            "min_std_deviation = 0.05\nfirst_heartbeat_estimate = 0.1\n",
+            0.382,  # the fast profile of docs/configuration.md
+        ),
+        (
+            "[cluster.heartbeat]\ninterval = 2.0\n"
+            "[cluster.failure_detector]\nfirst_heartbeat_estimate = 2.0\n",
+            4.523,
+        ),
+    ],
+)
+def test_stable_after_has_a_minimum_from_the_failure_detector_settings(
+    settings: str, least: float
+) -> None:
+    ok = cluster(f"{settings}[cluster.downing]\nstable_after = {least}\n")
+    assert ok.downing.stable_after == least
+    message = _error(f"{settings}[cluster.downing]\nstable_after = {least - 0.002}\n")
+    assert "cluster.downing.stable_after" in message
+    assert f"at least {least:.3f} s" in message
+    assert "heartbeat.interval" in message and "threshold" in message
+    with pytest.raises(ConfigError, match=r"cluster\.downing\.stable_after"):
+        ClusterConfig(downing=DowningConfig(stable_after=1.0))
+
+
+def test_the_documented_profiles_respect_the_stable_after_minimum() -> None:
+    assert minimum_stable_after(0.5, 8.0, 0.1) < DowningConfig().stable_after
+    assert minimum_stable_after(0.1, 4.0, 0.05) < 0.5
+    assert cluster(FAST).downing.stable_after == 0.5
+
+
+def test_the_stable_after_minimum_matches_the_failure_detector() -> None:
+    # The jitter term is the silence past the mean at which phi reaches the threshold.
+    from casty_trio.cluster._failure_detector import compute_phi
+    from casty_trio.config._model import phi_deviations
+
+    for threshold in (0.5, 1.0, 4.0, 8.0, 12.0, 30.0):
+        deviations = phi_deviations(threshold)
+        assert compute_phi(1.0 + deviations * 0.1, 1.0, 0.1) == pytest.approx(threshold)
+    assert minimum_stable_after(0.3, 8.0, 0.2) == pytest.approx(0.6 + phi_deviations(8.0) * 0.2)
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds", "settings"),
+    [("true", 4.0, None), ("false", math.inf, math.inf), ("2.5", 2.5, 2.5), ("3", 3.0, 3.0)],
+)
+def test_down_all_when_unstable(value: str, seconds: float, settings: float | None) -> None:
+    config = parse_config(f"[cluster.downing]\ndown_all_when_unstable = {value}\n")
+    assert config.cluster is not None
+    assert config.cluster.downing.down_all_when_unstable_seconds == seconds
+    system = ClusteredActorSystem(name="app", host="h", port=1, node_id="a", config=config)
+    assert system._cluster_settings.down_all_when_unstable == settings
+    assert system._cluster_settings.unstable_bound == seconds
+    assert DowningConfig(stable_after=20.0).down_all_when_unstable_seconds == 15.0
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "nan", "inf", "'on'"])
+def test_down_all_when_unstable_refuses_bad_values(value: str) -> None:
+    message = _error(f"[cluster.downing]\ndown_all_when_unstable = {value}\n")
+    assert "down_all_when_unstable" in message
 
 
 def test_reconnect_min_must_not_exceed_reconnect_max() -> None:
