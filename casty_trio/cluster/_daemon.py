@@ -7,6 +7,13 @@ the failure detector's verdicts into reachability, the split-brain resolver once
 unreachable set was stable for ``stable_after``). After every change the leader actions run,
 the events of the change are published, and watchers of actors on downed or removed nodes
 learn that those actors are gone.
+
+A downing decision reaches the members it downs: the new gossip is pushed to them as well as
+to the live members, and re-sent to them every heartbeat interval until they acknowledge it
+(they answer with a gossip they have seen, in which they are down) or
+:attr:`ClusterSettings.down_notice_window` has passed. A node that downs itself (the leader of a
+losing side) exits only then, so the rest of its side hears the decision from it and exits
+within a round trip instead of waiting to decide the same by itself.
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ from ._membership import (
     leave,
     mark_reachable,
     mark_unreachable,
+    member_at,
     merge,
     seen_by,
     unreachable_members,
@@ -66,11 +74,20 @@ DAEMON_NAME = "$cluster"
 DAEMON_PATH = "/" + DAEMON_NAME
 
 _LIVE = (MemberStatus.joining, MemberStatus.up, MemberStatus.leaving, MemberStatus.exiting)
+_GONE = (MemberStatus.down, MemberStatus.removed)
+
+DOWN_NOTICE_RESENDS = 2
+"""How many times a downing decision is re-sent (one heartbeat interval apart) to a downed
+member that has not acknowledged it."""
 
 
 @attrs.frozen
 class ClusterSettings:
-    """Timings of membership (seconds), from ``[cluster]`` in the configuration."""
+    """Timings of membership (seconds), from ``[cluster]`` in the configuration.
+
+    ``leave_timeout`` is how long a graceful leave waits for this node to be seen ``exiting``
+    before the node stops anyway (the others still complete its leave).
+    """
 
     gossip_interval: float = 0.2
     heartbeat_interval: float = 0.5
@@ -81,6 +98,22 @@ class ClusterSettings:
     first_heartbeat_estimate: float = 1.0
     stable_after: float = 5.0
     join_retry: float = 0.5
+    leave_timeout: float = 20.0
+
+    @property
+    def down_notice_window(self) -> float:
+        """Seconds a downing decision keeps being re-sent to the members it downs.
+
+        ``DOWN_NOTICE_RESENDS`` heartbeat intervals. A downed member that any of these
+        messages reaches exits within one (one-way) latency of receiving it, and a node that
+        downed itself exits at the latest this long after its decision: a losing side is gone
+        within this window of its leader's decision unless every re-send is lost.
+
+        Examples:
+            >>> ClusterSettings().down_notice_window
+            1.0
+        """
+        return DOWN_NOTICE_RESENDS * self.heartbeat_interval
 
 
 class _GossipTick:
@@ -157,6 +190,10 @@ class _Daemon:
         self.stable: StableAfter[UniqueAddress] = StableAfter(settings.stable_after)
         self.heartbeat_seq = 0
         self.seed_index = 0
+        # Members this node downed that have not acknowledged it yet: re-sends left for each.
+        self.notices: dict[UniqueAddress, int] = {}
+        # Set once this node is downed: it exits when no notice is pending any more.
+        self.exit_status: MemberStatus | None = None
 
     # ------------------------------------------------------------------ plumbing
 
@@ -191,6 +228,11 @@ class _Daemon:
             push = GossipPush(gossip_to_wire(new), True)
             for member in self.others():
                 self.daemon_at(member.node).tell(push)
+            # The members this change downs hear it too (they are not among the others any
+            # more): otherwise each of them would have to reach the same decision by itself.
+            for unique in _newly_downed(old, new, self.me):
+                self.notices[unique] = DOWN_NOTICE_RESENDS
+                self.daemon_at(unique.node).tell(push)
         events = diff_events(old, new, self_unique=self.me)
         stream = self.system.event_stream
         for event in events:
@@ -219,7 +261,40 @@ class _Daemon:
                 # Removed without leaving: the others downed it while it was cut off (it saw
                 # neither its own downing nor theirs). It is as downed as if it had.
                 status = MemberStatus.down
-            self.hooks.left(status)
+            self.exit_status = status
+            self.exit_when_notified()
+
+    def exit_when_notified(self) -> None:
+        """Report this node's exit, once the members it downed were told (or gave up on)."""
+        if self.exit_status is None:
+            return
+        if self.exit_status is MemberStatus.down and self.notices:
+            return  # it still re-sends its decision to the rest of its side
+        self.hooks.left(self.exit_status)
+
+    def resend_notices(self) -> None:
+        """Re-send the current gossip to the downed members that have not acknowledged it."""
+        if not self.notices:
+            return
+        push = GossipPush(gossip_to_wire(self.gossip), True)
+        for unique, left in list(self.notices.items()):
+            self.daemon_at(unique.node).tell(push)
+            if left > 1:
+                self.notices[unique] = left - 1
+            else:
+                del self.notices[unique]
+        self.exit_when_notified()
+
+    def acknowledged(self, theirs: Gossip) -> None:
+        """Drop the notices ``theirs`` acknowledges: a downed member that has seen a gossip
+        in which it is down knows it."""
+        if not self.notices:
+            return
+        for unique in [u for u in self.notices if u in theirs.seen]:
+            member = theirs.member(unique)
+            if member is not None and member.status in _GONE:
+                del self.notices[unique]
+        self.exit_when_notified()
 
     # ------------------------------------------------------------------ rounds
 
@@ -246,6 +321,9 @@ class _Daemon:
     def heartbeat_round(self) -> None:
         if not self.joined:
             return
+        self.resend_notices()
+        if self.exit_status is not None:
+            return  # downed, only telling the rest of its side before it exits
         now = trio.current_time()
         self.heartbeat_seq += 1
         beat = Heartbeat(unique_address_to_wire(self.me), self.heartbeat_seq)
@@ -345,6 +423,7 @@ class _Daemon:
         theirs = self.decode(msg.gossip)
         if theirs is None or theirs.member(self.me) is None:
             return
+        self.acknowledged(theirs)
         self.update(seen_by(merge(self.gossip, theirs), self.me))
         if msg.reply and self.gossip != theirs:
             sender = self.reply_target(theirs)
@@ -380,6 +459,22 @@ class _Daemon:
 
 def _statuses(gossip: Gossip) -> dict[UniqueAddress, MemberStatus]:
     return {unique: member.status for unique, member in gossip.members.items()}
+
+
+def _newly_downed(old: Gossip, new: Gossip, me: UniqueAddress) -> list[UniqueAddress]:
+    """The members ``down`` in ``new`` but not in ``old``, other than ``me`` and other than
+    older incarnations whose address a live member holds now (that one is not downed)."""
+    found = []
+    for unique, member in new.members.items():
+        if member.status is not MemberStatus.down or unique == me:
+            continue
+        before = old.members.get(unique)
+        if before is not None and before.status is MemberStatus.down:
+            continue
+        if member_at(new, member.node) is not None:
+            continue
+        found.append(unique)
+    return sorted(found)
 
 
 def daemon(

@@ -490,6 +490,16 @@ class MembershipSystem(RemoteActorSystem):
         """This node's roles. Not a checkpoint."""
         return self._roles
 
+    @property
+    def cluster_settings(self) -> ClusterSettings:
+        """The membership timings this node runs with. Not a checkpoint.
+
+        Examples:
+            >>> system.cluster_settings.down_notice_window              # doctest: +SKIP
+            1.0
+        """
+        return self._cluster_settings
+
     def cluster_gossip(self) -> Gossip:
         """The raw membership value (for tools and tests)."""
         return self._gossip

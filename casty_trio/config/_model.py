@@ -233,7 +233,9 @@ class FailoverConfig:
     Attributes:
         failover_margin: Seconds the coordinator waits after a node is downed before it
             promotes a replica of the node's shards: the time the other side of a partition
-            has to down itself and stop writing.
+            has to down itself and stop writing. The coordinator never waits less than the
+            downing notice window (two ``[cluster.heartbeat] interval``), the time a losing
+            side has to hear its own decision.
         query_timeout: Seconds the coordinator waits for the surviving replicas of a shard to
             report how much of it they hold before it promotes the best of those that answered.
         sync_timeout: Seconds a new primary waits for history from the other holders of its
