@@ -37,6 +37,7 @@ from ._membership import (
     MemberStatus,
     UniqueAddress,
     down,
+    downing_counted,
     join,
     leader,
     leader_actions,
@@ -350,11 +351,7 @@ class _Daemon:
         self.stable.observe(now, unreachable)
         if not self.stable.should_decide(now) or leader(gossip) != self.me:
             return
-        counted = [
-            m
-            for m in gossip.members.values()
-            if m.status in (MemberStatus.up, MemberStatus.leaving)
-        ]
+        counted = downing_counted(gossip, unreachable)
         members = frozenset(m.unique for m in counted)
         view = DowningInput(
             members=members,

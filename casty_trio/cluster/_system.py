@@ -81,6 +81,7 @@ def _settings_from(cluster: ClusterConfig) -> ClusterSettings:
         acceptable_heartbeat_pause=detector.acceptable_heartbeat_pause,
         first_heartbeat_estimate=detector.first_heartbeat_estimate,
         stable_after=cluster.downing.stable_after,
+        leave_timeout=cluster.leave_timeout,
     )
 
 
@@ -101,7 +102,8 @@ class MembershipSystem(RemoteActorSystem):
     :class:`NodeDownedError`.
 
     With a ``config``, the timings (``[cluster.gossip]``, ``[cluster.heartbeat]``,
-    ``[cluster.failure_detector]``, ``[cluster.downing] stable_after``), the downing strategy
+    ``[cluster.failure_detector]``, ``[cluster.downing] stable_after``,
+    ``[cluster] leave_timeout``), the downing strategy
     (``[cluster.downing]``), the remoting tunables (``[transport]``) and, when this system
     builds its own transport, TLS (``[cluster.tls]``) come from it; explicit ``tls``,
     ``settings``, ``cluster_settings`` and ``downing`` arguments win. The node's identity
@@ -296,12 +298,17 @@ class MembershipSystem(RemoteActorSystem):
             )
         return result
 
-    async def _leave_gracefully(self, timeout: float = 5.0) -> None:
+    async def _leave_gracefully(self) -> None:
+        """Ask to leave, then wait ``leave_timeout`` to be seen ``exiting`` (or removed).
+
+        Past the timeout the node stops while still ``leaving``: the others complete its leave
+        without it (a silent leaving member counts on no side of a partition).
+        """
         daemon_ref = self.lookup("/" + DAEMON_NAME)
         if daemon_ref is None:
             return
         daemon_ref.tell(LeaveCluster())
-        with trio.move_on_after(timeout):
+        with trio.move_on_after(self._cluster_settings.leave_timeout):
             await self._left.wait()
         await trio.lowlevel.checkpoint()
 

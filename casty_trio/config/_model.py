@@ -381,6 +381,10 @@ class ClusterConfig:
         roles: This node's roles.
         bind_host: The interface to listen on; absent means ``host``.
         required_quorum: Entering the system waits until this many members are up.
+        leave_timeout: Seconds a graceful leave waits for this node to be seen ``exiting``
+            before the node stops anyway; the others complete its leave all the same. Long
+            enough by default for a crashed member to be downed first (failure detection plus
+            ``stable_after``), so that the leave also completes on the leaver's side.
         gossip: ``[cluster.gossip]``.
         heartbeat: ``[cluster.heartbeat]``.
         failure_detector: ``[cluster.failure_detector]``.
@@ -395,6 +399,7 @@ class ClusterConfig:
     roles: tuple[str, ...] = attrs.field(default=(), converter=_strings, validator=_words)
     bind_host: str | None = attrs.field(default=None, validator=_word)
     required_quorum: int | None = attrs.field(default=None, validator=_capacity)
+    leave_timeout: float = attrs.field(default=20.0, validator=_positive)
     gossip: GossipConfig = GossipConfig()
     heartbeat: HeartbeatConfig = HeartbeatConfig()
     failure_detector: FailureDetectorConfig = FailureDetectorConfig()
