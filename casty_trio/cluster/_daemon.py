@@ -459,18 +459,19 @@ def _statuses(gossip: Gossip) -> dict[UniqueAddress, MemberStatus]:
 
 
 def _newly_downed(old: Gossip, new: Gossip, me: UniqueAddress) -> list[UniqueAddress]:
-    """The members ``down`` in ``new`` but not in ``old``, other than ``me`` and other than
-    older incarnations whose address a live member holds now (that one is not downed)."""
+    """The members this change downs: ``down`` in ``new`` (or already ``removed``, when the
+    leader removed them in the same change) and neither in ``old``. Not ``me``, and not older
+    incarnations whose address a live member holds now (that one is not downed)."""
     found = []
     for unique, member in new.members.items():
-        if member.status is not MemberStatus.down or unique == me:
+        before = None if unique == me else old.members.get(unique)
+        if before is None or before.status in _GONE or member_at(new, member.node) is not None:
             continue
-        before = old.members.get(unique)
-        if before is not None and before.status is MemberStatus.down:
-            continue
-        if member_at(new, member.node) is not None:
-            continue
-        found.append(unique)
+        if member.status is MemberStatus.down or (
+            member.status is MemberStatus.removed
+            and before.status in (MemberStatus.joining, MemberStatus.up)
+        ):
+            found.append(unique)
     return sorted(found)
 
 
