@@ -8,6 +8,13 @@ unreachable set of this node's view was stable for ``stable_after`` and its side
 or downing everybody when that set has not settled within the instability bound). After every
 change the leader actions run, the events of the change are published, and watchers of actors
 on downed or removed nodes learn that those actors are gone.
+
+A downing decision reaches the members it downs: the new gossip is pushed to them as well as
+to the live members, and re-sent to them every heartbeat interval until they acknowledge it
+(they answer with a gossip they have seen, in which they are down) or
+:attr:`ClusterSettings.down_notice_window` has passed. A node that downs itself (the leader of a
+losing side) exits only then, so the rest of its side hears the decision from it and exits
+within a round trip instead of waiting to decide the same by itself.
 """
 
 from __future__ import annotations
@@ -39,12 +46,14 @@ from ._membership import (
     ReachabilityView,
     UniqueAddress,
     down,
+    downing_counted,
     join,
     leader,
     leader_actions,
     leave,
     mark_reachable,
     mark_unreachable,
+    member_at,
     merge,
     reachability,
     seen_by,
@@ -76,6 +85,11 @@ DAEMON_NAME = "$cluster"
 DAEMON_PATH = "/" + DAEMON_NAME
 
 _LIVE = (MemberStatus.joining, MemberStatus.up, MemberStatus.leaving, MemberStatus.exiting)
+_GONE = (MemberStatus.down, MemberStatus.removed)
+
+DOWN_NOTICE_RESENDS = 2
+"""How many times a downing decision is re-sent (one heartbeat interval apart) to a downed
+member that has not acknowledged it."""
 
 
 @attrs.frozen
@@ -86,6 +100,9 @@ class ClusterSettings:
     unreachable set has not settled (become empty, or been decided on) within ``stable_after``
     plus this many seconds, every node downs every member. ``None`` means the default
     (3/4 of ``stable_after``, at least 4 s); ``math.inf`` never downs all.
+
+    ``leave_timeout`` is how long a graceful leave waits for this node to be seen ``exiting``
+    before the node stops anyway (the others still complete its leave).
     """
 
     gossip_interval: float = 0.2
@@ -98,6 +115,7 @@ class ClusterSettings:
     stable_after: float = 5.0
     join_retry: float = 0.5
     down_all_when_unstable: float | None = None
+    leave_timeout: float = 20.0
 
     @property
     def unstable_bound(self) -> float:
@@ -105,6 +123,21 @@ class ClusterSettings:
         if self.down_all_when_unstable is None:
             return default_down_all_when_unstable(self.stable_after)
         return self.down_all_when_unstable
+
+    @property
+    def down_notice_window(self) -> float:
+        """Seconds a downing decision keeps being re-sent to the members it downs.
+
+        ``DOWN_NOTICE_RESENDS`` heartbeat intervals. A downed member that any of these
+        messages reaches exits within one (one-way) latency of receiving it, and a node that
+        downed itself exits at the latest this long after its decision: a losing side is gone
+        within this window of its leader's decision unless every re-send is lost.
+
+        Examples:
+            >>> ClusterSettings().down_notice_window
+            1.0
+        """
+        return DOWN_NOTICE_RESENDS * self.heartbeat_interval
 
 
 class _GossipTick:
@@ -183,6 +216,10 @@ class _Daemon:
         )
         self.heartbeat_seq = 0
         self.seed_index = 0
+        # Members this node downed that have not acknowledged it yet: re-sends left for each.
+        self.notices: dict[UniqueAddress, int] = {}
+        # Set once this node is downed: it exits when no notice is pending any more.
+        self.exit_status: MemberStatus | None = None
 
     # ------------------------------------------------------------------ plumbing
 
@@ -217,6 +254,11 @@ class _Daemon:
             push = GossipPush(gossip_to_wire(new), True)
             for member in self.others():
                 self.daemon_at(member.node).tell(push)
+            # The members this change downs hear it too (they are not among the others any
+            # more): otherwise each of them would have to reach the same decision by itself.
+            for unique in _newly_downed(old, new, self.me):
+                self.notices[unique] = DOWN_NOTICE_RESENDS
+                self.daemon_at(unique.node).tell(push)
         events = diff_events(old, new, self_unique=self.me)
         stream = self.system.event_stream
         for event in events:
@@ -245,7 +287,40 @@ class _Daemon:
                 # Removed without leaving: the others downed it while it was cut off (it saw
                 # neither its own downing nor theirs). It is as downed as if it had.
                 status = MemberStatus.down
-            self.hooks.left(status)
+            self.exit_status = status
+            self.exit_when_notified()
+
+    def exit_when_notified(self) -> None:
+        """Report this node's exit, once the members it downed were told (or gave up on)."""
+        if self.exit_status is None:
+            return
+        if self.exit_status is MemberStatus.down and self.notices:
+            return  # it still re-sends its decision to the rest of its side
+        self.hooks.left(self.exit_status)
+
+    def resend_notices(self) -> None:
+        """Re-send the current gossip to the downed members that have not acknowledged it."""
+        if not self.notices:
+            return
+        push = GossipPush(gossip_to_wire(self.gossip), True)
+        for unique, left in list(self.notices.items()):
+            self.daemon_at(unique.node).tell(push)
+            if left > 1:
+                self.notices[unique] = left - 1
+            else:
+                del self.notices[unique]
+        self.exit_when_notified()
+
+    def acknowledged(self, theirs: Gossip) -> None:
+        """Drop the notices ``theirs`` acknowledges: a downed member that has seen a gossip
+        in which it is down knows it."""
+        if not self.notices:
+            return
+        for unique in [u for u in self.notices if u in theirs.seen]:
+            member = theirs.member(unique)
+            if member is not None and member.status in _GONE:
+                del self.notices[unique]
+        self.exit_when_notified()
 
     # ------------------------------------------------------------------ rounds
 
@@ -272,6 +347,9 @@ class _Daemon:
     def heartbeat_round(self) -> None:
         if not self.joined:
             return
+        self.resend_notices()
+        if self.exit_status is not None:
+            return  # downed, only telling the rest of its side before it exits
         now = trio.current_time()
         self.heartbeat_seq += 1
         beat = Heartbeat(unique_address_to_wire(self.me), self.heartbeat_seq)
@@ -393,6 +471,7 @@ class _Daemon:
         theirs = self.decode(msg.gossip)
         if theirs is None or theirs.member(self.me) is None:
             return
+        self.acknowledged(theirs)
         self.update(seen_by(merge(self.gossip, theirs), self.me))
         if msg.reply and self.gossip != theirs:
             sender = self.reply_target(theirs)
@@ -431,8 +510,10 @@ def _downing_input(
 ) -> DowningInput[UniqueAddress] | None:
     """This node's view as the resolver needs it; ``None`` if this node does not take part.
 
-    Counted: ``up`` and ``leaving`` members. Unreachable: the members cleanly cut off in this
-    node's view; indirectly connected ones are on this side (see ``_membership.reachability``).
+    Counted: ``up`` members and reachable ``leaving`` ones (``_membership.downing_counted``: a
+    leaver that went silent is on no side). Unreachable: the counted members cleanly cut off in
+    this node's view; indirectly connected ones are on this side (see
+    ``_membership.reachability``).
     """
     mine = gossip.member(me)
     if mine is None or mine.status not in (
@@ -441,25 +522,40 @@ def _downing_input(
         MemberStatus.leaving,
     ):
         return None
-    counted = [
-        m for m in gossip.members.values() if m.status in (MemberStatus.up, MemberStatus.leaving)
-    ]
+    counted = downing_counted(gossip, view.unreachable)
     members = frozenset(m.unique for m in counted)
     return DowningInput(
         members=members,
-        unreachable=view.cleanly_unreachable,
+        unreachable=view.cleanly_unreachable & members,
         self_member=me,
         joining=frozenset(
             m.unique for m in gossip.members.values() if m.status is MemberStatus.joining
         ),
         leaving=frozenset(m.unique for m in counted if m.status is MemberStatus.leaving),
         roles={m.unique: m.roles for m in gossip.members.values()},
-        indirectly_connected=view.indirectly_connected,
+        indirectly_connected=view.indirectly_connected & members,
     )
 
 
 def _statuses(gossip: Gossip) -> dict[UniqueAddress, MemberStatus]:
     return {unique: member.status for unique, member in gossip.members.items()}
+
+
+def _newly_downed(old: Gossip, new: Gossip, me: UniqueAddress) -> list[UniqueAddress]:
+    """The members this change downs: ``down`` in ``new`` (or already ``removed``, when the
+    leader removed them in the same change) and neither in ``old``. Not ``me``, and not older
+    incarnations whose address a live member holds now (that one is not downed)."""
+    found = []
+    for unique, member in new.members.items():
+        before = None if unique == me else old.members.get(unique)
+        if before is None or before.status in _GONE or member_at(new, member.node) is not None:
+            continue
+        if member.status is MemberStatus.down or (
+            member.status is MemberStatus.removed
+            and before.status in (MemberStatus.joining, MemberStatus.up)
+        ):
+            found.append(unique)
+    return sorted(found)
 
 
 def daemon(

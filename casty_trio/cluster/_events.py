@@ -8,9 +8,13 @@ each transition once:
 
 * :class:`MemberUp` when a member becomes ``up`` (from ``joining``, or first seen ``up``);
 * :class:`MemberDowned` when a member becomes ``down``;
-* :class:`MemberLeft` when a member known to this node is ``removed`` without having been
-  ``down`` in this node's previous state: a graceful leave (``leaving → exiting → removed``).
-  A downed member that is later removed gets no ``MemberLeft``: its ``MemberDowned`` said it;
+* :class:`MemberLeft` when a member this node last saw ``leaving`` or ``exiting`` is
+  ``removed``: a graceful leave (``leaving → exiting → removed``). A member goes ``removed``
+  only through ``exiting`` or ``down``, so one this node last saw ``joining`` or ``up`` and
+  now sees ``removed`` was downed meanwhile (this node missed the ``down``, or the downing and
+  the removal came in one change): that is a :class:`MemberDowned`. A downed member that is
+  later removed gets no ``MemberLeft``: its ``MemberDowned`` said it. A member this node
+  never saw gets neither;
 * :class:`UnreachableMember` / :class:`ReachableMember` when a live member (not ``down`` nor
   ``removed``) starts / stops being reported unreachable; a member that is downed while
   unreachable gets ``MemberDowned`` and no ``ReachableMember``;
@@ -133,12 +137,11 @@ def diff_events(
             events.append(MemberUp(member))
         elif member.status is MemberStatus.down:
             events.append(MemberDowned(member))
-        elif (
-            member.status is MemberStatus.removed
-            and before is not None
-            and before.status is not MemberStatus.down
-        ):
-            events.append(MemberLeft(member))
+        elif member.status is MemberStatus.removed and before is not None:
+            if before.status in _LEAVING:
+                events.append(MemberLeft(member))
+            elif before.status is not MemberStatus.down:
+                events.append(MemberDowned(member))  # its down came with, or before, this
 
     old_unreachable = {m.unique for m in unreachable_members(old, self_unique)}
     new_unreachable = {m.unique for m in unreachable_members(new, self_unique)}
@@ -158,3 +161,4 @@ def diff_events(
 
 
 _GONE = frozenset({MemberStatus.down, MemberStatus.removed})
+_LEAVING = frozenset({MemberStatus.leaving, MemberStatus.exiting})

@@ -44,9 +44,11 @@ Reachability
     resolver handles them. ``down`` and ``removed`` members are never reported as unreachable.
 
 Convergence and the leader
-    The gossip is converged (:func:`is_converged`) when no member that is ``joining``, ``up`` or
-    ``leaving`` is unreachable and every reachable ``up``/``leaving``/``exiting`` member has seen
-    this version; ``down`` and ``removed`` members never block it. The leader (:func:`leader`)
+    The gossip is converged (:func:`is_converged`) when no member that is ``joining`` or ``up``
+    is unreachable and every reachable ``up``/``leaving``/``exiting`` member has seen this
+    version; ``down`` and ``removed`` members never block it, nor do unreachable ``leaving``
+    ones (a leaving member that went silent is completing its leave, see
+    :func:`downing_counted`). The leader (:func:`leader`)
     is the reachable ``up``/``leaving`` member with the lowest unique address (``joining`` or
     ``exiting`` ones when there are none, indirectly connected ones when every live member is
     unreachable): a function of the gossip's content (and, with ``self_unique``, of whose view
@@ -101,6 +103,7 @@ __all__ = [
     "ReachabilityView",
     "UniqueAddress",
     "down",
+    "downing_counted",
     "is_converged",
     "join",
     "leader",
@@ -120,7 +123,7 @@ __all__ = [
 
 _GONE = frozenset({MemberStatus.down, MemberStatus.removed})
 _MUST_SEE = frozenset({MemberStatus.up, MemberStatus.leaving, MemberStatus.exiting})
-_BLOCKS_WHEN_UNREACHABLE = frozenset({MemberStatus.joining, MemberStatus.up, MemberStatus.leaving})
+_BLOCKS_WHEN_UNREACHABLE = frozenset({MemberStatus.joining, MemberStatus.up})
 _LEADER_STATUSES = frozenset({MemberStatus.up, MemberStatus.leaving})
 
 
@@ -344,8 +347,9 @@ def side_has_seen(gossip: Gossip, self_unique: UniqueAddress) -> bool:
 def is_converged(gossip: Gossip, self_unique: UniqueAddress) -> bool:
     """Whether the state is converged, so the leader may move members on.
 
-    Converged means: ``self_unique`` has seen this version; no ``joining``, ``up`` or ``leaving``
-    member is unreachable (unreachable ``exiting`` members are tolerated); every reachable
+    Converged means: ``self_unique`` has seen this version; no ``joining`` or ``up`` member is
+    unreachable (unreachable ``leaving`` and ``exiting`` members are tolerated: they are on
+    their way out, and the leader completes their leave without them); every reachable
     ``up``, ``leaving`` or ``exiting`` member has seen this version. ``down`` and ``removed``
     members never block convergence, nor do ``joining`` ones that have not seen it yet.
 
@@ -366,6 +370,41 @@ def is_converged(gossip: Gossip, self_unique: UniqueAddress) -> bool:
         elif member.status in _MUST_SEE and unique not in gossip.seen:
             return False
     return True
+
+
+def downing_counted(gossip: Gossip, unreachable: frozenset[UniqueAddress]) -> list[Member]:
+    """The members a downing decision counts, on either side: ``up`` and reachable ``leaving``.
+
+    A ``leaving`` member in ``unreachable`` went silent while leaving (it stopped waiting after
+    its leave timeout, or it is cut off after handing everything off): it is completing its
+    leave, on no side of a partition, and is neither counted nor downed; the leader removes it
+    as a leave (:func:`is_converged` tolerates it). ``joining``, ``exiting``, ``down`` and
+    ``removed`` members are never counted.
+
+    Args:
+        gossip: The membership.
+        unreachable: The members the decision treats as unreachable.
+
+    Returns:
+        The counted members, in no particular order.
+
+    Examples:
+        >>> a = UniqueAddress(NodeAddress("h", 1), 1)
+        >>> b = UniqueAddress(NodeAddress("h", 2), 1)
+        >>> c = UniqueAddress(NodeAddress("h", 3), 1)
+        >>> g = Gossip([Member(a, "a", MemberStatus.up), Member(b, "b", MemberStatus.leaving),
+        ...             Member(c, "c", MemberStatus.up)])
+        >>> sorted(m.node_id for m in downing_counted(g, frozenset({c})))
+        ['a', 'b', 'c']
+        >>> sorted(m.node_id for m in downing_counted(g, frozenset({b, c})))
+        ['a', 'c']
+    """
+    return [
+        m
+        for m in gossip.members.values()
+        if m.status is MemberStatus.up
+        or (m.status is MemberStatus.leaving and m.unique not in unreachable)
+    ]
 
 
 def leader(

@@ -86,6 +86,7 @@ def _settings_from(cluster: ClusterConfig) -> ClusterSettings:
         down_all_when_unstable=(
             None if unstable is True else math.inf if unstable is False else float(unstable)
         ),
+        leave_timeout=cluster.leave_timeout,
     )
 
 
@@ -107,10 +108,10 @@ class MembershipSystem(RemoteActorSystem):
 
     With a ``config``, the timings (``[cluster.gossip]``, ``[cluster.heartbeat]``,
     ``[cluster.failure_detector]``, ``[cluster.downing] stable_after`` and
-    ``down_all_when_unstable``), the downing strategy (``[cluster.downing]``), the remoting
-    tunables (``[transport]``) and, when this system builds its own transport, TLS
-    (``[cluster.tls]``) come from it; explicit ``tls``, ``settings``, ``cluster_settings`` and
-    ``downing`` arguments win. The node's identity
+    ``down_all_when_unstable``, ``[cluster] leave_timeout``), the downing strategy
+    (``[cluster.downing]``), the remoting tunables (``[transport]``) and, when this system
+    builds its own transport, TLS (``[cluster.tls]``) come from it; explicit ``tls``,
+    ``settings``, ``cluster_settings`` and ``downing`` arguments win. The node's identity
     (host, port, node id, seeds, roles, bind host, required quorum) is given as arguments;
     :meth:`from_config` reads it from ``[cluster]``.
 
@@ -302,12 +303,17 @@ class MembershipSystem(RemoteActorSystem):
             )
         return result
 
-    async def _leave_gracefully(self, timeout: float = 5.0) -> None:
+    async def _leave_gracefully(self) -> None:
+        """Ask to leave, then wait ``leave_timeout`` to be seen ``exiting`` (or removed).
+
+        Past the timeout the node stops while still ``leaving``: the others complete its leave
+        without it (a silent leaving member counts on no side of a partition).
+        """
         daemon_ref = self.lookup("/" + DAEMON_NAME)
         if daemon_ref is None:
             return
         daemon_ref.tell(LeaveCluster())
-        with trio.move_on_after(timeout):
+        with trio.move_on_after(self._cluster_settings.leave_timeout):
             await self._left.wait()
         await trio.lowlevel.checkpoint()
 
@@ -495,6 +501,16 @@ class MembershipSystem(RemoteActorSystem):
     def roles(self) -> frozenset[str]:
         """This node's roles. Not a checkpoint."""
         return self._roles
+
+    @property
+    def cluster_settings(self) -> ClusterSettings:
+        """The membership timings this node runs with. Not a checkpoint.
+
+        Examples:
+            >>> system.cluster_settings.down_notice_window              # doctest: +SKIP
+            1.0
+        """
+        return self._cluster_settings
 
     def cluster_gossip(self) -> Gossip:
         """The raw membership value (for tools and tests)."""

@@ -235,7 +235,9 @@ class FailoverConfig:
     Attributes:
         failover_margin: Seconds the coordinator waits after a node is downed before it
             promotes a replica of the node's shards: the time the other side of a partition
-            has to down itself and stop writing.
+            has to down itself and stop writing. The coordinator never waits less than the
+            downing notice window (two ``[cluster.heartbeat] interval``), the time a losing
+            side has to hear its own decision.
         query_timeout: Seconds the coordinator waits for the surviving replicas of a shard to
             report how much of it they hold before it promotes the best of those that answered.
         sync_timeout: Seconds a new primary waits for history from the other holders of its
@@ -459,6 +461,10 @@ class ClusterConfig:
         roles: This node's roles.
         bind_host: The interface to listen on; absent means ``host``.
         required_quorum: Entering the system waits until this many members are up.
+        leave_timeout: Seconds a graceful leave waits for this node to be seen ``exiting``
+            before the node stops anyway; the others complete its leave all the same. Long
+            enough by default for a crashed member to be downed first (failure detection plus
+            ``stable_after``), so that the leave also completes on the leaver's side.
         gossip: ``[cluster.gossip]``.
         heartbeat: ``[cluster.heartbeat]``.
         failure_detector: ``[cluster.failure_detector]``.
@@ -473,6 +479,7 @@ class ClusterConfig:
     roles: tuple[str, ...] = attrs.field(default=(), converter=_strings, validator=_words)
     bind_host: str | None = attrs.field(default=None, validator=_word)
     required_quorum: int | None = attrs.field(default=None, validator=_capacity)
+    leave_timeout: float = attrs.field(default=20.0, validator=_positive)
     gossip: GossipConfig = GossipConfig()
     heartbeat: HeartbeatConfig = HeartbeatConfig()
     failure_detector: FailureDetectorConfig = FailureDetectorConfig()

@@ -117,6 +117,11 @@ class _Coordinator(Promoting):
         self.next_rebalance = trio.current_time() + settings.rebalance_interval
         self.replicas = replication.replicas if replication is not None else 0
         self.failover = failover if failover is not None else FailoverConfig()
+        # The other side of a partition is gone within the downing notice window of its own
+        # decision: waiting less could leave two primaries of a shard serving at once.
+        self.failover_margin = max(
+            self.failover.failover_margin, system.cluster_settings.down_notice_window
+        )
         self.replica_sets: dict[int, tuple[NodeAddress, ...]] = {}
         self.sources: dict[int, tuple[NodeAddress, ...]] = {}
         self.promotions: dict[int, _Promotion] = {}
@@ -297,7 +302,7 @@ class _Coordinator(Promoting):
             self.tell(requester, ShardHome(shard, node.host, node.port, epoch))
             return
         self.waiting.setdefault(shard, set()).add(requester)
-        if self.start_promotion(shard, self.failover.failover_margin):
+        if self.start_promotion(shard, self.failover_margin):
             return  # known replicas, primary unknown (it was on a coordinator that died)
         if self.allocate(shard, requester):
             self.announce(shard)
@@ -306,9 +311,7 @@ class _Coordinator(Promoting):
         for shard in list(self.waiting):
             if shard in self.handoffs or shard in self.promotions:
                 continue
-            if shard not in self.allocation and self.start_promotion(
-                shard, self.failover.failover_margin
-            ):
+            if shard not in self.allocation and self.start_promotion(shard, self.failover_margin):
                 continue
             if shard in self.allocation or self.allocate(shard, self.me):
                 self.announce(shard)
@@ -451,13 +454,11 @@ class _Coordinator(Promoting):
                 self.promote(shard)
         for shard in lost:
             if self.replicas and shard not in self.handoffs and shard not in self.promotions:
-                self.start_promotion(shard, self.failover.failover_margin)
+                self.start_promotion(shard, self.failover_margin)
         for shard, handoff in list(self.handoffs.items()):
             if handoff.home not in held:
                 del self.handoffs[shard]
-                if not (
-                    self.replicas and self.start_promotion(shard, self.failover.failover_margin)
-                ):
+                if not (self.replicas and self.start_promotion(shard, self.failover_margin)):
                     self.reallocate(shard)
         for requesters in self.waiting.values():
             requesters &= self.live

@@ -15,7 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from casty_trio import NodeAddress
-from casty_trio.cluster import Gossip, Member, MemberStatus, UniqueAddress
+from casty_trio.cluster import ClusterSettings, Gossip, Member, MemberStatus, UniqueAddress
 from casty_trio.cluster._incarnations import Incarnations
 from casty_trio.cluster._membership import join
 from casty_trio.sharding._allocation import LeastShardAllocation
@@ -76,6 +76,7 @@ class _StubSystem:
     def __init__(self, me: UniqueAddress, gossip: Gossip) -> None:
         self.self_node = me.node
         self.self_unique = me
+        self.cluster_settings = ClusterSettings()
         self._gossip = gossip
 
     def cluster_gossip(self) -> Gossip:
