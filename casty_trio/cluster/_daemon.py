@@ -287,7 +287,10 @@ class _Daemon:
                 # Removed without leaving: the others downed it while it was cut off (it saw
                 # neither its own downing nor theirs). It is as downed as if it had.
                 status = MemberStatus.down
-            self.exit_status = status
+            if self.exit_status is not MemberStatus.down:
+                # A node downed while it still tells the rest of its side stays downed when it
+                # then sees itself removed: it shuts down as downed, not as having left.
+                self.exit_status = status
             self.exit_when_notified()
 
     def exit_when_notified(self) -> None:
