@@ -1,13 +1,14 @@
-"""The values of shard replication: the public shapes (:class:`ReplicateEvents`,
-:class:`ReplicateEventsAck`) and the messages between a region, its replica actor and its
-replica links (all in one process). What travels between nodes is in ``_wire.py``.
+"""The values of shard replication: the public messages :class:`ReplicateEvents` and
+:class:`ReplicateEventsAck`, which are the protocol's batch and ack between a primary and its
+replicas (their wire form and the other protocol messages are in ``_wire.py``), and the
+messages between a region, its replica actor and its replica links (all in one process).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import attrs
+import msgspec
 
 from ..._core import ActorRef, NodeAddress
 from ...persistence import PersistedEvent
@@ -16,6 +17,7 @@ __all__ = [
     "FLUSH",
     "FLUSH_SOON",
     "TICK",
+    "Arrived",
     "Fenced",
     "Flush",
     "FlushSoon",
@@ -28,14 +30,17 @@ __all__ = [
 ]
 
 
-@attrs.frozen
-class ReplicateEvents:
+class ReplicateEvents(msgspec.Struct, frozen=True, array_like=True, gc=False, tag=52):
     """Persisted events of one entity on their way to a replica.
 
-    Sent (encoded on the wire) by the primary of the entity's shard after persisting them, and
-    by a holder of the shard's history to a replica or new primary that lacks them.
+    Sent by the primary of the entity's shard after persisting them, with ``reply_to`` its
+    replica link for the receiving node; and by a holder of the shard's history to a replica
+    or new primary that lacks them, with no ``reply_to``. Its wire form is in ``_wire.py``.
 
-    Args:
+    Built as ``ReplicateEvents(entity_id, shard_id, events, reply_to=None)`` (positional or
+    keyword).
+
+    Attributes:
         entity_id: Entity whose events are being replicated.
         shard_id: Shard that owns the entity.
         events: The events, in sequence-number order.
@@ -53,11 +58,14 @@ class ReplicateEvents:
     reply_to: ActorRef[Any] | None = None
 
 
-@attrs.frozen
-class ReplicateEventsAck:
+class ReplicateEventsAck(msgspec.Struct, frozen=True, array_like=True, gc=False, tag=53):
     """A replica holds every event of ``entity_id`` up to ``sequence_nr``.
 
-    Args:
+    Sent by a replica to the ``reply_to`` of a :class:`ReplicateEvents` once it stored them.
+
+    Built as ``ReplicateEventsAck(entity_id, sequence_nr)`` (positional or keyword).
+
+    Attributes:
         entity_id: Entity whose events were replicated.
         sequence_nr: Highest sequence number the replica persisted, with no gap before it.
 
@@ -71,6 +79,18 @@ class ReplicateEventsAck:
 
 
 # ---------------------------------------------------------------------------- internal messages
+
+
+class Arrived:
+    """To the replica actor, from its receiver: ``batch`` came from the node ``sender``, for
+    allocation ``epoch`` of its shard (checked where it was read)."""
+
+    __slots__ = ("batch", "epoch", "sender")
+
+    def __init__(self, sender: NodeAddress, epoch: int, batch: ReplicateEvents) -> None:
+        self.sender = sender
+        self.epoch = epoch
+        self.batch = batch
 
 
 class StartSync:

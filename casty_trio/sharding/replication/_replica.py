@@ -2,9 +2,10 @@
 
 It owns this node's side of replication that touches the journal, one message at a time:
 
-- stores ``ReplicaEvents`` a primary sends, idempotently by sequence number, after checking the
-  batch's allocation epoch (older than one it knows: refused with ``ReplicaRefused``), and acks
-  the highest sequence number it holds without a gap to the primary's replica link; a batch
+- stores the ``ReplicateEvents`` a primary sends, idempotently by sequence number, after
+  checking the batch's allocation epoch (older than one it knows: refused with
+  ``ReplicaRefused``), and acks the highest sequence number it holds without a gap
+  (``ReplicateEventsAck``) to the batch's ``reply_to``, the primary's replica link; a batch
   that starts after a gap is not stored: the missing history is requested instead;
 - serves history (``HistoryRequest``, and ``PushHistory`` from its own region as primary) from
   the journal;
@@ -14,6 +15,8 @@ It owns this node's side of replication that touches the journal, one message at
 - answers the coordinator's ``ReplicaQuery`` during a failover.
 
 Journal reads and writes happen here, never in the region, so routing never waits for them.
+Its peers' messages arrive whole in the peer link's reader (a bulk receiver, which knows the
+sender's node); batches are read and checked there (:meth:`Replication.read_batches`).
 """
 
 from __future__ import annotations
@@ -21,14 +24,15 @@ from __future__ import annotations
 import logging
 from typing import Any, cast
 
+import msgspec
 import trio
 
 from ..._core import ActorContext, ActorRef, Behavior, Behaviors, NodeAddress, TimerScheduler
 from ..._errors import JournalError, SerializationError
 from ...persistence import NonBlockingJournal, PersistedEvent
 from ._replication import (
-    REPLICA_NAME,
     TICK,
+    Arrived,
     Fenced,
     PushHistory,
     ReplicateEvents,
@@ -41,8 +45,6 @@ from ._replication import (
 from ._wire import (
     HistoryEnd,
     HistoryRequest,
-    ReplicaAck,
-    ReplicaEvents,
     ReplicaHoldings,
     ReplicaQuery,
     ReplicaRefused,
@@ -53,8 +55,6 @@ from ._wire import (
 __all__ = ["replica_actor"]
 
 _log = logging.getLogger("casty_trio.replication")
-
-_SENDERS_KEPT = 1024  # nodes remembered by _Replica.sender (all of them, in any real cluster)
 
 
 class _Replica:
@@ -67,12 +67,12 @@ class _Replica:
         self.expected: dict[tuple[int, NodeAddress], float] = {}
         # new primaries waiting for their sources: shard -> sources not done
         self.syncing: dict[int, set[NodeAddress]] = {}
-        self._senders: dict[tuple[str, int], NodeAddress] = {}
 
-    def refuse(self, sender: NodeAddress, shard: int, epoch: int) -> None:
-        link = self.r.link_ref(sender)
-        if link is not None:
-            link.tell(ReplicaRefused(shard, epoch, self.r.me.host, self.r.me.port))
+    def refuse(self, batch: ReplicateEvents, epoch: int) -> None:
+        if batch.reply_to is not None:
+            batch.reply_to.tell(
+                ReplicaRefused(batch.shard_id, epoch, self.r.me.host, self.r.me.port)
+            )
 
     def ask_history(
         self,
@@ -121,11 +121,14 @@ class _Replica:
         await self.r.journal_of(batch.entity_id).persist(batch.entity_id, fresh)
         return self.r.note(batch.shard_id, batch.entity_id, fresh[-1].sequence_nr)
 
-    def admit(self, msg: ReplicaEvents, sender: NodeAddress) -> bool:
-        """Whether to store ``msg``: history only when asked for; a primary's batch only with
-        an epoch no older than one known here (else it is refused)."""
-        shard = msg.shard
-        if msg.history:
+    def admit(self, msg: Arrived) -> bool:
+        """Whether to store ``msg``'s batch: history (no ``reply_to``) only when asked for; a
+        primary's batch only with an epoch no older than one known here (else it is
+        refused)."""
+        batch = msg.batch
+        shard = batch.shard_id
+        sender = msg.sender
+        if batch.reply_to is None:
             if (shard, sender) not in self.expected:
                 _log.debug(
                     "replica %s: unrequested history of shard %d from %s",
@@ -145,78 +148,65 @@ class _Replica:
                 msg.epoch,
                 known,
             )
-            self.refuse(sender, shard, known)
+            self.refuse(batch, known)
             return False
         self.learn(shard, msg.epoch, sender)
         return True
 
-    def stored(self, msg: ReplicaEvents, sender: NodeAddress, highest: int | None) -> None:
-        """After a primary's batch: ask for the history a gap shows missing, and ack."""
-        shard = msg.shard
+    def stored(self, msg: Arrived, highest: int | None) -> None:
+        """After a primary's batch: ask for the history a gap shows missing, and ack to the
+        batch's ``reply_to``."""
+        batch = msg.batch
+        shard = batch.shard_id
         if highest is None:
-            have = self.r.index.get(shard, {}).get(msg.entity_id, 0)
-            if (shard, sender) not in self.expected:
-                self.ask_history(sender, shard, [(msg.entity_id, have)], whole=False)
+            have = self.r.index.get(shard, {}).get(batch.entity_id, 0)
+            if (shard, msg.sender) not in self.expected:
+                self.ask_history(msg.sender, shard, [(batch.entity_id, have)], whole=False)
             highest = have
-        ack = ReplicateEventsAck(msg.entity_id, highest)
-        link = self.r.link_ref(sender)
-        if link is not None and ack.sequence_nr > 0:
-            link.tell(
-                ReplicaAck(ack.entity_id, shard, ack.sequence_nr, self.r.me.host, self.r.me.port)
-            )
+        if batch.reply_to is not None and highest > 0:
+            batch.reply_to.tell(ReplicateEventsAck(batch.entity_id, highest))
 
-    def store_at_once(self, msg: ReplicaEvents) -> bool:
+    def store_at_once(self, msg: Arrived) -> bool:
         """Store a primary's batch right away, in the peer link's reader, when this node's
         journal for the entity stores without blocking; False when the actor must do it."""
-        if msg.history:
+        batch = msg.batch
+        if batch.reply_to is None:
             return False
-        journal = self.r.journal_of(msg.entity_id)
+        journal = self.r.journal_of(batch.entity_id)
         if not self.r.stores_at_once(journal):
             return False
         stores = cast(NonBlockingJournal, journal)  # stores_at_once checked (cached per class)
-        shard = check_shard(msg.shard, self.r.num_shards)
-        sender = self.sender(msg.host, msg.port)
-        if not self.admit(msg, sender):
+        if not self.admit(msg):
             return True
-        batch = self.r.decode(msg)
         fresh = self.fresh(batch)
         if fresh:
             stores.persist_nowait(batch.entity_id, fresh)
-            highest: int | None = self.r.note(shard, batch.entity_id, fresh[-1].sequence_nr)
+            highest: int | None = self.r.note(
+                batch.shard_id, batch.entity_id, fresh[-1].sequence_nr
+            )
         else:
             highest = None if fresh is None else self.highest(batch)
-        self.stored(msg, sender, highest)
+        self.stored(msg, highest)
         return True
 
-    def sender(self, host: str, port: int) -> NodeAddress:
-        """The node a batch names (:func:`node_of`: validated), remembered for the next one."""
-        key = (host, port)
-        node = self._senders.get(key)
-        if node is None:
-            node = node_of(host, port)
-            if len(self._senders) >= _SENDERS_KEPT:
-                self._senders.clear()
-            self._senders[key] = node
-        return node
-
-    async def on_events(self, msg: ReplicaEvents) -> None:
-        sender = self.sender(msg.host, msg.port)
-        if not self.admit(msg, sender):
+    async def on_events(self, msg: Arrived) -> None:
+        if not self.admit(msg):
+            await trio.lowlevel.checkpoint()
             return
-        batch = self.r.decode(msg)
+        batch = msg.batch
         try:
             highest = await self.store(batch)
         except (JournalError, TypeError) as exc:
             _log.error(
                 "%s: could not store replicated events of %r from %s: %s",
                 self.r.region_path,
-                msg.entity_id,
-                sender,
+                batch.entity_id,
+                msg.sender,
                 exc,
             )
             return
-        if not msg.history:
-            self.stored(msg, sender, highest)
+        if batch.reply_to is not None:
+            self.stored(msg, highest)
 
     async def send_history(
         self,
@@ -240,16 +230,13 @@ class _Replica:
                     entity_id, known.get(entity_id, 0) + 1
                 )
                 if events:
-                    ref.tell(
-                        ReplicaEvents(
-                            entity_id,
-                            shard,
-                            epoch,
-                            me.host,
-                            me.port,
-                            as_history,
-                            self.r.encode(events),
-                        )
+                    self.r.send_batch(
+                        requester,
+                        entity_id,
+                        shard,
+                        epoch,
+                        self.r.encode(events),
+                        acked=not as_history,
                     )
             except (JournalError, TypeError, SerializationError) as exc:
                 _log.error(
@@ -307,8 +294,7 @@ class _Replica:
 
     async def receive(self, ctx: ActorContext[Any], msg: Any) -> Behavior[Any]:
         try:
-            if isinstance(msg, ReplicaEvents):
-                check_shard(msg.shard, self.r.num_shards)
+            if isinstance(msg, Arrived):  # read and checked by the receiver (take_run)
                 await self.on_events(msg)
             elif isinstance(msg, HistoryRequest):
                 check_shard(msg.shard, self.r.num_shards)
@@ -352,30 +338,41 @@ def replica_actor(replication: Replication, region: ActorRef[Any]) -> Behavior[A
     def with_timers(ctx: ActorContext[Any], timers: TimerScheduler[Any]) -> Behavior[Any]:
         timers.start_periodic("expire", TICK, replication.retry_interval)
         replica = _Replica(replication, region)
-        path = f"{replication.region_path}/{REPLICA_NAME}"
+        path = replication.replica_path
+        batches = replication.batch_manifest
         remoting = replication.system.remoting
         mailbox = ctx.self
 
-        def take(msg: Any) -> None:
-            # Batches for journals that store without blocking are stored here, in the peer
-            # link's reader; everything else waits its turn in the mailbox.
-            if type(msg) is ReplicaEvents:
+        def take_run(peer: NodeAddress, manifest: str, run: msgspec.Raw, count: int) -> int:
+            # Everything peers send this actor arrives here, in the peer link's reader. Batches
+            # for journals that store without blocking are stored here; everything else waits
+            # its turn in the mailbox.
+            if manifest != batches:
+                messages, bad = replication.read_messages(peer, path, manifest, run, count)
+                for msg in messages:
+                    mailbox.tell(msg)
+                return bad
+            arrived, bad = replication.read_batches(peer, run)
+            for msg in arrived:
                 try:
                     if replica.store_at_once(msg):
-                        return
-                except (ValueError, TypeError, SerializationError, JournalError) as exc:
+                        continue
+                except (ValueError, TypeError, JournalError) as exc:
                     _log.warning(
-                        "%s: replica dropped an invalid ReplicaEvents: %s",
+                        "%s: replica could not store events of %r from %s: %s",
                         replication.region_path,
+                        msg.batch.entity_id,
+                        peer,
                         exc,
                     )
-                    return
-            mailbox.tell(msg)
+                    continue
+                mailbox.tell(msg)
+            return bad
 
-        remoting.set_receiver(path, take)
+        remoting.set_bulk_receiver(path, take_run)
 
         async def post_stop(ctx: ActorContext[Any]) -> None:
-            remoting.set_receiver(path, None)
+            remoting.set_bulk_receiver(path, None)
 
         return Behaviors.with_lifecycle(Behaviors.receive(replica.receive), post_stop=post_stop)
 

@@ -1,8 +1,10 @@
 """The replica link: a primary region's actor for one replica node.
 
-It takes that node's acks (in the peer link's reader, see :func:`replica_link`) and refusals,
-and has events the replica leaves unacked for ``ack_timeout`` sent again. A child of the region,
-one per replica node, started and stopped by :class:`~._primary_side.PrimarySide`.
+It is the ``reply_to`` of the batches sent to that node: it takes that node's acks
+(:class:`ReplicateEventsAck`, in the peer link's reader, see :func:`replica_link`) and
+refusals, and has events the replica leaves unacked for ``ack_timeout`` sent again. A child
+of the region, one per replica node, started and stopped by
+:class:`~._primary_side.PrimarySide`.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import msgspec
 import trio
 
 from ..._core import ActorContext, ActorRef, Behavior, Behaviors, NodeAddress, TimerScheduler
@@ -22,11 +25,12 @@ from ._replication import (
     Flush,
     FlushSoon,
     PushHistory,
+    ReplicateEventsAck,
     Replication,
     Tick,
     link_name,
 )
-from ._wire import ReplicaAck, ReplicaRefused
+from ._wire import ReplicaRefused, check_entity_id, check_sequence_nr
 
 __all__ = ["replica_link", "resend_lagging"]
 
@@ -40,32 +44,65 @@ def replica_link(
     refusals, has events it leaves unacked for ``ack_timeout`` sent again, and sends the
     events that wait for it (:meth:`Replication.defer`) within ``LAZY_DELAY``.
 
-    Acks are taken in the peer link's reader as they arrive (``RemotingPort.set_receiver``), not
-    after a hop through this actor's mailbox: a waiting write is released one scheduler pass
-    sooner. Everything else goes through the mailbox.
+    Acks are taken in the peer link's reader as they arrive (a bulk receiver,
+    ``RemotingPort.set_bulk_receiver``), not after a hop through this actor's mailbox: a
+    waiting write is released one scheduler pass sooner. The receiver is told the node of the
+    peer link: acks count only when they come from ``node``. Refusals fence the shard there
+    too, ahead of any ack after them; everything else goes through the mailbox.
     """
 
     def with_timers(ctx: ActorContext[Any], timers: TimerScheduler[Any]) -> Behavior[Any]:
         timers.start_periodic("resend", TICK, replication.retry_interval)
         path = f"{replication.region_path}/{link_name(node)}"
+        acks = replication.ack_manifest
         remoting = replication.system.remoting
         mailbox = ctx.self
 
-        def take_ack(msg: Any) -> None:
-            if type(msg) is ReplicaAck:
-                if msg.port == node.port and msg.host == node.host:
-                    replication.acked(msg.entity_id, node, msg.sequence_nr)
-                return
-            if type(msg) is ReplicaRefused:
-                replication.fence(msg.shard, msg.epoch)
-            mailbox.tell(msg)
+        def take_ack(ack: ReplicateEventsAck) -> None:
+            """Count ``ack`` (from ``node``), its fields checked.
 
-        remoting.set_receiver(path, take_ack)
+            Raises:
+                ValueError: A field is out of range.
+            """
+            replication.acked(
+                check_entity_id(ack.entity_id), node, check_sequence_nr(ack.sequence_nr)
+            )
+
+        def take_run(peer: NodeAddress, manifest: str, run: msgspec.Raw, count: int) -> int:
+            messages, bad = replication.read_messages(peer, path, manifest, run, count)
+            if manifest == acks:
+                if peer != node:
+                    _log.warning(
+                        "%s: %d acks from %s dropped: this link takes those of %s",
+                        path,
+                        len(messages),
+                        peer,
+                        node,
+                    )
+                    return bad + len(messages)
+                for ack in messages:
+                    try:
+                        take_ack(ack)
+                    except ValueError as exc:
+                        bad += 1
+                        _log.warning("%s: dropped an invalid ack from %s: %s", path, peer, exc)
+                return bad
+            for msg in messages:
+                if type(msg) is ReplicaRefused:
+                    replication.fence(msg.shard, msg.epoch)
+                mailbox.tell(msg)
+            return bad
+
+        remoting.set_bulk_receiver(path, take_run)
         replication.links[node] = mailbox
 
         async def receive(ctx: ActorContext[Any], msg: Any) -> Behavior[Any]:
-            if isinstance(msg, ReplicaAck):
-                take_ack(msg)
+            if isinstance(msg, ReplicateEventsAck):
+                # Sent to this link's path before its receiver was registered: ``node``'s.
+                try:
+                    take_ack(msg)
+                except ValueError as exc:
+                    _log.warning("%s: dropped an invalid ack: %s", path, exc)
             elif isinstance(msg, ReplicaRefused):
                 replication.fence(msg.shard, msg.epoch)
                 region.tell(Fenced(msg.shard, msg.epoch))
@@ -80,7 +117,7 @@ def replica_link(
             return Behaviors.same()
 
         async def post_stop(ctx: ActorContext[Any]) -> None:
-            remoting.set_receiver(path, None)
+            remoting.set_bulk_receiver(path, None)
             if replication.links.get(node) == mailbox:
                 del replication.links[node]
                 replication.flush(node)  # nobody else would send what waits for it

@@ -6,14 +6,15 @@ nodes per shard besides the primary (``ShardReplicas``). Per region there is one
 in one process) and these actors, children of the region and so owned by its nursery:
 
 - ``replica``: the *replica region* (``_replica.py``). It stores the events primaries send
-  (``ReplicaEvents``) into this node's journal, idempotently by sequence number, and acks the
-  highest sequence number it holds without gap; it serves history (``HistoryRequest``) to
-  replicas that are behind and to new primaries, answers the coordinator's ``ReplicaQuery``
-  during a failover, and pulls history when this node becomes a shard's primary.
-- ``link-<host>-<port>``: the *replica link* to one replica node (``_replica_link.py``). Acks
-  from that node arrive here, not in any entity's mailbox, so an entity awaiting acks never
-  blocks them. It also notices events the replica has not acked for a while and has them sent
-  again.
+  (:class:`ReplicateEvents`) into this node's journal, idempotently by sequence number, and
+  acks the highest sequence number it holds without gap (:class:`ReplicateEventsAck`, to the
+  batch's ``reply_to``); it serves history (``HistoryRequest``) to replicas that are behind
+  and to new primaries, answers the coordinator's ``ReplicaQuery`` during a failover, and
+  pulls history when this node becomes a shard's primary.
+- ``link-<host>-<port>``: the *replica link* to one replica node (``_replica_link.py``), the
+  ``reply_to`` of the batches sent to that node. Acks from that node arrive here, not in any
+  entity's mailbox, so an entity awaiting acks never blocks them. It also notices events the
+  replica has not acked for a while and has them sent again.
 
 On the primary, each entity of a replicated type runs with a :class:`ShardReplicator`: after
 the entity persisted a command's events, it sends them to the replicas and, with ``min_acks``
@@ -24,8 +25,8 @@ them (the policy is in ``_replica_choice.py``); the others get them, merged per 
 ``LAZY_DELAY`` once those acked (:meth:`Replication.defer`), or at once if the first ones are
 slow (a hedge delay of a few of their recent ack latencies): a confirmation waits on the
 nearest replicas, and the others neither delay it nor compete with it. Fencing: every
-batch carries the shard's allocation epoch; a replica that knows a newer epoch refuses it
-(``ReplicaRefused``), and a primary told so stops hosting the shard.
+batch travels with the shard's allocation epoch (see ``_wire.py``); a replica that knows a
+newer epoch refuses it (``ReplicaRefused``), and a primary told so stops hosting the shard.
 """
 
 from __future__ import annotations
@@ -40,14 +41,16 @@ import msgspec
 import trio
 
 from ..._core import ActorRef, Behavior, NodeAddress
-from ..._errors import ReplicationFencedError, ReplicationTimeoutError
+from ..._errors import ReplicationFencedError, ReplicationTimeoutError, SerializationError
 from ...config import FailoverConfig
 from ...persistence import EventJournal, EventSourcedBehavior, NonBlockingJournal, PersistedEvent
+from ...serialization._wire import decode_run, envelopes_header
 from ._config import ReplicationConfig
 from ._messages import (
     FLUSH,
     FLUSH_SOON,
     TICK,
+    Arrived,
     Fenced,
     Flush,
     FlushSoon,
@@ -59,10 +62,11 @@ from ._messages import (
     Tick,
 )
 from ._replica_choice import first_replicas, hedge_delay, updated_latency
-from ._wire import ReplicaEvents
+from ._wire import FramedBatch, ReplyRefs, WireEvent, batch_payload, read_batch, wire_events
 
 if TYPE_CHECKING:
     from ...cluster import MembershipSystem
+    from ...remote import RawSender
 
 __all__ = [
     "FLUSH",
@@ -70,6 +74,7 @@ __all__ = [
     "LAZY_DELAY",
     "REPLICA_NAME",
     "TICK",
+    "Arrived",
     "Fenced",
     "Flush",
     "FlushSoon",
@@ -128,15 +133,19 @@ class PrimaryShard:
         self.replicas = replicas
 
 
-class _Deferred:
-    """Encoded events of one entity waiting for a replica (see :meth:`Replication.defer`)."""
+class _Outgoing:
+    """Events of one entity, encoded once (see :meth:`Replication.encode`), on their way to
+    replicas: a write's, or those that wait for a replica (see :meth:`Replication.defer`)."""
 
-    __slots__ = ("epoch", "events", "last", "shard")
+    __slots__ = ("entity_id", "epoch", "events", "last", "shard")
 
-    def __init__(self, item: ReplicaEvents, last: int) -> None:
-        self.shard = item.shard
-        self.epoch = item.epoch
-        self.events = list(item.events)
+    def __init__(
+        self, entity_id: str, shard: int, epoch: int, events: list[WireEvent], last: int
+    ) -> None:
+        self.entity_id = entity_id
+        self.shard = shard
+        self.epoch = epoch
+        self.events = events
         self.last = last
 
 
@@ -147,10 +156,6 @@ class _Sent:
         self.shard = shard
         self.sequence_nr = sequence_nr
         self.at = at
-
-
-def _sequence_nr_of(item: tuple[int, float, str, msgspec.Raw]) -> int:
-    return item[0]
 
 
 def link_name(node: NodeAddress) -> str:
@@ -204,13 +209,30 @@ class Replication:
         # replica node -> its recent ack latency, seconds (which replicas a write goes to first)
         self.ack_latency: dict[NodeAddress, float] = {}
         # replica node -> entity -> events that wait to be sent together (see ``defer``)
-        self.deferred: dict[NodeAddress, dict[str, _Deferred]] = {}
+        self.deferred: dict[NodeAddress, dict[str, _Outgoing]] = {}
         # replica node -> its replica link actor (registered by the link while it runs)
         self.links: dict[NodeAddress, ActorRef[Any]] = {}
         self._replica_refs: dict[NodeAddress, ActorRef[Any]] = {}
-        self._link_refs: dict[NodeAddress, ActorRef[Any]] = {}
         self._nonblocking: dict[type, bool] = {}
         self._journals: dict[str, EventJournal] = {}
+        # Batches: the replica actor's path is the same on every node, so is their header.
+        self.replica_path = f"{region_path}/{REPLICA_NAME}"
+        self.batch_manifest = self.codec.manifest(ReplicateEvents)
+        self.ack_manifest = self.codec.manifest(ReplicateEventsAck)
+        self._batch_header = envelopes_header(self.replica_path, self.batch_manifest)
+        self._encode = self.codec.payload_encoder
+        self._batch_senders: dict[NodeAddress, RawSender] = {}
+        # replica node -> the ``reply_to`` of the batches sent to it (its link), encoded
+        self._reply_to: dict[NodeAddress, msgspec.Raw] = {}
+        self._framed_run = self.codec.shaped_decoder(
+            self.batch_manifest,
+            lambda _cls: list[FramedBatch],
+        ).decode
+        self._framed_one = self.codec.shaped_decoder(
+            self.batch_manifest,
+            lambda _cls: FramedBatch,
+        ).decode
+        self._reply_refs = ReplyRefs(self.codec, self.batch_manifest)
 
     # ------------------------------------------------------------------ lookups
 
@@ -223,18 +245,27 @@ class Replication:
                 self._replica_refs[node] = ref
         return ref
 
-    def link_ref(self, primary: NodeAddress) -> ActorRef[Any] | None:
-        """The link on ``primary`` that takes this node's acks."""
-        ref = self._link_refs.get(primary)
-        if ref is None:
-            ref = self.system.lookup(f"{self.region_path}/{link_name(self.me)}", node=primary)
-            if ref is not None:
-                self._link_refs[primary] = ref
-        return ref
+    def reply_to(self, node: NodeAddress) -> msgspec.Raw | None:
+        """The ``reply_to`` of batches for ``node``: this node's replica link to it, encoded
+        (None while there is no such link)."""
+        raw = self._reply_to.get(node)
+        if raw is None:
+            link = self.system.lookup(f"{self.region_path}/{link_name(node)}")
+            if link is None:
+                return None
+            raw = self._reply_to[node] = msgspec.Raw(self._encode(link))
+        return raw
 
     def forget(self, live: frozenset[NodeAddress]) -> None:
         """Drop cached refs and bookkeeping of nodes no longer live."""
-        caches = (self._replica_refs, self._link_refs, self.sent, self.ack_latency, self.deferred)
+        caches = (
+            self._replica_refs,
+            self._batch_senders,
+            self._reply_to,
+            self.sent,
+            self.ack_latency,
+            self.deferred,
+        )
         for cache in caches:
             for node in [n for n in cache if n not in live]:
                 del cache[node]
@@ -291,37 +322,110 @@ class Replication:
             entities[entity_id] = highest = sequence_nr
         return highest
 
-    # ------------------------------------------------------------------ encoding
+    # ------------------------------------------------------------------ the wire
 
-    def encode(self, events: Iterable[PersistedEvent]) -> list[tuple[int, float, str, msgspec.Raw]]:
+    def encode(self, events: Iterable[PersistedEvent]) -> list[WireEvent]:
         """Events as they travel: user events encoded by this system's codec.
 
         Raises:
             SerializationError: An event's type cannot be encoded.
         """
-        encode = self.codec.encode
-        out = []
-        for persisted in events:
-            manifest, payload = encode(persisted.event)
-            out.append((persisted.sequence_nr, persisted.timestamp, manifest, msgspec.Raw(payload)))
-        return out
+        return wire_events(self.codec.encode, events)
 
-    def decode(self, msg: ReplicaEvents) -> ReplicateEvents:
-        """The events of a received batch, decoded, in sequence-number order.
+    def send_batch(
+        self,
+        node: NodeAddress,
+        entity_id: str,
+        shard: int,
+        epoch: int,
+        events: list[WireEvent],
+        *,
+        acked: bool,
+    ) -> bool:
+        """Send ``node``'s replica actor the :class:`ReplicateEvents` of ``events`` (encoded
+        by :meth:`encode`) for allocation ``epoch`` of ``shard``; with ``acked``, its
+        ``reply_to`` is this node's replica link to ``node``, else it has none (history asked
+        for). Sync, not a checkpoint.
+
+        Returns:
+            False when it was not sent: no link to take the acks, or the peer link refused it
+            (outbox full, shutting down); events left unacked are sent again later.
 
         Raises:
-            SerializationError: An event cannot be decoded.
-            ValueError: A sequence number below 1.
+            SerializationError: The batch does not fit a frame.
         """
+        reply_to = None
+        if acked:
+            reply_to = self.reply_to(node)
+            if reply_to is None:
+                return False
+        sender = self._batch_senders.get(node)
+        if sender is None:
+            sender = self._batch_senders[node] = self.system.remoting.raw_sender(
+                node, self.replica_path
+            )
+        payload = batch_payload(self._encode, epoch, entity_id, shard, events, reply_to)
+        if sender.send(self._batch_header, payload):
+            return True
+        _log.debug("%s: events of %r for %s not sent", self.region_path, entity_id, node)
+        return False
+
+    def read_batches(self, peer: NodeAddress, run: msgspec.Raw) -> tuple[list[Arrived], int]:
+        """The batches of a run (a msgpack array of them) from ``peer`` (see ``_wire.py``),
+        checked and their events decoded, and how many were malformed (dropped, logged naming
+        the peer): one decode for the run, one per batch only if that fails.
+        """
+        bad = 0
+
+        def malformed(exc: Exception) -> None:
+            nonlocal bad
+            bad += 1
+            _log.warning(
+                "%s: dropped a malformed ReplicateEvents from %s: %s",
+                self.region_path,
+                peer,
+                exc,
+            )
+
+        arrived = []
         decode = self.codec.decode
-        items = msg.events
-        if len(items) > 1:
-            items = sorted(items, key=_sequence_nr_of)
-        events = tuple(
-            PersistedEvent(seq, decode(manifest, payload), timestamp)
-            for seq, timestamp, manifest, payload in items
-        )
-        return ReplicateEvents(msg.entity_id, msg.shard, events)
+        num_shards = self.num_shards
+        reply_refs = self._reply_refs
+        for framed in decode_run(run, self._framed_run, self._framed_one, malformed):
+            try:
+                epoch, batch = read_batch(framed, peer, num_shards, decode, reply_refs)
+            except (ValueError, SerializationError) as exc:
+                malformed(exc)
+                continue
+            arrived.append(Arrived(peer, epoch, batch))
+        return arrived, bad
+
+    def read_messages(
+        self, peer: NodeAddress, path: str, manifest: str, run: msgspec.Raw, count: int
+    ) -> tuple[list[Any], int]:
+        """The messages of a run of ``count`` of ``manifest`` from ``peer`` for ``path`` that
+        decode, and how many did not (logged naming the peer), decoded as the remoting would.
+        """
+        codec = self.codec
+        try:
+            whole = codec.run_decoder(manifest)
+            one = codec.payload_decoder(manifest)
+        except SerializationError as exc:
+            _log.warning("%s: %d messages from %s dropped: %s", path, count, peer, exc)
+            return [], count
+        bad = 0
+
+        def malformed(exc: Exception) -> None:
+            nonlocal bad
+            bad += 1
+            _log.warning(
+                "%s: dropped a malformed message from %s: %s",
+                path,
+                peer,
+                codec.decode_failed(manifest, exc),
+            )
+
+        return decode_run(run, whole, one, malformed), bad
 
     # ------------------------------------------------------------------ primary side
 
@@ -361,18 +465,10 @@ class Replication:
         first: Sequence[NodeAddress] = targets
         later: Sequence[NodeAddress] = ()
         if targets and primary is not None:
-            item = ReplicaEvents(
-                entity_id,
-                shard,
-                primary.epoch,
-                self.me.host,
-                self.me.port,
-                False,
-                self.encode(events),
-            )
+            item = _Outgoing(entity_id, shard, primary.epoch, self.encode(events), last)
             if needed and len(targets) > needed:
                 first, later = first_replicas(targets, needed, self.ack_latency, origin)
-            self._send(item, first, shard, last)
+            self._send(item, first)
         if not needed:
             await trio.lowlevel.checkpoint()
             return
@@ -388,10 +484,10 @@ class Replication:
                     await waiter.done.wait()
                 others = self._still_replicas(shard, later)
                 if waiter.done.is_set():
-                    self.defer(item, others, last)
+                    self.defer(item, others)
                 else:
                     self._slow(first, waiter)
-                    self._send(item, others, shard, last)
+                    self._send(item, others)
             if not waiter.done.is_set():
                 with trio.move_on_at(deadline):
                     await waiter.done.wait()
@@ -440,21 +536,17 @@ class Replication:
                     waiter.refused = epoch
                     waiter.done.set()
 
-    def _send(
-        self, item: ReplicaEvents, nodes: Sequence[NodeAddress], shard: int, last: int
-    ) -> None:
+    def _send(self, item: _Outgoing, nodes: Sequence[NodeAddress]) -> None:
         now = trio.current_time()
         sent = self.sent
         deferred = self.deferred
         for node in nodes:
             if node in deferred:
                 self.flush(node)  # what waits for it goes first: a replica takes no gap
-            ref = self.replica_ref(node)
-            if ref is not None:
-                ref.tell(item)
-                sent.setdefault(node, {})[item.entity_id] = _Sent(shard, last, now)
+            self.send_batch(node, item.entity_id, item.shard, item.epoch, item.events, acked=True)
+            sent.setdefault(node, {})[item.entity_id] = _Sent(item.shard, item.last, now)
 
-    def defer(self, item: ReplicaEvents, nodes: Sequence[NodeAddress], last: int) -> None:
+    def defer(self, item: _Outgoing, nodes: Sequence[NodeAddress]) -> None:
         """Have ``item`` sent to ``nodes`` within ``LAZY_DELAY``, merged with the other
         batches of its entity that wait for them (a confirmed write's replicas beyond the
         ``min_acks`` it waited for): one message and one ack per entity and batch instead of
@@ -463,7 +555,7 @@ class Replication:
         for node in nodes:
             link = self.links.get(node)
             if link is None:
-                self._send(item, (node,), item.shard, last)
+                self._send(item, (node,))
                 continue
             waiting = self.deferred.get(node)
             if waiting is None:
@@ -472,31 +564,25 @@ class Replication:
             entry = waiting.get(item.entity_id)
             if entry is not None and entry.epoch == item.epoch:
                 entry.events.extend(item.events)
-                entry.last = last
+                entry.last = item.last
                 continue
             if entry is not None:  # another allocation of the shard: the older batch goes now
                 self.flush(node)
                 self.deferred[node] = waiting = {}
                 link.tell(FLUSH_SOON)
-            waiting[item.entity_id] = _Deferred(item, last)
+            waiting[item.entity_id] = _Outgoing(
+                item.entity_id, item.shard, item.epoch, list(item.events), item.last
+            )
 
     def flush(self, node: NodeAddress) -> None:
         """Send what waits for ``node`` (see :meth:`defer`) now. Not a checkpoint."""
         waiting = self.deferred.pop(node, None)
         if not waiting:
             return
-        ref = self.replica_ref(node)
-        if ref is None:
-            return  # not reachable: it catches up from the next batch's gap, or its history
         now = trio.current_time()
         sent = self.sent.setdefault(node, {})
-        me = self.me
         for entity_id, entry in waiting.items():
-            ref.tell(
-                ReplicaEvents(
-                    entity_id, entry.shard, entry.epoch, me.host, me.port, False, entry.events
-                )
-            )
+            self.send_batch(node, entity_id, entry.shard, entry.epoch, entry.events, acked=True)
             sent[entity_id] = _Sent(entry.shard, entry.last, now)
 
     def _hedge_delay(self, nodes: Sequence[NodeAddress]) -> float:
