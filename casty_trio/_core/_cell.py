@@ -647,10 +647,34 @@ class Cell:
             return
         for child in tuple(children.values()):
             child.request_stop()
-        if children:
-            self._children_gone = trio.Event()
-            await self._children_gone.wait()
-            self._children_gone = None
+        if not children:
+            return
+        self._children_gone = gone = trio.Event()
+        launches = self._take_child_launches() if self._nursery is None else None
+        if launches:
+            # Children whose task waits for a nursery this actor has not opened (spawned from
+            # the handler that is now stopping or restarting it): they get one for their stop.
+            async with trio.open_nursery() as nursery:
+                for launch in launches:
+                    nursery.start_soon(launch)
+                await gone.wait()
+        else:
+            await gone.wait()
+        self._children_gone = None
+
+    def _take_child_launches(self) -> list[Callable[[], Awaitable[None]]]:
+        """Take the children's own tasks out of the jobs waiting for this actor's nursery.
+
+        The other jobs (timers, ``pipe_to_self``) stay for the nursery the run loop opens.
+        """
+        pending = self._pending
+        if not pending:
+            return []
+        launches = [job for job in pending if type(getattr(job, "__self__", None)) is Cell]
+        if launches:
+            rest = [job for job in pending if type(getattr(job, "__self__", None)) is not Cell]
+            self._pending = rest or None
+        return launches
 
     async def _stop_sequence(self) -> None:
         """The end of the actor's life: its children stop, then its ``post_stop`` hooks run."""

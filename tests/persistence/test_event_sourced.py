@@ -795,3 +795,29 @@ async def test_a_reply_run_early_still_fails_the_entity_and_awaits_async_replies
         assert [str(e) for e in failures] == ["reply broke"]
         assert await system.ask(ref, lambda r: r, timeout=1.0) == 3  # restarted, recovered
     assert seen == ["replied 1", "replied 3"]
+
+
+async def test_a_restart_right_after_spawning_a_child_serves_again(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async def on_command(ctx: ActorContext[Any], state: int, msg: Any) -> Behavior[Any]:
+        if msg == "spawn and fail":
+            ctx.spawn(Behaviors.ignore(), "child")
+            raise ValueError("fails right after spawning")
+        msg.tell(len(ctx.children))
+        return Behaviors.same()
+
+    behavior = Behaviors.event_sourced(
+        entity_id="e",
+        journal=InMemoryJournal(),
+        initial_state=0,
+        on_event=lambda s, e: s,
+        on_command=on_command,
+    )
+    supervised = Behaviors.supervise(
+        behavior, OneForOneStrategy(decider=lambda e: Directive.restart)
+    )
+    async with ActorSystem(name="t") as system:
+        ref = system.spawn(supervised, "e")
+        ref.tell("spawn and fail")
+        assert await system.ask(ref, lambda r: r, timeout=1.0) == 0
