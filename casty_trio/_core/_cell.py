@@ -87,8 +87,10 @@ class Cell:
     _mailbox: deque[Any] | tuple[()] = ()  # no deque is held while the actor is idle
     _capacity: int = _UNBOUNDED
     # ``len(_mailbox) >= _limit`` sends a tell down the slow path: 0 while no deque is held,
-    # the capacity while one is, -1 once the actor stops taking messages.
+    # the capacity plus the queued control messages while one is (control messages never
+    # count toward the capacity), -1 once the actor stops taking messages.
     _limit: int = 0
+    _controls: int = 0  # _Control messages in the mailbox
     _overflow: MailboxOverflowStrategy = MailboxOverflowStrategy.drop_new
     _lent: bool = False  # the deque is lent (see lend_mailbox): kept while idle
     _state: int = _ALIVE
@@ -173,8 +175,11 @@ class Cell:
             return
         overflow = self._overflow
         if overflow is MailboxOverflowStrategy.drop_oldest:
-            self.system._dead_letter(mailbox.popleft(), self.ref)
+            oldest = _pop_oldest_user_message(mailbox) if self._controls else mailbox.popleft()
             mailbox.append(message)
+            # Published after the append: publishing may tell this actor something (another
+            # full subscriber's dead letter), which must find the new message in place.
+            self.system._dead_letter(oldest, self.ref)
             return
         self.system._dead_letter(message, self.ref)
         if overflow is MailboxOverflowStrategy.reject:
@@ -198,10 +203,11 @@ class Cell:
         if box is not self._mailbox:
             # Terminated meanwhile (its mailbox dead-lettered): what came later is too.
             for message in box:
-                self.system._dead_letter(message, self.ref)
+                if type(message) is not _Control:
+                    self.system._dead_letter(message, self.ref)
             box.clear()
             return
-        excess = len(box) - self._capacity
+        excess = len(box) - self._controls - self._capacity
         if excess > 0 and not self._state:
             for message in drop_excess(box, excess, self._overflow):
                 self.system._dead_letter(message, self.ref)
@@ -218,10 +224,16 @@ class Cell:
         return mailbox
 
     def post_control(self, kind: int, payload: Any) -> None:
-        """Queue an internal message; bypasses the capacity limit, dropped once terminated."""
+        """Queue an internal message, dropped once terminated.
+
+        Control messages never count toward the capacity and are never evicted to make room.
+        """
         if self._state == _TERMINATED:
             return
         self._open_mailbox().append(_Control(kind, payload))
+        self._controls += 1
+        if self._limit > 0:
+            self._limit += 1
         self._wake()
 
     def _wake(self) -> None:
@@ -458,6 +470,9 @@ class Cell:
 
     async def _handle_special(self, message: Any) -> None:
         if type(message) is _Control:
+            self._controls -= 1
+            if self._limit > 0:
+                self._limit -= 1
             kind = message.kind
             if kind == _Control.TIMER:
                 timer = cast(_Timer, message.payload)
@@ -707,6 +722,7 @@ class Cell:
         self._stop_requested = True
         system = self.system
         mailbox, self._mailbox = self._mailbox, ()
+        self._controls = 0
         for message in mailbox:
             if type(message) is _Control:
                 if message.kind in (_Control.PIPE_FAILED, _Control.CHILD_FAILED):
@@ -745,6 +761,15 @@ class Cell:
                 parent.post_control(_Control.CHILD_FAILED, escalation)
             else:
                 system._root_failed(escalation)
+
+
+def _pop_oldest_user_message(mailbox: deque[Any]) -> Any:
+    """Take the oldest message that is not a control message out of ``mailbox``."""
+    for index, message in enumerate(mailbox):
+        if type(message) is not _Control:
+            del mailbox[index]
+            return message
+    raise AssertionError("a full mailbox holds at least one user message")
 
 
 def stop_after_queued(ref: ActorRef[Any]) -> bool:
