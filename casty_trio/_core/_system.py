@@ -53,6 +53,14 @@ def _strategy(config: SupervisionConfig) -> SupervisionStrategy | None:
     return OneForOneStrategy(config.max_restarts, config.within, lambda exc: directive, backoff)
 
 
+def _sole_exception(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The one exception nested groups hold, or ``group`` when they hold several."""
+    exc: BaseException = group
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return group if isinstance(exc, BaseExceptionGroup) else exc
+
+
 class _Policies:
     """Mailboxes and fallback supervision derived from the configuration, per actor path."""
 
@@ -230,7 +238,16 @@ class ActorSystem:
         nursery.cancel_scope.cancel()
         self._nursery = self._nursery_manager = self._actors = None
         self._state = _CLOSED
-        await manager.__aexit__(None, None, None)
+        try:
+            await manager.__aexit__(None, None, None)
+        except BaseExceptionGroup as group:
+            # An actor's task raised past its cell (a BaseException such as KeyboardInterrupt:
+            # cells catch Exception only): it leaves the block as itself, not wrapped in the
+            # groups of the system's internal nurseries.
+            sole = _sole_exception(group)
+            if sole is group:
+                raise
+            raise sole from None
 
     async def shutdown(self, *, timeout: float | None = None) -> None:
         """Stop every actor and refuse new work.

@@ -235,6 +235,33 @@ async def test_body_exception_propagates_unwrapped_and_actors_stop() -> None:
     assert stopped == ["/a"]
 
 
+class Abort(BaseException):
+    """A BaseException of the application's own (not an Exception: never supervised)."""
+
+
+@pytest.mark.parametrize("error", [KeyboardInterrupt, SystemExit, Abort])
+@pytest.mark.parametrize("where", ["root", "child"])
+async def test_a_base_exception_from_a_handler_leaves_the_block_unwrapped(
+    error: type[BaseException], where: str
+) -> None:
+    async def fail(ctx: ActorContext[Any], msg: Any) -> Behavior[Any]:
+        raise error("from a handler")
+
+    async def parent(ctx: ActorContext[Any]) -> Behavior[Any]:
+        ctx.spawn(Behaviors.receive(fail), "child").tell("go")
+        return Behaviors.ignore()
+
+    with pytest.raises(error) as info:
+        async with ActorSystem(name="interrupted") as system:
+            if where == "root":
+                system.spawn(Behaviors.receive(fail), "a").tell("go")
+            else:
+                system.spawn(Behaviors.setup(parent), "a")
+            await trio.sleep_forever()
+    assert type(info.value) is error
+    assert str(info.value) == "from a handler"
+
+
 async def test_body_cancellation_is_not_swallowed() -> None:
     with trio.move_on_after(0) as scope:
         async with ActorSystem(name="cancelled") as system:
