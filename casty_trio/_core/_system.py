@@ -257,6 +257,11 @@ class ActorSystem:
         returns) are cancelled; their ``post_stop`` hooks then get one more shielded second.
         Idempotent. A checkpoint.
 
+        Awaited by an actor of this system (in a handler, a hook, a timer or a
+        ``pipe_to_self`` job), it asks every actor to stop and returns without waiting: that
+        actor cannot stop while it waits. Leaving the ``async with`` block then waits for
+        the stop, with the grace period.
+
         Args:
             timeout: Grace period for the graceful stop, in seconds; by default
                 ``config.system.shutdown_timeout`` (10 s).
@@ -269,7 +274,7 @@ class ActorSystem:
         self._state = _STOPPING
         for cell in tuple(self._roots.values()):
             cell.request_stop()
-        if not self._roots:
+        if not self._roots or self._inside_actors():
             await trio.lowlevel.checkpoint()
             return
         if self._roots_gone is None:
@@ -285,6 +290,19 @@ class ActorSystem:
             )
             self._actors.cancel_scope.cancel()
             await self._roots_gone.wait()
+
+    def _inside_actors(self) -> bool:
+        """Whether the current task is one of this system's actors (or runs in one's nursery)."""
+        actors = self._actors
+        task = trio.lowlevel.current_task()
+        while actors is not None:
+            nursery = task.parent_nursery
+            if nursery is None:
+                return False
+            if nursery is actors:
+                return True
+            task = nursery.parent_task
+        return False
 
     def _root_failed(self, exc: Exception) -> None:
         if self._failure is None:
