@@ -54,6 +54,7 @@ from ._timers import TimerScheduler, _Timer
 from ._unwrap import unwrap, wants_nursery
 
 if TYPE_CHECKING:
+    from ._stash import StashBuffer
     from ._system import ActorSystem
 
 __all__ = ["Cell", "stop_after_queued"]
@@ -113,6 +114,7 @@ class Cell:
     _inherited_spies: tuple[ActorRef[Any], ...] = ()
     _interceptors: list[Callable[[Any], bool]] | None = None
     _timers: TimerScheduler[Any] | None = None
+    _stashes: dict[StashBuffer[Any], None] | None = None  # the stash buffers holding messages
     _escalation: Exception | None = None
     _wait_scope: trio.CancelScope | None = None
     _log: logging.Logger | None = None
@@ -357,6 +359,24 @@ class Cell:
         if self._wait_scope is not None:
             self._wait_scope.cancel()  # cut a restart backoff short
         self._wake()
+
+    def track_stash(self, stash: StashBuffer[Any]) -> None:
+        """``stash`` holds messages now: they become dead letters if the actor restarts or
+        stops before unstashing them."""
+        if self._stashes is None:
+            self._stashes = {}
+        self._stashes[stash] = None
+
+    def untrack_stash(self, stash: StashBuffer[Any]) -> None:
+        """``stash`` was emptied."""
+        if self._stashes is not None:
+            self._stashes.pop(stash, None)
+
+    def _drop_stashes(self) -> None:
+        """Make dead letters of the messages still stashed (the actor restarts or stops)."""
+        stashes, self._stashes = self._stashes, None
+        for stash in stashes or ():
+            stash.clear()
 
     @property
     def log(self) -> logging.Logger:
@@ -614,6 +634,7 @@ class Cell:
             await self._stop_children()
             if self._timers is not None:
                 self._timers.cancel_all()
+            self._drop_stashes()
             self._interceptors = None
             self._handler = None
             strategy = self._strategy_in_force()
@@ -711,9 +732,9 @@ class Cell:
     def _terminate(self) -> None:
         """Final bookkeeping once the task is done (also after a hard cancel).
 
-        The mailbox becomes dead letters, the cell's watches are dropped, its watchers, its
-        parent and the event stream learn that it is gone, and a failure it stopped on is
-        escalated to the parent (to the system, for a root actor).
+        Stashed messages, then the mailbox, become dead letters, the cell's watches are
+        dropped, its watchers, its parent and the event stream learn that it is gone, and a
+        failure it stopped on is escalated to the parent (to the system, for a root actor).
         """
         if self._state == _TERMINATED:
             return
@@ -721,6 +742,8 @@ class Cell:
         self._limit = -1
         self._stop_requested = True
         system = self.system
+        if self._stashes:
+            self._drop_stashes()  # stashed before anything still in the mailbox arrived
         mailbox, self._mailbox = self._mailbox, ()
         self._controls = 0
         for message in mailbox:
