@@ -54,6 +54,7 @@ from ._timers import TimerScheduler, _Timer
 from ._unwrap import unwrap, wants_nursery
 
 if TYPE_CHECKING:
+    from ._stash import StashBuffer
     from ._system import ActorSystem
 
 __all__ = ["Cell", "stop_after_queued"]
@@ -87,8 +88,10 @@ class Cell:
     _mailbox: deque[Any] | tuple[()] = ()  # no deque is held while the actor is idle
     _capacity: int = _UNBOUNDED
     # ``len(_mailbox) >= _limit`` sends a tell down the slow path: 0 while no deque is held,
-    # the capacity while one is, -1 once the actor stops taking messages.
+    # the capacity plus the queued control messages while one is (control messages never
+    # count toward the capacity), -1 once the actor stops taking messages.
     _limit: int = 0
+    _controls: int = 0  # _Control messages in the mailbox
     _overflow: MailboxOverflowStrategy = MailboxOverflowStrategy.drop_new
     _lent: bool = False  # the deque is lent (see lend_mailbox): kept while idle
     _state: int = _ALIVE
@@ -111,6 +114,7 @@ class Cell:
     _inherited_spies: tuple[ActorRef[Any], ...] = ()
     _interceptors: list[Callable[[Any], bool]] | None = None
     _timers: TimerScheduler[Any] | None = None
+    _stashes: dict[StashBuffer[Any], None] | None = None  # the stash buffers holding messages
     _escalation: Exception | None = None
     _wait_scope: trio.CancelScope | None = None
     _log: logging.Logger | None = None
@@ -173,8 +177,11 @@ class Cell:
             return
         overflow = self._overflow
         if overflow is MailboxOverflowStrategy.drop_oldest:
-            self.system._dead_letter(mailbox.popleft(), self.ref)
+            oldest = _pop_oldest_user_message(mailbox) if self._controls else mailbox.popleft()
             mailbox.append(message)
+            # Published after the append: publishing may tell this actor something (another
+            # full subscriber's dead letter), which must find the new message in place.
+            self.system._dead_letter(oldest, self.ref)
             return
         self.system._dead_letter(message, self.ref)
         if overflow is MailboxOverflowStrategy.reject:
@@ -198,10 +205,11 @@ class Cell:
         if box is not self._mailbox:
             # Terminated meanwhile (its mailbox dead-lettered): what came later is too.
             for message in box:
-                self.system._dead_letter(message, self.ref)
+                if type(message) is not _Control:
+                    self.system._dead_letter(message, self.ref)
             box.clear()
             return
-        excess = len(box) - self._capacity
+        excess = len(box) - self._controls - self._capacity
         if excess > 0 and not self._state:
             for message in drop_excess(box, excess, self._overflow):
                 self.system._dead_letter(message, self.ref)
@@ -218,10 +226,16 @@ class Cell:
         return mailbox
 
     def post_control(self, kind: int, payload: Any) -> None:
-        """Queue an internal message; bypasses the capacity limit, dropped once terminated."""
+        """Queue an internal message, dropped once terminated.
+
+        Control messages never count toward the capacity and are never evicted to make room.
+        """
         if self._state == _TERMINATED:
             return
         self._open_mailbox().append(_Control(kind, payload))
+        self._controls += 1
+        if self._limit > 0:
+            self._limit += 1
         self._wake()
 
     def _wake(self) -> None:
@@ -346,6 +360,24 @@ class Cell:
             self._wait_scope.cancel()  # cut a restart backoff short
         self._wake()
 
+    def track_stash(self, stash: StashBuffer[Any]) -> None:
+        """``stash`` holds messages now: they become dead letters if the actor restarts or
+        stops before unstashing them."""
+        if self._stashes is None:
+            self._stashes = {}
+        self._stashes[stash] = None
+
+    def untrack_stash(self, stash: StashBuffer[Any]) -> None:
+        """``stash`` was emptied."""
+        if self._stashes is not None:
+            self._stashes.pop(stash, None)
+
+    def _drop_stashes(self) -> None:
+        """Make dead letters of the messages still stashed (the actor restarts or stops)."""
+        stashes, self._stashes = self._stashes, None
+        for stash in stashes or ():
+            stash.clear()
+
     @property
     def log(self) -> logging.Logger:
         if self._log is None:
@@ -458,6 +490,9 @@ class Cell:
 
     async def _handle_special(self, message: Any) -> None:
         if type(message) is _Control:
+            self._controls -= 1
+            if self._limit > 0:
+                self._limit -= 1
             kind = message.kind
             if kind == _Control.TIMER:
                 timer = cast(_Timer, message.payload)
@@ -599,6 +634,7 @@ class Cell:
             await self._stop_children()
             if self._timers is not None:
                 self._timers.cancel_all()
+            self._drop_stashes()
             self._interceptors = None
             self._handler = None
             strategy = self._strategy_in_force()
@@ -647,10 +683,34 @@ class Cell:
             return
         for child in tuple(children.values()):
             child.request_stop()
-        if children:
-            self._children_gone = trio.Event()
-            await self._children_gone.wait()
-            self._children_gone = None
+        if not children:
+            return
+        self._children_gone = gone = trio.Event()
+        launches = self._take_child_launches() if self._nursery is None else None
+        if launches:
+            # Children whose task waits for a nursery this actor has not opened (spawned from
+            # the handler that is now stopping or restarting it): they get one for their stop.
+            async with trio.open_nursery() as nursery:
+                for launch in launches:
+                    nursery.start_soon(launch)
+                await gone.wait()
+        else:
+            await gone.wait()
+        self._children_gone = None
+
+    def _take_child_launches(self) -> list[Callable[[], Awaitable[None]]]:
+        """Take the children's own tasks out of the jobs waiting for this actor's nursery.
+
+        The other jobs (timers, ``pipe_to_self``) stay for the nursery the run loop opens.
+        """
+        pending = self._pending
+        if not pending:
+            return []
+        launches = [job for job in pending if type(getattr(job, "__self__", None)) is Cell]
+        if launches:
+            rest = [job for job in pending if type(getattr(job, "__self__", None)) is not Cell]
+            self._pending = rest or None
+        return launches
 
     async def _stop_sequence(self) -> None:
         """The end of the actor's life: its children stop, then its ``post_stop`` hooks run."""
@@ -672,9 +732,9 @@ class Cell:
     def _terminate(self) -> None:
         """Final bookkeeping once the task is done (also after a hard cancel).
 
-        The mailbox becomes dead letters, the cell's watches are dropped, its watchers, its
-        parent and the event stream learn that it is gone, and a failure it stopped on is
-        escalated to the parent (to the system, for a root actor).
+        Stashed messages, then the mailbox, become dead letters, the cell's watches are
+        dropped, its watchers, its parent and the event stream learn that it is gone, and a
+        failure it stopped on is escalated to the parent (to the system, for a root actor).
         """
         if self._state == _TERMINATED:
             return
@@ -682,7 +742,10 @@ class Cell:
         self._limit = -1
         self._stop_requested = True
         system = self.system
+        if self._stashes:
+            self._drop_stashes()  # stashed before anything still in the mailbox arrived
         mailbox, self._mailbox = self._mailbox, ()
+        self._controls = 0
         for message in mailbox:
             if type(message) is _Control:
                 if message.kind in (_Control.PIPE_FAILED, _Control.CHILD_FAILED):
@@ -721,6 +784,15 @@ class Cell:
                 parent.post_control(_Control.CHILD_FAILED, escalation)
             else:
                 system._root_failed(escalation)
+
+
+def _pop_oldest_user_message(mailbox: deque[Any]) -> Any:
+    """Take the oldest message that is not a control message out of ``mailbox``."""
+    for index, message in enumerate(mailbox):
+        if type(message) is not _Control:
+            del mailbox[index]
+            return message
+    raise AssertionError("a full mailbox holds at least one user message")
 
 
 def stop_after_queued(ref: ActorRef[Any]) -> bool:

@@ -14,6 +14,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from ._control import _Control
 from ._mailbox import MailboxOverflowStrategy
 
 if TYPE_CHECKING:
@@ -60,10 +61,21 @@ def mailbox_lending(
 
 def drop_excess(box: deque[Any], excess: int, overflow: MailboxOverflowStrategy) -> list[Any]:
     """Take ``excess`` messages out of a given-back ``box`` by the ``overflow`` policy: the
-    oldest for ``drop_oldest``, else the newest. Returns them in the order they were queued,
-    for the cell to make dead letters of."""
+    oldest for ``drop_oldest``, else the newest. Control messages are never taken (nor
+    counted in ``excess``). Returns the messages taken in the order they were queued, for the
+    cell to make dead letters of."""
+    dropped: list[Any] = []
+    skipped: list[Any] = []
+    take = box.popleft if overflow is MailboxOverflowStrategy.drop_oldest else box.pop
+    while len(dropped) < excess:
+        message = take()
+        if type(message) is _Control:
+            skipped.append(message)
+        else:
+            dropped.append(message)
     if overflow is MailboxOverflowStrategy.drop_oldest:
-        return [box.popleft() for _ in range(excess)]
-    dropped = [box.pop() for _ in range(excess)]
-    dropped.reverse()
+        box.extendleft(reversed(skipped))
+    else:
+        box.extend(reversed(skipped))
+        dropped.reverse()
     return dropped

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 import math
+from collections import deque
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 import trio
 
+from .._errors import MailboxFullError
 from ._events import DeadLetter
 from ._ref import ActorAddress, ActorRef
 
@@ -55,7 +57,9 @@ class EventStream:
     """Publish/subscribe by event type inside one actor system.
 
     Subscribing to a class also delivers its subclasses. Publishing is synchronous and cheap
-    when nobody listens.
+    when nobody listens, and never raises into the publisher: a subscriber that cannot take an
+    event (a full mailbox with the ``reject`` policy, say) loses it, which is logged and
+    counted. A subscriber is never told the dead letters of messages meant for itself.
 
     Examples:
         >>> async def watch_dead_letters(system) -> None:    # doctest: +SKIP
@@ -68,6 +72,11 @@ class EventStream:
         self._system_name = system_name
         self._subs: dict[type, list[ActorRef[Any]]] = {}
         self._counter = 0
+        self._lost = 0  # events a subscriber could not take
+        # Events published while a publish is delivering (the dead letters of messages a
+        # subscriber's full mailbox dropped): delivered by that outer publish, in turn.
+        self._publishing = False
+        self._backlog: deque[object] = deque()
 
     def subscribe(self, event_type: type[E], ref: ActorRef[E]) -> None:
         """Tell every published instance of ``event_type`` (or a subclass) to ``ref``.
@@ -98,16 +107,64 @@ class EventStream:
     def publish(self, event: object) -> None:
         """Deliver ``event`` to the subscribers of its type and of its base classes.
 
-        Not a checkpoint; never blocks.
+        Not a checkpoint; never blocks and never raises: a subscriber that cannot take the
+        event loses it (logged and counted; its mailbox policy makes a dead letter of it).
         """
-        subs = self._subs
-        if not subs:
+        if not self._subs:
             return
+        if self._publishing:
+            # A delivery of the event being published dropped a message: publishing its dead
+            # letter here would recurse once per full mailbox met; it waits its turn instead.
+            self._backlog.append(event)
+            return
+        self._publishing = True
+        try:
+            self._deliver(event)
+            backlog = self._backlog
+            while backlog:
+                self._deliver(backlog.popleft())
+        finally:
+            self._publishing = False
+            self._backlog.clear()
+
+    def _deliver(self, event: object) -> None:
+        subs = self._subs
+        # A dead letter is never told to the actor it was meant for: that actor is gone, or
+        # its mailbox is full and would only drop another of its messages to take it.
+        intended = event.intended_ref if isinstance(event, DeadLetter) else None
         for cls in type(event).__mro__:
             refs = subs.get(cls)
             if refs:
                 for ref in tuple(refs):
-                    ref.tell(event)
+                    if intended is not None and ref == intended:
+                        continue
+                    try:
+                        ref.tell(event)
+                    except MailboxFullError:
+                        self._count_lost(ref, event, None)
+                    except Exception as exc:
+                        self._count_lost(ref, event, exc)
+
+    def _count_lost(self, ref: ActorRef[Any], event: object, exc: Exception | None) -> None:
+        """Log an event ``ref`` could not take: a full mailbox now and then, anything else
+        (an error of the subscriber's ref itself) every time, with its traceback."""
+        self._lost += 1
+        if exc is not None:
+            _log.error(
+                "event subscriber %s could not take %r (%d events lost so far)",
+                ref.address,
+                event,
+                self._lost,
+                exc_info=exc,
+            )
+        elif self._lost == 1 or self._lost % 1000 == 0:
+            _log.warning(
+                "event subscriber %s could not take %r: its mailbox is full "
+                "(%d events lost so far)",
+                ref.address,
+                event,
+                self._lost,
+            )
 
     @asynccontextmanager
     async def subscription(

@@ -18,6 +18,7 @@ M = TypeVar("M")
 class StashBuffer(Generic[M]):
     """A bounded buffer of messages the actor will handle later; see ``Behaviors.with_stash``.
 
+    Messages still stashed when the actor restarts or stops are published as dead letters.
     None of its methods is a checkpoint.
 
     Examples:
@@ -64,11 +65,14 @@ class StashBuffer(Generic[M]):
         Raises:
             StashOverflowError: The buffer already holds ``capacity`` messages.
         """
-        if len(self._buffer) >= self._capacity:
+        buffer = self._buffer
+        if len(buffer) >= self._capacity:
             raise StashOverflowError(
                 f"stash of {self._cell.path} is full ({self._capacity} messages)"
             )
-        self._buffer.append(message)
+        if not buffer:
+            self._cell.track_stash(self)
+        buffer.append(message)
 
     def unstash_all(self, behavior: Behavior[M]) -> Behavior[M]:
         """Return ``behavior``; the stashed messages are handled next, in stash order.
@@ -77,11 +81,16 @@ class StashBuffer(Generic[M]):
         """
         if self._buffer:
             buffer, self._buffer = self._buffer, []
+            self._cell.untrack_stash(self)
             self._cell.prepend(buffer)
         return behavior
 
     def clear(self) -> None:
-        """Drop every stashed message (they are published as dead letters)."""
+        """Drop every stashed message (they are published as dead letters).
+
+        The runtime does this when the actor restarts or stops with messages still stashed.
+        """
         buffer, self._buffer = self._buffer, []
+        self._cell.untrack_stash(self)
         for message in buffer:
             self._cell.system._dead_letter(message, self._cell.ref)

@@ -53,6 +53,14 @@ def _strategy(config: SupervisionConfig) -> SupervisionStrategy | None:
     return OneForOneStrategy(config.max_restarts, config.within, lambda exc: directive, backoff)
 
 
+def _sole_exception(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The one exception nested groups hold, or ``group`` when they hold several."""
+    exc: BaseException = group
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return group if isinstance(exc, BaseExceptionGroup) else exc
+
+
 class _Policies:
     """Mailboxes and fallback supervision derived from the configuration, per actor path."""
 
@@ -230,7 +238,16 @@ class ActorSystem:
         nursery.cancel_scope.cancel()
         self._nursery = self._nursery_manager = self._actors = None
         self._state = _CLOSED
-        await manager.__aexit__(None, None, None)
+        try:
+            await manager.__aexit__(None, None, None)
+        except BaseExceptionGroup as group:
+            # An actor's task raised past its cell (a BaseException such as KeyboardInterrupt:
+            # cells catch Exception only): it leaves the block as itself, not wrapped in the
+            # groups of the system's internal nurseries.
+            sole = _sole_exception(group)
+            if sole is group:
+                raise
+            raise sole from None
 
     async def shutdown(self, *, timeout: float | None = None) -> None:
         """Stop every actor and refuse new work.
@@ -239,6 +256,11 @@ class ActorSystem:
         hooks run. Actors still running after ``timeout`` seconds (say, a handler that never
         returns) are cancelled; their ``post_stop`` hooks then get one more shielded second.
         Idempotent. A checkpoint.
+
+        Awaited by an actor of this system (in a handler, a hook, a timer or a
+        ``pipe_to_self`` job), it asks every actor to stop and returns without waiting: that
+        actor cannot stop while it waits. Leaving the ``async with`` block then waits for
+        the stop, with the grace period.
 
         Args:
             timeout: Grace period for the graceful stop, in seconds; by default
@@ -252,7 +274,7 @@ class ActorSystem:
         self._state = _STOPPING
         for cell in tuple(self._roots.values()):
             cell.request_stop()
-        if not self._roots:
+        if not self._roots or self._inside_actors():
             await trio.lowlevel.checkpoint()
             return
         if self._roots_gone is None:
@@ -268,6 +290,19 @@ class ActorSystem:
             )
             self._actors.cancel_scope.cancel()
             await self._roots_gone.wait()
+
+    def _inside_actors(self) -> bool:
+        """Whether the current task is one of this system's actors (or runs in one's nursery)."""
+        actors = self._actors
+        task = trio.lowlevel.current_task()
+        while actors is not None:
+            nursery = task.parent_nursery
+            if nursery is None:
+                return False
+            if nursery is actors:
+                return True
+            task = nursery.parent_task
+        return False
 
     def _root_failed(self, exc: Exception) -> None:
         if self._failure is None:

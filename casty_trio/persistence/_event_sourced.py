@@ -218,7 +218,8 @@ class _Running(Generic[M, S]):
         self._state = state
         self._sequence_nr = sequence_nr
         # After a failed persist the journal may hold the batch anyway (a timeout after the
-        # commit, say); if supervision resumes the actor, it re-reads its journal first.
+        # commit, say), and after on_event failed on a stored batch the state lags behind the
+        # journal: if supervision resumes the actor, it re-reads its journal first.
         self._stale = False
 
     async def receive(self, ctx: ActorContext[M], message: M) -> Behavior[M]:
@@ -253,12 +254,20 @@ class _Running(Generic[M, S]):
                 self._stale = True
                 await _report_failure(ctx, effect, exc)
                 raise
+            # The batch is stored: whatever on_event does, the next event follows it.
+            self._sequence_nr = batch[-1].sequence_nr
             state = self._state
             on_event = spec.on_event
-            for persisted in batch:
-                state = on_event(state, persisted.event)
+            try:
+                for persisted in batch:
+                    state = on_event(state, persisted.event)
+            except Exception as exc:
+                # The state no longer matches the journal: the actor fails, and whether it is
+                # restarted or resumed, it recovers from the journal before its next command.
+                self._stale = True
+                await _report_failure(ctx, effect, exc)
+                raise
             self._state = state
-            self._sequence_nr = batch[-1].sequence_nr
             replicated = True
             early = None
             if spec.replicator is not None:

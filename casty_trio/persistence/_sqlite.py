@@ -50,6 +50,7 @@ _UPSERT_SNAPSHOT = """INSERT INTO casty_snapshots VALUES (?, ?, ?, ?, ?)
 _SELECT_SNAPSHOT = (
     "SELECT sequence_nr, manifest, payload, timestamp FROM casty_snapshots WHERE entity_id = ?"
 )
+_MAX_INTEGER = 2**63 - 1  # SQLite's INTEGER is 64-bit signed
 
 
 class SqliteJournal:
@@ -74,6 +75,10 @@ class SqliteJournal:
     to finish (a transaction is never left half done). The connection is opened lazily by the
     first call, or eagerly by ``async with``. Several journals, in one process or in several,
     may use the same file: SQLite serializes their writes (waiting up to ``busy_timeout``).
+
+    SQLite stores text as UTF-8 and integers in 64 bits: an entity id that is not valid Unicode
+    (a lone surrogate) or a sequence number of 2**63 or more makes a call raise
+    :class:`~casty_trio.JournalError`, like any storage failure.
 
     Args:
         path: The database file (created if missing), or ``":memory:"`` for a private,
@@ -153,7 +158,9 @@ class SqliteJournal:
         """Store ``events`` in one transaction, skipping sequence numbers already stored.
 
         Raises:
-            JournalError: An event cannot be encoded, or SQLite failed; nothing was stored.
+            JournalError: An event cannot be encoded, SQLite cannot store a value (an id that is
+                not valid Unicode, a sequence number of 2**63 or more), or SQLite failed;
+                nothing was stored.
         """
         batch = list(events)
         encode = self._codec.encode
@@ -175,9 +182,13 @@ class SqliteJournal:
             JournalError: SQLite failed, or a stored value cannot be decoded here.
         """
         decode = self._codec.decode
+        # SQLite binds 64-bit integers only, and no event is stored beyond that range.
+        start = max(from_sequence_nr, 0)
 
         def read(connection: sqlite3.Connection) -> list[PersistedEvent]:
-            rows = connection.execute(_SELECT_EVENTS, (entity_id, from_sequence_nr)).fetchall()
+            if start > _MAX_INTEGER:
+                return []
+            rows = connection.execute(_SELECT_EVENTS, (entity_id, start)).fetchall()
             return [
                 PersistedEvent(number, decode(manifest, payload), timestamp)
                 for number, manifest, payload, timestamp in rows
@@ -243,6 +254,12 @@ class SqliteJournal:
                 return await trio.to_thread.run_sync(self._call, job)
             except sqlite3.Error as exc:
                 raise JournalError(f"SQLite journal {self._path!r}: {exc}") from exc
+            except (UnicodeEncodeError, OverflowError) as exc:
+                # Raised by SQLite's binding of a parameter: a str with a lone surrogate, an int
+                # beyond 64 bits. The transaction was rolled back.
+                raise JournalError(
+                    f"SQLite journal {self._path!r} cannot store a value: {exc}"
+                ) from exc
 
     def _call(self, job: Callable[[sqlite3.Connection], T]) -> T:
         """Runs in the worker thread, holding the lock."""

@@ -5,14 +5,21 @@ from __future__ import annotations
 from typing import Any
 
 import attrs
+import pytest
 import trio
 import trio.testing
 
 from casty_trio import (
+    ActorContext,
+    ActorRef,
     ActorStarted,
     ActorStopped,
     ActorSystem,
+    Behavior,
     Behaviors,
+    DeadLetter,
+    Mailbox,
+    MailboxOverflowStrategy,
 )
 from casty_trio.testing import TestProbe
 from tests._helpers import drain_nowait, receive_matching
@@ -151,3 +158,107 @@ async def test_publishing_to_a_stopped_subscriber_is_harmless(
     system.event_stream.publish(Other(1))
     await probe.expect_message(Other(1))
     assert gone.messages_received == 0
+
+
+# --- subscribers that cannot take an event ------------------------------------------------
+
+
+@attrs.define
+class Gate:
+    entered: trio.Event = attrs.field(factory=trio.Event)
+    release: trio.Event = attrs.field(factory=trio.Event)
+
+
+def gated(gate: Gate, processed: list[Any]) -> Behavior[Any]:
+    """Records what it handles; held in its handler by "block" until the gate is released."""
+
+    async def receive(ctx: ActorContext[Any], msg: Any) -> Behavior[Any]:
+        if msg == "block":
+            gate.entered.set()
+            await gate.release.wait()
+        else:
+            processed.append(msg)
+        return Behaviors.same()
+
+    return Behaviors.receive(receive)
+
+
+async def spawn_full(
+    system: ActorSystem, overflow: MailboxOverflowStrategy, processed: list[Any], capacity: int
+) -> tuple[ActorRef[Any], Gate]:
+    """An actor held in its handler with a full mailbox of ``capacity`` ints."""
+    gate = Gate()
+    ref = system.spawn(
+        gated(gate, processed), "full", mailbox=Mailbox(capacity=capacity, overflow=overflow)
+    )
+    ref.tell("block")
+    with trio.fail_after(1):
+        await gate.entered.wait()
+    for i in range(capacity):
+        ref.tell(i)
+    return ref, gate
+
+
+async def test_a_full_reject_subscriber_never_makes_publishing_raise(
+    system: ActorSystem, probe: TestProbe, caplog: pytest.LogCaptureFixture
+) -> None:
+    processed: list[Any] = []
+    full, gate = await spawn_full(system, MailboxOverflowStrategy.reject, processed, 1)
+    stream = system.event_stream
+    for event_type in (ActorStarted, ActorStopped, DeadLetter, Other):
+        stream.subscribe(event_type, full)
+    async with stream.subscription(DeadLetter) as dead_letters:
+        stream.publish(Other(1))
+        other = system.spawn(Behaviors.ignore(), "other")  # publishes ActorStarted
+        probe.watch(other)
+        system.stop(other)  # its final stop publishes ActorStopped
+        await probe.expect_terminated(other)
+        other.tell("late")  # a dead letter, published
+        letters = drain_nowait(dead_letters)
+    gate.release.set()
+    await trio.testing.wait_all_tasks_blocked()
+    assert processed == [0]  # nothing else fitted
+    assert DeadLetter(Other(1), full) in letters
+    assert DeadLetter("late", other) in letters
+    assert "could not take" in caplog.text
+
+
+async def test_a_subscriber_is_never_told_its_own_dead_letters(system: ActorSystem) -> None:
+    processed: list[Any] = []
+    capacity = 3000  # deeper than the interpreter's recursion limit
+    full, gate = await spawn_full(system, MailboxOverflowStrategy.drop_oldest, processed, capacity)
+    system.event_stream.subscribe(DeadLetter, full)
+    system.event_stream.subscribe(Other, full)
+    async with system.event_stream.subscription(DeadLetter) as dead_letters:
+        system.event_stream.publish(Other(1))
+        letters = drain_nowait(dead_letters)
+    gate.release.set()
+    await trio.testing.wait_all_tasks_blocked()
+    assert letters == [DeadLetter(0, full)]
+    assert processed == [*range(1, capacity), Other(1)]
+
+
+async def test_two_full_dead_letter_subscribers_do_not_recurse(system: ActorSystem) -> None:
+    capacity = 3000
+    refs = []
+    gates = []
+    for name in ("a", "b"):
+        gate = Gate()
+        ref = system.spawn(
+            gated(gate, []),
+            name,
+            mailbox=Mailbox(capacity=capacity, overflow=MailboxOverflowStrategy.drop_oldest),
+        )
+        ref.tell("block")
+        with trio.fail_after(1):
+            await gate.entered.wait()
+        for i in range(capacity):
+            ref.tell(i)
+        system.event_stream.subscribe(DeadLetter, ref)
+        refs.append(ref)
+        gates.append(gate)
+    system.event_stream.subscribe(Other, refs[0])
+    system.event_stream.publish(Other(1))  # a chain of evictions from one box to the other
+    for gate in gates:
+        gate.release.set()
+    await trio.testing.wait_all_tasks_blocked()

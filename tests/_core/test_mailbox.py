@@ -13,15 +13,19 @@ import trio.testing
 from casty_trio import (
     ActorContext,
     ActorRef,
+    ActorRestarted,
     ActorStopped,
     ActorSystem,
     Behavior,
     Behaviors,
     CastyError,
     DeadLetter,
+    Directive,
     Mailbox,
     MailboxFullError,
     MailboxOverflowStrategy,
+    OneForOneStrategy,
+    Terminated,
 )
 from casty_trio._core._cell import _BATCH
 from tests._helpers import drain_nowait, receive_matching
@@ -244,3 +248,112 @@ async def test_a_busy_actor_lets_other_tasks_run_every_batch(system: ActorSystem
     # turns of this task, never more.
     gaps = [b - a for a, b in itertools.pairwise([0, *seen_at, total])]
     assert max(gaps) <= 2 * _BATCH, gaps
+
+
+# --- internal control messages and the bound ------------------------------------------------
+
+
+@attrs.frozen
+class WatchIt:
+    target: ActorRef[Any]
+
+
+def gated_watcher(gate: Gate, processed: list[Any]) -> Behavior[Any]:
+    """Like ``gated``, and watches what it is told to in a ``WatchIt``."""
+    inner = gated(gate, processed)
+
+    async def receive(ctx: ActorContext[Any], msg: Any) -> Behavior[Any]:
+        if isinstance(msg, WatchIt):
+            ctx.watch(msg.target)
+            return Behaviors.same()
+        return await inner.handler(ctx, msg)
+
+    return Behaviors.receive(receive)
+
+
+async def spawn_blocked_watcher(
+    system: ActorSystem, mailbox: Mailbox[Any], processed: list[Any]
+) -> tuple[ActorRef[Any], Gate]:
+    """A watcher of a fresh actor that stopped while the watcher is held in its handler: the
+    ``Terminated`` for it waits in the watcher's mailbox."""
+    gate = Gate()
+    target = system.spawn(Behaviors.ignore(), "target")
+    ref = system.spawn(gated_watcher(gate, processed), "watcher", mailbox=mailbox)
+    ref.tell(WatchIt(target))
+    ref.tell(Block())
+    with trio.fail_after(1):
+        await gate.entered.wait()
+    async with system.event_stream.subscription(ActorStopped) as stopped:
+        system.stop(target)
+        await receive_matching(stopped, lambda e: e.ref == target)
+    return ref, gate
+
+
+@pytest.mark.parametrize("overflow", list(MailboxOverflowStrategy))
+async def test_a_queued_terminated_is_never_evicted_nor_counted(
+    system: ActorSystem, overflow: MailboxOverflowStrategy
+) -> None:
+    processed: list[Any] = []
+    mailbox = Mailbox(capacity=2, overflow=overflow)
+    async with system.event_stream.subscription(DeadLetter) as dead_letters:
+        ref, gate = await spawn_blocked_watcher(system, mailbox, processed)
+        ref.tell(1)
+        ref.tell(2)  # the queued Terminated does not count: both fit
+        if overflow is MailboxOverflowStrategy.reject:
+            with pytest.raises(MailboxFullError):
+                ref.tell(3)
+        else:
+            ref.tell(3)
+        await release_and_settle(gate)
+        letters = drain_nowait(dead_letters)
+    dropped = 1 if overflow is MailboxOverflowStrategy.drop_oldest else 3
+    assert letters == [DeadLetter(dropped, ref)]
+    kept = [m for m in processed if isinstance(m, int)]
+    assert kept == ([2, 3] if overflow is MailboxOverflowStrategy.drop_oldest else [1, 2])
+    terminated = [m for m in processed if isinstance(m, Terminated)]
+    assert [t.ref.path for t in terminated] == ["/target"]
+
+
+async def test_an_escalated_child_failure_is_never_evicted(system: ActorSystem) -> None:
+    gate = Gate()
+    started: list[str] = []
+    children: list[ActorRef[Any]] = []
+
+    async def child_receive(ctx: ActorContext[Any], msg: Any) -> Behavior[Any]:
+        raise ValueError("child fails")
+
+    async def factory(ctx: ActorContext[Any]) -> Behavior[Any]:
+        started.append("parent")
+        children.append(
+            ctx.spawn(
+                Behaviors.supervise(
+                    Behaviors.receive(child_receive),
+                    OneForOneStrategy(decider=lambda e: Directive.escalate),
+                ),
+                "child",
+            )
+        )
+        return gated(gate, [])
+
+    parent = Behaviors.supervise(
+        Behaviors.setup(factory), OneForOneStrategy(decider=lambda e: Directive.restart)
+    )
+    mailbox = Mailbox(capacity=1, overflow=MailboxOverflowStrategy.drop_oldest)
+    async with system.event_stream.subscription(DeadLetter) as dead_letters:
+        async with system.event_stream.subscription(ActorRestarted) as restarted:
+            ref = system.spawn(parent, "parent", mailbox=mailbox)
+            ref.tell(Block())
+            with trio.fail_after(1):
+                await gate.entered.wait()
+            async with system.event_stream.subscription(ActorStopped) as stopped:
+                children[0].tell("fail")
+                await receive_matching(stopped, lambda e: e.ref == children[0])
+            ref.tell("a")
+            ref.tell("b")  # evicts "a", never the queued escalation
+            await release_and_settle(gate)
+            event = await receive_matching(restarted, lambda e: e.ref == ref)
+        letters = drain_nowait(dead_letters)
+    assert str(event.exception) == "child fails"
+    assert started == ["parent", "parent"]
+    assert all(not type(d.message).__name__.startswith("_") for d in letters)
+    assert DeadLetter("a", ref) in letters

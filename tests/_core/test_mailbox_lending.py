@@ -19,6 +19,8 @@ from casty_trio import (
     MailboxOverflowStrategy,
 )
 from casty_trio._core import mailbox_lending
+from casty_trio._core._cell_lending import drop_excess
+from casty_trio._core._control import _Control
 from tests._helpers import drain_nowait
 
 
@@ -154,3 +156,20 @@ async def test_a_ref_that_is_no_cell_is_told_each_message_in_turn(system: ActorS
     give_back(box)
     await trio.testing.wait_all_tasks_blocked()
     assert seen == ["x", "y"]
+
+
+@pytest.mark.parametrize(
+    ("overflow", "dropped", "kept"),
+    [
+        (MailboxOverflowStrategy.drop_oldest, [1, 2], ["c0", "c1", 3, "c2", 4]),
+        (MailboxOverflowStrategy.drop_new, [3, 4], ["c0", 1, "c1", 2, "c2"]),
+        (MailboxOverflowStrategy.reject, [3, 4], ["c0", 1, "c1", 2, "c2"]),
+    ],
+)
+def test_control_messages_are_never_part_of_the_excess(
+    overflow: MailboxOverflowStrategy, dropped: list[int], kept: list[Any]
+) -> None:
+    controls = {f"c{i}": _Control(_Control.TERMINATED, i) for i in range(3)}
+    box: deque[Any] = deque([controls["c0"], 1, controls["c1"], 2, 3, controls["c2"], 4])
+    assert drop_excess(box, 2, overflow) == dropped
+    assert list(box) == [controls.get(m, m) for m in kept]  # type: ignore[call-overload]

@@ -15,9 +15,12 @@ from casty_trio import (
     Behavior,
     Behaviors,
     CastyError,
+    DeadLetter,
+    OneForOneStrategy,
     StashBuffer,
     StashOverflowError,
 )
+from tests._helpers import drain_nowait
 
 
 @attrs.frozen
@@ -201,3 +204,50 @@ async def test_stash_can_be_reused_after_unstash(system: ActorSystem) -> None:
     for msg in (Work(1), Ready("-"), Work(2), "pause", Work(3), Work(4), Ready("-")):
         ref.tell(msg)
     assert await system.ask(ref, lambda r: Done(r), timeout=1.0) == ["r1:1", "r1:2", "r2:3", "r2:4"]
+
+
+def stashing_until_boom(log: list[str]) -> Behavior[Any]:
+    """Stashes Work; "boom" raises, "stop" stops, Ready unstashes."""
+
+    def factory(ctx: ActorContext[Any], stash: StashBuffer[Any]) -> Behavior[Any]:
+        async def receive(ctx: ActorContext[Any], msg: Any) -> Behavior[Any]:
+            match msg:
+                case "boom":
+                    raise ValueError("boom")
+                case "stop":
+                    return Behaviors.stopped()
+                case Ready(prefix):
+                    return stash.unstash_all(active(prefix, log))
+                case _:
+                    stash.stash(msg)
+            return Behaviors.same()
+
+        return Behaviors.receive(receive)
+
+    return Behaviors.with_stash(10, factory)
+
+
+@pytest.mark.parametrize("end", ["restart", "stop", "failure", "shutdown"])
+async def test_stashed_messages_left_behind_are_dead_letters(end: str) -> None:
+    log: list[str] = []
+    behavior = stashing_until_boom(log)
+    if end == "restart":
+        behavior = Behaviors.supervise(behavior, OneForOneStrategy())
+    async with ActorSystem(name="stash") as system:
+        async with system.event_stream.subscription(DeadLetter) as dead_letters:
+            ref = system.spawn(behavior, "s")
+            ref.tell(Work(1))
+            ref.tell(Work(2))
+            await trio.testing.wait_all_tasks_blocked()
+            if end == "shutdown":
+                await system.shutdown()
+            else:
+                ref.tell("stop" if end == "stop" else "boom")
+                await trio.testing.wait_all_tasks_blocked()
+            letters = [(d.message, d.intended_ref) for d in drain_nowait(dead_letters)]
+        assert letters == [(Work(1), ref), (Work(2), ref)]
+        if end == "restart":
+            # The new incarnation starts with an empty stash.
+            ref.tell(Work(3))
+            ref.tell(Ready("w"))
+            assert await system.ask(ref, lambda r: Done(r), timeout=1.0) == ["w3"]

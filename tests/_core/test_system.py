@@ -235,6 +235,67 @@ async def test_body_exception_propagates_unwrapped_and_actors_stop() -> None:
     assert stopped == ["/a"]
 
 
+@pytest.mark.parametrize("caller_path", ["/caller", "/caller/child"])
+async def test_shutdown_awaited_inside_a_handler_stops_everything_promptly(
+    autojump_clock: Any, caller_path: str
+) -> None:
+    log: list[str] = []
+
+    async def receive(ctx: ActorContext[Any], msg: Any) -> Behavior[Any]:
+        await ctx.system.shutdown()  # cannot wait for its own actor: asks, then returns
+        log.append(f"returned in {ctx.self.path}")
+        return Behaviors.same()
+
+    async def caller(ctx: ActorContext[Any]) -> Behavior[Any]:
+        ctx.spawn(recording_post_stop(Behaviors.receive(receive), log), "child")
+        return Behaviors.receive(receive)
+
+    start = trio.current_time()
+    async with ActorSystem(name="self-stop") as system:
+        roots = {
+            system.spawn(tree(log, 1), "bystander"),
+            system.spawn(recording_post_stop(Behaviors.setup(caller), log), "caller"),
+        }
+        await trio.testing.wait_all_tasks_blocked()
+        target = system.lookup(caller_path)
+        assert target is not None
+        async with system.event_stream.subscription(ActorStopped) as stopped:
+            target.tell("shut everything down")
+            with trio.fail_after(1.0):
+                while roots:
+                    roots.discard((await stopped.receive()).ref)
+    assert trio.current_time() - start < 1.0
+    assert f"returned in {caller_path}" in log
+    assert {"/caller", "/caller/child", "/bystander", "/bystander/c1"} <= set(log)
+
+
+class Abort(BaseException):
+    """A BaseException of the application's own (not an Exception: never supervised)."""
+
+
+@pytest.mark.parametrize("error", [KeyboardInterrupt, SystemExit, Abort])
+@pytest.mark.parametrize("where", ["root", "child"])
+async def test_a_base_exception_from_a_handler_leaves_the_block_unwrapped(
+    error: type[BaseException], where: str
+) -> None:
+    async def fail(ctx: ActorContext[Any], msg: Any) -> Behavior[Any]:
+        raise error("from a handler")
+
+    async def parent(ctx: ActorContext[Any]) -> Behavior[Any]:
+        ctx.spawn(Behaviors.receive(fail), "child").tell("go")
+        return Behaviors.ignore()
+
+    with pytest.raises(error) as info:
+        async with ActorSystem(name="interrupted") as system:
+            if where == "root":
+                system.spawn(Behaviors.receive(fail), "a").tell("go")
+            else:
+                system.spawn(Behaviors.setup(parent), "a")
+            await trio.sleep_forever()
+    assert type(info.value) is error
+    assert str(info.value) == "from a handler"
+
+
 async def test_body_cancellation_is_not_swallowed() -> None:
     with trio.move_on_after(0) as scope:
         async with ActorSystem(name="cancelled") as system:

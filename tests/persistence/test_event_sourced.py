@@ -795,3 +795,134 @@ async def test_a_reply_run_early_still_fails_the_entity_and_awaits_async_replies
         assert [str(e) for e in failures] == ["reply broke"]
         assert await system.ask(ref, lambda r: r, timeout=1.0) == 3  # restarted, recovered
     assert seen == ["replied 1", "replied 3"]
+
+
+# ------------------------------------------------------------- on_event failing after a persist
+
+
+def flaky_account(
+    journal: Any, trace: list[str], fail_on: set[int], failures: list[Exception]
+) -> EventSourcedBehavior[Any, int]:
+    """``account`` whose ``on_event`` raises once for each amount in ``fail_on``."""
+
+    def on_event(balance: int, event: Deposited) -> int:
+        if event.amount in fail_on:
+            fail_on.discard(event.amount)
+            trace.append(f"on_event fails on {event.amount}")
+            raise ValueError(f"cannot apply {event.amount}")
+        trace.append(f"apply {event.amount}")
+        return balance + event.amount
+
+    async def on_command(ctx: ActorContext[Any], balance: int, msg: Any) -> Behavior[Any]:
+        match msg:
+            case Deposit(amount, reply_to):
+
+                def reply() -> None:
+                    trace.append("reply")
+                    if reply_to is not None:
+                        reply_to.tell(balance + amount)
+
+                return Behaviors.persisted(
+                    [Deposited(amount)], reply=reply, on_failure=failures.append
+                )
+            case Get(reply_to):
+                reply_to.tell(balance)
+        return Behaviors.same()
+
+    return Behaviors.event_sourced(
+        entity_id="acc",
+        journal=journal,
+        initial_state=0,
+        on_event=on_event,
+        on_command=on_command,
+    )
+
+
+@pytest.mark.parametrize("directive", [Directive.resume, Directive.restart])
+async def test_on_event_failing_after_a_persist_loses_no_event(
+    autojump_clock: trio.testing.MockClock, directive: Directive
+) -> None:
+    trace: list[str] = []
+    failures: list[Exception] = []
+    journal = InMemoryJournal()
+    behavior = Behaviors.supervise(
+        flaky_account(journal, trace, {7}, failures), OneForOneStrategy(decider=lambda e: directive)
+    )
+    async with ActorSystem(name="t") as system:
+        ref = system.spawn(behavior, "acc")
+        ref.tell(Deposit(7))  # stored, then on_event raises: no reply
+        # The next event gets the next sequence number, and the state is the journal's.
+        assert await deposit(system, ref, 5) == 12
+        assert await balance(system, ref) == 12
+    assert [(e.sequence_nr, e.event) for e in await journal.load("acc")] == [
+        (1, Deposited(7)),
+        (2, Deposited(5)),
+    ]
+    assert "reply" in trace and trace.index("on_event fails on 7") < trace.index("apply 7")
+    assert [str(f) for f in failures] == ["cannot apply 7"]  # the command's caller hears
+
+
+async def test_a_resumed_entity_whose_recovery_fails_takes_no_command(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    trace: list[str] = []
+    failures: list[Exception] = []
+    journal = InMemoryJournal()
+
+    class AlwaysFails(set[int]):
+        def discard(self, value: int) -> None:
+            pass  # on_event keeps failing on that amount, during recovery too
+
+    behavior = Behaviors.supervise(
+        flaky_account(journal, trace, AlwaysFails({7}), failures),
+        OneForOneStrategy(decider=lambda e: Directive.resume),
+    )
+    async with ActorSystem(name="t") as system:
+        ref = system.spawn(behavior, "acc")
+        ref.tell(Deposit(7))
+        with pytest.raises(casty_trio.AskTimeoutError):
+            await deposit(system, ref, 5)  # recovery fails again: no state to serve it from
+        with pytest.raises(casty_trio.AskTimeoutError):
+            await balance(system, ref)
+    assert [e.sequence_nr for e in await journal.load("acc")] == [1]
+
+
+async def test_on_event_failing_after_a_persist_stops_an_unsupervised_entity(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    trace: list[str] = []
+    failures: list[Exception] = []
+    journal = InMemoryJournal()
+    async with ActorSystem(name="t") as system:
+        ref = system.spawn(flaky_account(journal, trace, {7}, failures), "acc")
+        ref.tell(Deposit(7))
+        await trio.testing.wait_all_tasks_blocked()
+        assert system.lookup("/acc") is None
+    assert [e.sequence_nr for e in await journal.load("acc")] == [1]
+    assert "reply" not in trace
+
+
+async def test_a_restart_right_after_spawning_a_child_serves_again(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async def on_command(ctx: ActorContext[Any], state: int, msg: Any) -> Behavior[Any]:
+        if msg == "spawn and fail":
+            ctx.spawn(Behaviors.ignore(), "child")
+            raise ValueError("fails right after spawning")
+        msg.tell(len(ctx.children))
+        return Behaviors.same()
+
+    behavior = Behaviors.event_sourced(
+        entity_id="e",
+        journal=InMemoryJournal(),
+        initial_state=0,
+        on_event=lambda s, e: s,
+        on_command=on_command,
+    )
+    supervised = Behaviors.supervise(
+        behavior, OneForOneStrategy(decider=lambda e: Directive.restart)
+    )
+    async with ActorSystem(name="t") as system:
+        ref = system.spawn(supervised, "e")
+        ref.tell("spawn and fail")
+        assert await system.ask(ref, lambda r: r, timeout=1.0) == 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import attrs
@@ -176,3 +177,29 @@ async def test_storage_errors_are_journal_errors(tmp_path: Path) -> None:
         await journal.load("a")
     assert isinstance(info.value.__cause__, sqlite3.Error)
     await journal.aclose()
+
+
+async def test_values_sqlite_cannot_bind_are_journal_errors(tmp_path: Path) -> None:
+    unencodable = "acc-\udc80"  # a lone surrogate: no UTF-8 for SQLite's TEXT
+    too_big = 2**63  # beyond SQLite's 64-bit INTEGER
+    async with SqliteJournal(tmp_path / "j.db") as journal:
+        calls: list[Callable[[], Awaitable[object]]] = [
+            lambda: journal.persist(unencodable, [PersistedEvent(1, Deposited(1), 0.0)]),
+            lambda: journal.load(unencodable),
+            lambda: journal.save_snapshot(unencodable, Snapshot(1, 1, 0.0)),
+            lambda: journal.load_snapshot(unencodable),
+            lambda: journal.highest_sequence_nr(unencodable),
+            lambda: journal.persist(
+                "a", [PersistedEvent(1, Deposited(1), 0.0), PersistedEvent(too_big, 2, 0.0)]
+            ),
+            lambda: journal.save_snapshot("a", Snapshot(too_big, 1, 0.0)),
+        ]
+        for call in calls:
+            with pytest.raises(JournalError) as info:
+                await call()
+            assert isinstance(info.value.__cause__, UnicodeEncodeError | OverflowError)
+        assert await journal.load("a") == []  # the batch with the bad number stored nothing
+        await journal.persist("a", [PersistedEvent(2**63 - 1, Deposited(1), 0.0)])
+        assert await journal.load("a", too_big) == []  # nothing can lie beyond the range
+        assert [e.sequence_nr for e in await journal.load("a", 2**63 - 1)] == [2**63 - 1]
+        assert [e.sequence_nr for e in await journal.load("a", -(2**70))] == [2**63 - 1]
