@@ -6,12 +6,12 @@ Participant
     ``system.barrier(name, n)`` asks the local barrier actor, which gives the call an id
     (random, drawn from a generator seeded by the node's incarnation) and sends a
     :class:`~casty_trio.cluster._wire.BarrierArrive` to the barrier actor of the *host*: the
-    oldest ``up`` member (:func:`~casty_trio.cluster._membership.oldest`), a deterministic
-    choice every member agrees on once the membership converged. While the call waits, the
-    arrival is re-sent to the current host every :data:`RESEND_INTERVAL` seconds and at once
-    when a membership event changes the host (the old host left or was downed): the host
-    counts a call once, by ``(node, call id)``, so re-sends are harmless. A call that gives up
-    (timeout, cancellation) sends a withdrawal, so it no longer counts.
+    oldest member (:func:`~casty_trio.cluster.oldest`), a deterministic choice every member
+    agrees on once the membership converged. While the call waits, the arrival is re-sent to
+    the current host every :data:`RESEND_INTERVAL` seconds and at once when a membership event
+    changes the host (the old host exited or was downed): the host counts a call once, by
+    ``(node, call id)``, so re-sends are harmless. A call that gives up (timeout, cancellation)
+    sends a withdrawal, so it no longer counts.
 
 Host
     Counts the arrivals of each name's round in progress. When the count reaches ``n`` it

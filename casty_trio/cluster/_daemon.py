@@ -25,11 +25,13 @@ from ._downing import DecisionKind, DowningInput, DowningStrategy, StableAfter
 from ._events import MemberDowned, MemberLeft, diff_events
 from ._failure_detector import FailureDetectorRegistry, PhiAccrualFailureDetector
 from ._membership import (
+    _GONE,
     Gossip,
     Member,
     MemberStatus,
     UniqueAddress,
     down,
+    is_live,
     join,
     leader,
     leader_actions,
@@ -64,8 +66,6 @@ _log = logging.getLogger("casty_trio.cluster")
 
 DAEMON_NAME = "$cluster"
 DAEMON_PATH = "/" + DAEMON_NAME
-
-_LIVE = (MemberStatus.joining, MemberStatus.up, MemberStatus.leaving, MemberStatus.exiting)
 
 
 @attrs.frozen
@@ -167,7 +167,7 @@ class _Daemon:
 
     def others(self) -> list[Member]:
         return [
-            m for m in self.gossip.members.values() if m.unique != self.me and m.status in _LIVE
+            m for m in self.gossip.members.values() if m.unique != self.me and m.status not in _GONE
         ]
 
     def update(self, new: Gossip, *, spread: bool = False) -> None:
@@ -272,11 +272,7 @@ class _Daemon:
         self.stable.observe(now, unreachable)
         if not self.stable.should_decide(now) or leader(gossip) != self.me:
             return
-        counted = [
-            m
-            for m in gossip.members.values()
-            if m.status in (MemberStatus.up, MemberStatus.leaving)
-        ]
+        counted = [m for m in gossip.members.values() if is_live(m)]
         members = frozenset(m.unique for m in counted)
         view = DowningInput(
             members=members,

@@ -34,7 +34,15 @@ from __future__ import annotations
 import attrs
 
 from .._core import NodeAddress
-from ._membership import Gossip, Member, MemberStatus, UniqueAddress, leader, unreachable_members
+from ._membership import (
+    _GONE,
+    Gossip,
+    Member,
+    MemberStatus,
+    UniqueAddress,
+    leader,
+    unreachable_members,
+)
 
 __all__ = [
     "ClusterEvent",
@@ -152,6 +160,3 @@ def diff_events(
     if old_leader != new_leader:
         events.append(LeaderChanged(None if new_leader is None else new_leader.node))
     return events
-
-
-_GONE = frozenset({MemberStatus.down, MemberStatus.removed})
