@@ -440,21 +440,18 @@ class _Region(RegionRoutes):
     # ------------------------------------------------------------------ dispatch
 
     async def receive(self, ctx: ActorContext[Any], msg: Any) -> Behavior[Any]:
-        if self.routing.owed:
-            # Entities owed a wake-up for peers' deliveries: before anything else.
-            if msg is DRAIN:
-                await self.routing.drain_inbound()
-                return Behaviors.same()
-            self.routing.flush_inbound()
+        routing = self.routing
+        if msg is DRAIN:
+            # Entities owed a wake-up for peers' deliveries get it (none are owed when another
+            # message handed them over before this one).
+            if routing.owed:
+                await routing.drain_inbound()
+            return Behaviors.same()
+        if routing.owed:
+            routing.flush_inbound()  # before anything else
         if type(msg) is ShardEnvelope:
             eid = msg.entity_id
-            pending = self.routing.pending
-            count = pending.get(eid)
-            if count is not None:
-                if count <= 1:
-                    del pending[eid]
-                else:
-                    pending[eid] = count - 1
+            routing.took(eid)
             self.route(eid, msg.message, False)
             return Behaviors.same()
         try:
@@ -466,7 +463,7 @@ class _Region(RegionRoutes):
     def dispatch(self, msg: Any) -> None:
         if type(msg) is Inbound:
             # The sender hashed the id with the same function and shard count: reuse it.
-            self.routing.took(msg)
+            self.routing.took(msg.eid)
             self.route(msg.eid, msg.message, True, check_shard(msg.shard, self.num_shards))
         elif isinstance(msg, Terminated):
             self.on_terminated(msg.ref)
@@ -500,8 +497,6 @@ class _Region(RegionRoutes):
                 self.primary.on_sync_done(msg)
         elif isinstance(msg, Fenced):
             self.fence(msg.shard, msg.epoch)
-        elif msg is DRAIN:
-            pass  # ``inbound`` was handed over before this
         else:
             _log.warning("%s: unexpected message %r", self.path, type(msg).__name__)
 
