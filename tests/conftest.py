@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from casty_trio import ActorSystem
-from tests._helpers import Probe, spawn_probe
+from casty_trio.testing import TestProbe
 
 
 @pytest.fixture
@@ -18,6 +18,6 @@ async def system() -> AsyncIterator[ActorSystem]:
 
 
 @pytest.fixture
-def probe(system: ActorSystem) -> Probe:
+def probe(system: ActorSystem) -> TestProbe:
     """A probe actor named ``probe`` in the ``system`` fixture."""
-    return spawn_probe(system, "probe")
+    return TestProbe(system, "probe")

@@ -14,8 +14,8 @@ import casty_trio
 
 API_PAGE = pathlib.Path(__file__).resolve().parent.parent / "docs" / "api.md"
 
-# Names the facade has exported since before the packages were split by concept: each must
-# stay importable from ``casty_trio``.
+# Names of the facade's public API: each must stay importable from ``casty_trio``, whatever
+# package it is defined in (code written against it must keep working).
 KEPT = {
     "ActorAddress", "ActorContext", "ActorRef", "ActorRestarted", "ActorStarted", "ActorStopped",
     "ActorSystem", "ActorSystemError", "AskTimeoutError", "Backoff", "BarrierTimeoutError",

@@ -241,8 +241,8 @@ class Behaviors:
 
     else:
         # A C-level callable returning the one ``same`` value, as a plain class attribute (a
-        # builtin does not bind, so no ``staticmethod`` is needed, and without one CPython 3.11
-        # finds and calls it about a third faster): nearly every message ends with this call.
+        # builtin does not bind, so no ``staticmethod`` wrapper stands between the lookup and
+        # the call): nearly every message ends with this call, so it must be cheap.
         same = itertools.repeat(_SAME).__next__
 
     @staticmethod

@@ -7,9 +7,13 @@ a checkpoint every ``_BATCH`` messages for fairness.
 Ownership: an actor runs as one task. Its children, timers and ``pipe_to_self`` jobs run in the
 actor's own nursery, which is opened lazily the first time the actor needs one (up front when the
 behavior starts with a setup, since setups usually spawn). Stopping an actor stops its children
-first, runs ``post_stop``, then cancels whatever is left in its nursery. Supervision, stopping
-and mailbox lending are functions of a cell, in :mod:`._cell_supervision`,
-:mod:`._cell_stopping` and :mod:`._cell_lending`.
+first, runs ``post_stop``, then cancels whatever is left in its nursery.
+
+Supervision is the cell's too: it catches ``Exception`` from the behavior, asks
+:func:`._cell_supervision.decide` (a pure function of the strategy, the failure and the
+restart history) for a directive, and applies it here. Behavior values are interpreted by
+:func:`._unwrap.unwrap`; what lies over the bound when a lent mailbox comes back is picked by
+:func:`._cell_lending.drop_excess`.
 """
 
 from __future__ import annotations
@@ -22,9 +26,6 @@ from typing import TYPE_CHECKING, Any, cast
 import trio
 
 from .._errors import ActorSystemError, MailboxFullError
-from . import _cell_lending as lending
-from . import _cell_stopping as stopping
-from . import _cell_supervision as supervision
 from ._behavior import (
     _SAME,
     Behavior,
@@ -34,10 +35,14 @@ from ._behavior import (
     SignalBehavior,
     SpyBehavior,
 )
+from ._cell_lending import drop_excess
+from ._cell_supervision import decide
 from ._context import ActorContext
 from ._control import _Control
 from ._events import (
+    ActorRestarted,
     ActorStarted,
+    ActorStopped,
     SpyEvent,
     Terminated,
     UnhandledMessage,
@@ -198,7 +203,9 @@ class Cell:
             return
         excess = len(box) - self._capacity
         if excess > 0 and not self._state:
-            lending.overflowed(self, box, excess)
+            for message in drop_excess(box, excess, self._overflow):
+                self.system._dead_letter(message, self.ref)
+            self.log.debug("mailbox full: %d messages dropped (%s)", excess, self._overflow.value)
         self._wake()
 
     def _open_mailbox(self) -> deque[Any]:
@@ -361,13 +368,13 @@ class Cell:
                     # a child, timer or job needs a nursery: step into one and carry on there
                     await self._run_in_nursery(started=True)
                 else:
-                    await stopping.stop_sequence(self)
+                    await self._stop_sequence()
         except BaseException:
             # Cancelled from outside (the system's shutdown grace ran out) or an internal bug.
             # Children are done (they were in our nursery); post_stop still gets a short,
             # shielded chance, then watchers and the parent learn that this actor is gone.
             with trio.CancelScope(shield=True, deadline=trio.current_time() + _FINAL_GRACE):
-                await stopping.run_post_stop(self)
+                await self._run_post_stop()
             self._terminate()
             raise
         self._terminate()
@@ -380,7 +387,7 @@ class Cell:
                 nursery.start_soon(job)
             if started or await self._start():
                 await self._serve()  # in a nursery it only returns once a stop is requested
-            await stopping.stop_sequence(self)
+            await self._stop_sequence()
             nursery.cancel_scope.cancel()
         self._nursery = None
 
@@ -510,14 +517,14 @@ class Cell:
                 await self._restart(None)
             return
         try:
-            handler = await self._unwrap(behavior, run_pre_start=True)
+            handler = await unwrap(self, behavior, run_pre_start=True)
         except Exception as exc:
             await self._failed(exc)
             return
         if handler is not None:
             self._handler = handler
 
-    # ------------------------------------------------------------------ start, unwrap
+    # ------------------------------------------------------------------ start
 
     async def _start(self) -> bool:
         """Run the initial behavior's setup; True once the actor can take messages.
@@ -525,7 +532,7 @@ class Cell:
         False means the actor is stopping (setup returned ``stopped`` or failed for good).
         """
         try:
-            handler = await self._unwrap(self._initial, run_pre_start=True, reset=True)
+            handler = await unwrap(self, self._initial, run_pre_start=True, reset=True)
         except Exception as exc:
             if self._decide(exc) is Directive.restart:
                 await self._restart(exc)
@@ -544,32 +551,176 @@ class Cell:
             stream.publish(ActorStarted(self.ref))
         return True
 
-    async def _unwrap(
-        self, behavior: Behavior[Any], *, run_pre_start: bool, reset: bool = False
-    ) -> _Handler | None:
-        return await unwrap(self, behavior, run_pre_start=run_pre_start, reset=reset)
-
     # ------------------------------------------------------------------ failure handling
 
     async def _failed(self, exc: Exception) -> None:
-        await supervision.failed(self, exc)
+        """A handler, interceptor, pipe job or child failed with ``exc``: apply supervision."""
+        directive = self._decide(exc)
+        if directive is Directive.restart:
+            await self._restart(exc)
+        elif directive is not Directive.resume:
+            self.request_stop()
+
+    def _strategy_in_force(self) -> SupervisionStrategy | None:
+        """The behavior's own strategy, else the configured default for this actor."""
+        return self._strategy or self.system._policies.strategy(self.path)
 
     def _decide(self, exc: Exception) -> Directive:
-        return supervision.decide(self, exc)
+        """The directive for ``exc`` (logged); an escalation is kept for ``_terminate``."""
+        times = self._restart_times
+        if times is None:
+            times = self._restart_times = deque()
+        strategy = self._strategy_in_force()
+        directive = decide(strategy, exc, times, trio.current_time(), self.log, self.path)
+        if directive is Directive.escalate:
+            self._escalation = exc
+        return directive
 
     async def _restart(self, exc: Exception | None) -> None:
-        await supervision.restart(self, exc)
+        """Restart until a setup succeeds, the strategy gives up, or a stop is requested.
+
+        The ``pre_restart`` hooks run, the children stop, timers and interceptors go, the
+        strategy's backoff is waited out (a stop request cuts it short), then the initial
+        behavior's setup runs again and the ``post_restart`` hooks follow. ``exc`` is None for
+        a ``Behaviors.restart()`` asked for by the behavior itself: no ``pre_restart`` hooks
+        and no backoff then.
+        """
+        ctx = self.ctx
+        while True:
+            try:
+                if exc is not None:
+                    for hook in self._hooks:
+                        if hook.pre_restart is not None:
+                            await hook.pre_restart(ctx, exc)
+            except Exception as hook_exc:
+                self.log.error("pre_restart hook of %s raised", self.path, exc_info=hook_exc)
+                self.request_stop()
+                return
+            await self._stop_children()
+            if self._timers is not None:
+                self._timers.cancel_all()
+            self._interceptors = None
+            self._handler = None
+            strategy = self._strategy_in_force()
+            if exc is not None and strategy is not None and strategy.backoff is not None:
+                restarts = len(self._restart_times or ()) or 1
+                with trio.CancelScope() as scope:
+                    self._wait_scope = scope
+                    await trio.sleep(strategy.backoff.delay(restarts))
+                self._wait_scope = None
+            if self._stop_requested:
+                return
+            stream = self.system.event_stream
+            if stream.has_subscribers():
+                stream.publish(ActorRestarted(self.ref, exc))
+            hooks_before = self._hooks
+            try:
+                handler = await unwrap(self, self._initial, run_pre_start=False, reset=True)
+            except Exception as setup_exc:
+                if self._decide(setup_exc) is Directive.restart:
+                    exc = setup_exc
+                    continue
+                self.request_stop()
+                return
+            if handler is None:
+                self.request_stop()
+                return
+            self._handler = handler
+            for hook in self._hooks or hooks_before:
+                if hook.post_restart is not None:
+                    try:
+                        await hook.post_restart(ctx)
+                    except Exception as hook_exc:
+                        self.log.error(
+                            "post_restart hook of %s raised", self.path, exc_info=hook_exc
+                        )
+                        self.request_stop()
+                        return
+            return
 
     # ------------------------------------------------------------------ stopping
 
+    async def _stop_children(self) -> None:
+        """Ask every child to stop and wait until all of them are gone."""
+        children = self._children
+        if not children:
+            return
+        for child in tuple(children.values()):
+            child.request_stop()
+        if children:
+            self._children_gone = trio.Event()
+            await self._children_gone.wait()
+            self._children_gone = None
+
+    async def _stop_sequence(self) -> None:
+        """The end of the actor's life: its children stop, then its ``post_stop`` hooks run."""
+        self.request_stop()
+        await self._stop_children()
+        await self._run_post_stop()
+
+    async def _run_post_stop(self) -> None:
+        if self._timers is not None:
+            self._timers.cancel_all()
+        hooks, self._hooks = self._hooks, ()  # at most once, even if cancelled midway
+        for hook in hooks:
+            if hook.post_stop is not None:
+                try:
+                    await hook.post_stop(self.ctx)
+                except Exception as exc:
+                    self.log.error("post_stop hook of %s raised", self.path, exc_info=exc)
+
     def _terminate(self) -> None:
-        """Final bookkeeping once the task is done (also after a hard cancel)."""
+        """Final bookkeeping once the task is done (also after a hard cancel).
+
+        The mailbox becomes dead letters, the cell's watches are dropped, its watchers, its
+        parent and the event stream learn that it is gone, and a failure it stopped on is
+        escalated to the parent (to the system, for a root actor).
+        """
         if self._state == _TERMINATED:
             return
         self._state = _TERMINATED
         self._limit = -1
         self._stop_requested = True
-        stopping.terminated(self)
+        system = self.system
+        mailbox, self._mailbox = self._mailbox, ()
+        for message in mailbox:
+            if type(message) is _Control:
+                if message.kind in (_Control.PIPE_FAILED, _Control.CHILD_FAILED):
+                    self.log.error(
+                        "actor %s stopped before handling a failure",
+                        self.path,
+                        exc_info=message.payload,
+                    )
+            else:
+                system._dead_letter(message, self.ref)
+        if self._watching:
+            for ref in self._watching:
+                ref._target.remove_watcher(self._on_watched_terminated)
+            self._watching = None
+        for child in tuple(self._children.values()) if self._children else ():
+            child._terminate()  # only after a forced cancel: children that never had a task
+        parent = self.parent
+        siblings = parent._children if parent is not None else None
+        if siblings is not None and siblings.get(self.name) is self:
+            del siblings[self.name]
+            if not siblings and parent is not None and parent._children_gone is not None:
+                parent._children_gone.set()
+        system._unregister(self)
+        watchers, self._watchers = self._watchers, None
+        for watcher in watchers or ():
+            watcher(self.ref)
+        stream = system.event_stream
+        if stream.has_subscribers():
+            stream.unsubscribe_all(self.ref)
+            stream.publish(ActorStopped(self.ref))
+        if self._terminated_event is not None:
+            self._terminated_event.set()
+        escalation = self._escalation
+        if escalation is not None:
+            if parent is not None:
+                parent.post_control(_Control.CHILD_FAILED, escalation)
+            else:
+                system._root_failed(escalation)
 
 
 def stop_after_queued(ref: ActorRef[Any]) -> bool:

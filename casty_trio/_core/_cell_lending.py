@@ -4,8 +4,8 @@ A caller that hands an actor a stream of messages (a shard region taking a peer'
 deliveries) borrows the actor's mailbox deque, appends to it without waking the actor or
 checking the bound, and gives it back: only then do the bound and the overflow policy apply,
 and the actor is woken once. The cell side is ``Cell.lend_mailbox`` and
-``Cell.return_mailbox``; what lies over the bound at give-back is handled here, off the
-per-message path.
+``Cell.return_mailbox``; which messages lie over the bound at give-back is decided here,
+off the per-message path.
 """
 
 from __future__ import annotations
@@ -17,10 +17,9 @@ from typing import TYPE_CHECKING, Any
 from ._mailbox import MailboxOverflowStrategy
 
 if TYPE_CHECKING:
-    from ._cell import Cell
     from ._ref import ActorRef
 
-__all__ = ["mailbox_lending", "overflowed"]
+__all__ = ["drop_excess", "mailbox_lending"]
 
 
 def mailbox_lending(
@@ -59,14 +58,12 @@ def mailbox_lending(
     return deque, give_back
 
 
-def overflowed(cell: Cell, box: deque[Any], excess: int) -> None:
-    """Drop ``excess`` messages of the given-back ``box`` by the cell's overflow policy: the
-    oldest for ``drop_oldest``, else the newest; each is a dead letter."""
-    if cell._overflow is MailboxOverflowStrategy.drop_oldest:
-        dropped = [box.popleft() for _ in range(excess)]
-    else:
-        dropped = [box.pop() for _ in range(excess)]
-        dropped.reverse()
-    for message in dropped:
-        cell.system._dead_letter(message, cell.ref)
-    cell.log.debug("mailbox full: %d messages dropped (%s)", excess, cell._overflow.value)
+def drop_excess(box: deque[Any], excess: int, overflow: MailboxOverflowStrategy) -> list[Any]:
+    """Take ``excess`` messages out of a given-back ``box`` by the ``overflow`` policy: the
+    oldest for ``drop_oldest``, else the newest. Returns them in the order they were queued,
+    for the cell to make dead letters of."""
+    if overflow is MailboxOverflowStrategy.drop_oldest:
+        return [box.popleft() for _ in range(excess)]
+    dropped = [box.pop() for _ in range(excess)]
+    dropped.reverse()
+    return dropped

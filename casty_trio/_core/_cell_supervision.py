@@ -1,131 +1,87 @@
-"""How a cell applies supervision: decide on a failure, restart (with backoff), or stop.
+"""Supervision decisions: the directive a strategy gives for one failure of one actor.
 
-Functions of a :class:`~casty_trio._core._cell.Cell`, kept apart because they are one concept:
-the strategy's directive, the restart window, backoff and the lifecycle hooks around a restart.
-They run in the actor's own task, on failure paths only.
+A pure function of what the decision needs (the strategy, the failure, the actor's restart
+history and the time), apart from the cell because it is one concept: the strategy's answer
+with its restart window enforced. Acting on the directive (restarting with backoff, stopping,
+escalating) is the cell's own business. Runs on failure paths only.
 """
 
 from __future__ import annotations
 
+import logging
 from collections import deque
-from typing import TYPE_CHECKING
 
-import trio
-
-from ._cell_stopping import stop_children
-from ._events import ActorRestarted
 from ._supervision import Directive, SupervisionStrategy
 
-if TYPE_CHECKING:
-    from ._cell import Cell
-
-__all__ = ["decide", "effective_strategy", "failed", "restart"]
+__all__ = ["decide"]
 
 
-async def failed(cell: Cell, exc: Exception) -> None:
-    """A handler, interceptor, pipe job or child failed with ``exc``: apply supervision."""
-    directive = decide(cell, exc)
-    if directive is Directive.restart:
-        await restart(cell, exc)
-    elif directive is not Directive.resume:
-        cell.request_stop()
+def decide(
+    strategy: SupervisionStrategy | None,
+    exc: Exception,
+    restart_times: deque[float],
+    now: float,
+    log: logging.Logger,
+    path: str,
+) -> Directive:
+    """The directive for an actor that failed with ``exc``, logged with the failure.
 
+    The strategy's answer, except that a restart over ``max_restarts`` within the strategy's
+    window is a stop, as is any failure without a strategy or whose decider raises.
 
-def effective_strategy(cell: Cell) -> SupervisionStrategy | None:
-    """The behavior's own strategy, else the configured default for this actor."""
-    return cell._strategy or cell.system._policies.strategy(cell.path)
+    Args:
+        strategy: The actor's strategy in force; None stops the actor.
+        exc: The failure.
+        restart_times: When the actor restarted, oldest first, on Trio's clock. Updated in
+            place: times that left the window are dropped and a restart allowed is added.
+        now: The current time on Trio's clock.
+        log: The actor's logger; every decision is logged, with ``exc``.
+        path: The actor's path, for the log.
 
+    Returns:
+        The directive to apply.
 
-def decide(cell: Cell, exc: Exception) -> Directive:
-    """Ask the strategy, enforce the restart window, log, and note escalations."""
-    strategy = effective_strategy(cell)
+    Examples:
+        >>> import logging
+        >>> from collections import deque
+        >>> from casty_trio import OneForOneStrategy
+        >>> log = logging.getLogger("doctest")
+        >>> log.disabled = True
+        >>> times: deque[float] = deque()
+        >>> once = OneForOneStrategy(max_restarts=1, within=10.0)
+        >>> decide(once, ValueError(), times, 0.0, log, "/a")
+        <Directive.restart: 'restart'>
+        >>> decide(once, ValueError(), times, 5.0, log, "/a")
+        <Directive.stop: 'stop'>
+        >>> decide(once, ValueError(), times, 10.0, log, "/a")
+        <Directive.restart: 'restart'>
+    """
     if strategy is None:
-        cell.log.error("actor %s failed; stopping it", cell.path, exc_info=exc)
+        log.error("actor %s failed; stopping it", path, exc_info=exc)
         return Directive.stop
     try:
         directive = strategy.decide(exc)
     except Exception as decide_exc:
-        cell.log.error("supervision decider of %s raised", cell.path, exc_info=decide_exc)
+        log.error("supervision decider of %s raised", path, exc_info=decide_exc)
         directive = Directive.stop
     if directive is Directive.restart:
-        now = trio.current_time()
-        times = cell._restart_times
-        if times is None:
-            times = cell._restart_times = deque()
-        while times and times[0] <= now - strategy.within:
-            times.popleft()
-        if len(times) >= strategy.max_restarts:
-            cell.log.error(
+        while restart_times and restart_times[0] <= now - strategy.within:
+            restart_times.popleft()
+        if len(restart_times) >= strategy.max_restarts:
+            log.error(
                 "actor %s failed; %d restarts within %ss exceeded, stopping it",
-                cell.path,
+                path,
                 strategy.max_restarts,
                 strategy.within,
                 exc_info=exc,
             )
             return Directive.stop
-        times.append(now)
-        cell.log.warning("actor %s failed; restarting it", cell.path, exc_info=exc)
+        restart_times.append(now)
+        log.warning("actor %s failed; restarting it", path, exc_info=exc)
     elif directive is Directive.resume:
-        cell.log.warning("actor %s failed; resuming", cell.path, exc_info=exc)
+        log.warning("actor %s failed; resuming", path, exc_info=exc)
     elif directive is Directive.escalate:
-        cell.log.warning("actor %s failed; escalating to its parent", cell.path, exc_info=exc)
-        cell._escalation = exc
+        log.warning("actor %s failed; escalating to its parent", path, exc_info=exc)
     else:
-        cell.log.error("actor %s failed; stopping it", cell.path, exc_info=exc)
+        log.error("actor %s failed; stopping it", path, exc_info=exc)
     return directive
-
-
-async def restart(cell: Cell, exc: Exception | None) -> None:
-    """Restart until a setup succeeds, the strategy gives up, or a stop is requested.
-
-    ``exc`` is None for a ``Behaviors.restart()`` asked for by the behavior itself.
-    """
-    ctx = cell.ctx
-    while True:
-        try:
-            if exc is not None:
-                for hook in cell._hooks:
-                    if hook.pre_restart is not None:
-                        await hook.pre_restart(ctx, exc)
-        except Exception as hook_exc:
-            cell.log.error("pre_restart hook of %s raised", cell.path, exc_info=hook_exc)
-            cell.request_stop()
-            return
-        await stop_children(cell)
-        if cell._timers is not None:
-            cell._timers.cancel_all()
-        cell._interceptors = None
-        cell._handler = None
-        strategy = effective_strategy(cell)
-        if exc is not None and strategy is not None and strategy.backoff is not None:
-            restarts = len(cell._restart_times or ()) or 1
-            with trio.CancelScope() as scope:
-                cell._wait_scope = scope
-                await trio.sleep(strategy.backoff.delay(restarts))
-            cell._wait_scope = None
-        if cell._stop_requested:
-            return
-        if cell.system.event_stream.has_subscribers():
-            cell.system.event_stream.publish(ActorRestarted(cell.ref, exc))
-        hooks_before = cell._hooks
-        try:
-            handler = await cell._unwrap(cell._initial, run_pre_start=False, reset=True)
-        except Exception as setup_exc:
-            if decide(cell, setup_exc) is Directive.restart:
-                exc = setup_exc
-                continue
-            cell.request_stop()
-            return
-        if handler is None:
-            cell.request_stop()
-            return
-        cell._handler = handler
-        for hook in cell._hooks or hooks_before:
-            if hook.post_restart is not None:
-                try:
-                    await hook.post_restart(ctx)
-                except Exception as hook_exc:
-                    cell.log.error("post_restart hook of %s raised", cell.path, exc_info=hook_exc)
-                    cell.request_stop()
-                    return
-        return

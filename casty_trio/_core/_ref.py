@@ -1,7 +1,7 @@
 """Actor addresses and references.
 
 A reference is a small immutable value: an :class:`ActorAddress` plus the function that delivers
-a message to whatever sits behind it (a local cell, a reply slot, later a remote link). Equality and
+a message to whatever sits behind it (a local cell, a reply slot, a remote link). Equality and
 hashing use the address only, so refs work as dict keys and survive a round trip over the wire.
 """
 

@@ -9,23 +9,39 @@ Participant
     oldest member (:func:`~casty_trio.cluster.oldest`), a deterministic choice every member
     agrees on once the membership converged. While the call waits, the arrival is re-sent to
     the current host every :data:`RESEND_INTERVAL` seconds and at once when a membership event
-    changes the host (the old host exited or was downed): the host counts a call once, by
-    ``(node, call id)``, so re-sends are harmless. A call that gives up (timeout, cancellation)
-    sends a withdrawal, so it no longer counts.
+    changes the host (the old host exited or was downed). Each re-send renews the call's
+    *lease* at the host (below). A call that gives up (timeout, cancellation) stops re-sending
+    and sends one withdrawal, so it stops counting at once when the withdrawal arrives and at
+    the latest when its lease lapses.
 
 Host
-    Counts the arrivals of each name's round in progress. When the count reaches ``n`` it
-    sends :class:`~casty_trio.cluster._wire.BarrierRelease` to every participant and forgets
+    :class:`BarrierHost`, a state machine without I/O (events in, answers out), counts the
+    arrivals of each name's round in progress, once per call. An arrival counts only while
+    its lease runs: :data:`LEASE` seconds from the last time the host heard it (host's clock,
+    so no clocks need to agree). When the count of live arrivals reaches ``n`` the host
+    releases them all (:class:`~casty_trio.cluster._wire.BarrierRelease` to each) and forgets
     the round: the next arrival at that name opens a new round (barriers are reusable). It
-    remembers the last released calls, so a late re-send of a released call is answered with
-    its release again rather than counted in the next round. An arrival with another ``n`` than
-    the round in progress is refused (only that call fails, with :class:`ValueError`; the round
-    goes on). Arrivals from members that are downed or leave are dropped. A node that is not
-    the host in its own view drops arrivals (the sender re-sends once the views agree) and
-    forgets the rounds it held.
+    remembers the last calls it decided: a late re-send of a released or refused call is
+    answered as it was the first time, one of a withdrawn call is ignored, none is counted in
+    a later round. An arrival with another ``n`` than the round in progress is refused
+    (only that call fails, with :class:`ValueError`; the round goes on). Arrivals from members
+    that are downed or leave are dropped. A node that is not the host in its own view drops
+    arrivals (the sender re-sends once the views agree) and forgets the rounds it held.
 
-Not guaranteed: if the host crashes, the new host rebuilds each round from re-sends, so a
-round can be released at most once per host; a release already sent by the old host stands.
+Why leases rather than acknowledged withdrawals: a withdrawal, however often retried, only
+helps once it reaches the host, and the host may stay out of reach for long (a cut link, a
+partition healing late, a participant's node crashing before it could withdraw). A lease needs
+no message at all to end: whatever is lost, a call that stopped waiting stops counting
+:data:`LEASE` seconds after its last renewal, with no state left behind on either side. The
+cost is that a waiting call whose renewals are all lost for longer than :data:`LEASE` (a glitch
+on its link to the host) drops out of the round until its next renewal arrives, which delays
+the release and never makes it early. The withdrawal stays as the fast path.
+
+Not guaranteed: a call that gives up can still be counted in a release decided before the host
+learns of it, that is before its withdrawal arrives and within :data:`LEASE` of its last
+renewal; that call raises its timeout while the others go on. If the host crashes, the new host
+rebuilds each round from re-sends, so a round can be released at most once per host; a release
+already sent by the old host stands.
 """
 
 from __future__ import annotations
@@ -33,9 +49,10 @@ from __future__ import annotations
 import logging
 import random
 from collections import OrderedDict
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import attrs
+import trio
 
 from .._core import (
     ActorContext,
@@ -60,16 +77,209 @@ from ._wire import (
 if TYPE_CHECKING:
     from ._system import MembershipSystem
 
-__all__ = ["BARRIER_NAME", "RESEND_INTERVAL", "barrier_actor", "wait_at_barrier"]
+__all__ = [
+    "BARRIER_NAME",
+    "LEASE",
+    "RESEND_INTERVAL",
+    "Answer",
+    "BarrierHost",
+    "Call",
+    "barrier_actor",
+    "wait_at_barrier",
+]
 
 _log = logging.getLogger("casty_trio.cluster")
 
 BARRIER_NAME = "$barrier"
 BARRIER_PATH = "/" + BARRIER_NAME
 RESEND_INTERVAL = 0.5
-"""Seconds between two re-sends of a waiting call's arrival to the host."""
-_REMEMBERED = 4096  # released calls a host remembers (answers late re-sends)
+"""Seconds between two re-sends (lease renewals) of a waiting call's arrival to the host."""
+LEASE = 4 * RESEND_INTERVAL
+"""Seconds an arrival counts at the host after the host last heard it: three renewals in a row
+may be lost (or late) before a waiting call drops out of its round."""
+_REMEMBERED = 4096  # decided calls a host remembers (answers late re-sends)
 _MEMBERSHIP_EVENTS = (MemberUp, MemberLeft, MemberDowned)
+
+R = TypeVar("R")
+
+Call = tuple[NodeAddress, int]
+"""A barrier call as the host knows it: the participant's node and the call's id there."""
+
+
+# ---------------------------------------------------------------------- host state machine
+
+
+@attrs.frozen
+class Answer(Generic[R]):
+    """What :class:`BarrierHost` asks its caller to send: tell ``reply_to`` that call ``call``
+    at barrier ``name`` is released (``error`` empty) or refused (``error`` says why)."""
+
+    reply_to: R
+    name: str
+    call: int
+    error: str = ""
+
+
+@attrs.define
+class _Arrival(Generic[R]):
+    reply_to: R
+    renewed_at: float
+
+
+@attrs.define
+class _Round(Generic[R]):
+    n: int
+    arrivals: dict[Call, _Arrival[R]] = attrs.Factory(dict)
+
+
+class BarrierHost(Generic[R]):
+    """The host's bookkeeping of barrier rounds: events in, :class:`Answer` values out.
+
+    No I/O and no clock of its own: every event carries ``now`` (seconds, any monotonic clock
+    the caller keeps; the barrier actor passes Trio's). ``R`` is whatever the caller needs to
+    answer a participant (the barrier actor uses the participant's barrier actor ref).
+
+    Guarantees, for any sequence of events:
+
+    * A round of ``n`` is released exactly when ``n`` distinct live calls are counted in it,
+      at the arrival that makes the ``n``-th: each gets one release answer, together.
+    * A call is live while its lease runs (``now`` at most ``lease`` past its last arrival),
+      and it was not withdrawn, released or refused, and no :meth:`member_gone` for its node
+      or :meth:`resign` came after its last arrival. Only live calls are counted.
+    * A call is decided once: released in at most one round, or refused, or withdrawn. A
+      later re-send of it is answered as it was the first time (nothing for a withdrawn call)
+      while the host remembers it, never counted anew.
+
+    Args:
+        lease: Seconds an arrival counts after it was last heard.
+        remembered: How many decided calls (released, refused, withdrawn) to remember, for
+            late re-sends.
+
+    Examples:
+        >>> host = BarrierHost[str](lease=2.0)
+        >>> a, b = (NodeAddress("a", 1), 7), (NodeAddress("b", 1), 9)
+        >>> host.arrive("start", 2, a, "ref-a", now=0.0)
+        []
+        >>> host.arrive("start", 2, b, "ref-b", now=3.0)  # a's lease lapsed at 2.0
+        []
+        >>> [x.reply_to for x in host.arrive("start", 2, a, "ref-a", now=3.5)]
+        ['ref-b', 'ref-a']
+    """
+
+    def __init__(self, *, lease: float = LEASE, remembered: int = _REMEMBERED) -> None:
+        if not lease > 0:
+            raise ValueError(f"a lease must be positive, got {lease!r}")
+        if remembered < 0:
+            raise ValueError(f"remembered must be at least 0, got {remembered!r}")
+        self._lease = lease
+        self._remembered = remembered
+        self._rounds: dict[str, _Round[R]] = {}
+        # call -> (name, outcome) of the calls decided: the answer they got (a release or a
+        # refusal), or None for a withdrawn call; a late re-send gets the same answer again
+        self._done: OrderedDict[Call, tuple[str, str | None]] = OrderedDict()
+
+    @property
+    def lease(self) -> float:
+        """Seconds an arrival counts after the host last heard it."""
+        return self._lease
+
+    def has_rounds(self) -> bool:
+        """Whether some round is in progress (with at least one arrival, live or not)."""
+        return bool(self._rounds)
+
+    def counted(self, name: str, now: float) -> frozenset[Call]:
+        """The live calls counted in the round in progress at ``name`` (empty if none)."""
+        round_ = self._rounds.get(name)
+        if round_ is None:
+            return frozenset()
+        return frozenset(
+            call for call, a in round_.arrivals.items() if now - a.renewed_at <= self._lease
+        )
+
+    def arrive(self, name: str, n: int, call: Call, reply_to: R, now: float) -> list[Answer[R]]:
+        """Call ``call`` waits at ``name`` for ``n`` participants (first arrival or renewal).
+
+        Returns:
+            The answers to send: nothing while the round waits; the release of every call
+            counted when this arrival makes ``n``; a refusal of this call alone if the round
+            in progress waits for another ``n``; the same answer again if this call was
+            already released or refused (a re-send that crossed the answer, or whose answer
+            was lost).
+        """
+        if call in self._done:
+            done_name, outcome = self._done[call]
+            if outcome is not None and done_name == name:
+                return [Answer(reply_to, name, call[1], outcome)]
+            return []  # withdrawn (or a stale message under another name): never counted
+        round_ = self._prune(name, now)
+        if round_ is not None and round_.n != n:
+            error = (
+                f"barrier {name!r} called with n={n} while its round in progress "
+                f"waits for n={round_.n}"
+            )
+            self._remember(call, name, error)
+            return [Answer(reply_to, name, call[1], error)]
+        if round_ is None:
+            round_ = self._rounds[name] = _Round(n)
+        round_.arrivals[call] = _Arrival(reply_to, now)
+        if len(round_.arrivals) < n:
+            return []
+        del self._rounds[name]
+        answers = []
+        for released_call, arrival in round_.arrivals.items():
+            answers.append(Answer(arrival.reply_to, name, released_call[1]))
+            self._remember(released_call, name, "")
+        return answers
+
+    def withdraw(self, name: str, call: Call, now: float) -> None:
+        """Call ``call`` at ``name`` gave up: it is never counted again."""
+        if call in self._done:
+            return
+        round_ = self._rounds.get(name)
+        if round_ is not None:
+            round_.arrivals.pop(call, None)
+            self._prune(name, now)
+        self._remember(call, name, None)
+
+    def member_gone(self, node: NodeAddress) -> None:
+        """The member at ``node`` was downed or left: drop its calls (a later arrival from that
+        address, from a new incarnation, counts again)."""
+        for name, round_ in list(self._rounds.items()):
+            for call in [c for c in round_.arrivals if c[0] == node]:
+                del round_.arrivals[call]
+            if not round_.arrivals:
+                del self._rounds[name]
+
+    def expire(self, now: float) -> None:
+        """Drop the arrivals whose lease lapsed by ``now``, and the rounds left empty."""
+        for name in list(self._rounds):
+            self._prune(name, now)
+
+    def resign(self) -> None:
+        """This node is no longer the host: forget the rounds in progress (participants re-send
+        to the new host). Released and withdrawn calls stay remembered."""
+        self._rounds.clear()
+
+    def _prune(self, name: str, now: float) -> _Round[R] | None:
+        round_ = self._rounds.get(name)
+        if round_ is None:
+            return None
+        lapsed = [c for c, a in round_.arrivals.items() if now - a.renewed_at > self._lease]
+        for call in lapsed:
+            del round_.arrivals[call]
+        if not round_.arrivals:
+            del self._rounds[name]
+            return None
+        return round_
+
+    def _remember(self, call: Call, name: str, outcome: str | None) -> None:
+        self._done[call] = (name, outcome)
+        self._done.move_to_end(call)
+        while len(self._done) > self._remembered:
+            self._done.popitem(last=False)
+
+
+# ---------------------------------------------------------------------- the actor
 
 
 @attrs.frozen
@@ -100,18 +310,16 @@ class _Resend:
     pass
 
 
+class _Expire:
+    pass
+
+
 @attrs.define
 class _Pending:
     name: str
     n: int
     token: str
     reply_to: ActorRef[_Outcome]
-
-
-@attrs.define
-class _Round:
-    n: int
-    arrivals: dict[tuple[NodeAddress, int], ActorRef[Any]] = attrs.Factory(dict)
 
 
 class _Barriers:
@@ -130,8 +338,7 @@ class _Barriers:
         self.tokens: dict[str, int] = {}
         self.sent_to: UniqueAddress | None = None
         # host side
-        self.rounds: dict[str, _Round] = {}
-        self.released: OrderedDict[tuple[NodeAddress, int], str] = OrderedDict()
+        self.hosting: BarrierHost[ActorRef[Any]] = BarrierHost()
 
     # ------------------------------------------------------------------ helpers
 
@@ -187,7 +394,7 @@ class _Barriers:
         call = self.tokens.get(msg.token)
         if call is None:
             return
-        pending = self.forget(call)
+        pending = self.forget(call)  # no more renewals: the lease ends the call if this is lost
         host = self.host()
         if pending is not None and host is not None:
             withdraw = BarrierArrive(pending.name, pending.n, call, self.ctx.self, withdraw=True)
@@ -207,12 +414,8 @@ class _Barriers:
 
     def on_membership(self, event: Any) -> None:
         if isinstance(event, MemberDowned | MemberLeft):
-            gone = event.member.node
-            for name, round_ in list(self.rounds.items()):
-                for key in [k for k in round_.arrivals if k[0] == gone]:
-                    del round_.arrivals[key]
-                if not round_.arrivals:
-                    del self.rounds[name]
+            self.hosting.member_gone(event.member.node)
+            self.sync_expiry()
         if self.pending and self.host() != self.sent_to:
             self.resend_all()
 
@@ -225,37 +428,30 @@ class _Barriers:
             _log.warning("%s: dropped an invalid barrier arrival: %s", self.me, exc)
             return
         if self.host() != self.me:
-            self.rounds.clear()  # not (or no longer) the host: the sender will re-send
+            self.hosting.resign()  # not (or no longer) the host: the sender will re-send
+            self.sync_expiry()
             return
-        key = (self.node_of(msg.reply_to), msg.call)
-        round_ = self.rounds.get(msg.name)
+        call = (self.node_of(msg.reply_to), msg.call)
+        now = trio.current_time()
         if msg.withdraw:
-            if round_ is not None:
-                round_.arrivals.pop(key, None)
-                if not round_.arrivals:
-                    del self.rounds[msg.name]
-            return
-        if self.released.get(key) == msg.name:
-            msg.reply_to.tell(BarrierRelease(msg.name, msg.call, ""))
-            return
-        if round_ is not None and round_.n != msg.n:
-            error = (
-                f"barrier {msg.name!r} called with n={msg.n} while its round in progress "
-                f"waits for n={round_.n}"
-            )
-            msg.reply_to.tell(BarrierRelease(msg.name, msg.call, error))
-            return
-        if round_ is None:
-            round_ = self.rounds[msg.name] = _Round(msg.n)
-        round_.arrivals[key] = msg.reply_to
-        if len(round_.arrivals) < round_.n:
-            return
-        del self.rounds[msg.name]
-        for (node, call), ref in round_.arrivals.items():
-            ref.tell(BarrierRelease(msg.name, call, ""))
-            self.released[(node, call)] = msg.name
-        while len(self.released) > _REMEMBERED:
-            self.released.popitem(last=False)
+            self.hosting.withdraw(msg.name, call, now)
+        else:
+            for answer in self.hosting.arrive(msg.name, msg.n, call, msg.reply_to, now):
+                answer.reply_to.tell(BarrierRelease(answer.name, answer.call, answer.error))
+        self.sync_expiry()
+
+    def sync_expiry(self) -> None:
+        """Sweep lapsed arrivals every :data:`LEASE` while some round is in progress (a lapsed
+        arrival is never counted anyway; the sweep only frees its memory)."""
+        active = self.timers.is_active("expire")
+        if self.hosting.has_rounds() and not active:
+            self.timers.start_periodic("expire", _Expire(), LEASE)
+        elif not self.hosting.has_rounds() and active:
+            self.timers.cancel("expire")
+
+    def on_expire(self) -> None:
+        self.hosting.expire(trio.current_time())
+        self.sync_expiry()
 
     # ------------------------------------------------------------------ dispatch
 
@@ -270,6 +466,8 @@ class _Barriers:
             self.on_withdraw(msg)
         elif isinstance(msg, _Resend):
             self.resend_all()
+        elif isinstance(msg, _Expire):
+            self.on_expire()
         elif isinstance(msg, _MEMBERSHIP_EVENTS):
             self.on_membership(msg)
         return Behaviors.same()

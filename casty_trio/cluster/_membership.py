@@ -6,7 +6,7 @@ a checkpoint, so it is safe anywhere, cancellation included. The gossip actor ow
 peers; everything else (leader election, convergence, events) is computed from that value. The
 design follows Akka Cluster. This module holds the functions (merge, queries, changes); the
 value classes themselves are defined in :mod:`casty_trio.cluster._membership_state` and
-re-exported here, so ``from casty_trio.cluster._membership import Gossip`` keeps working.
+re-exported here, so users of membership import values and functions from one module.
 
 Identities
     A :class:`UniqueAddress` is one *incarnation* of a node: its :class:`NodeAddress` plus a

@@ -190,7 +190,9 @@ class JoinRefused(msgspec.Struct, frozen=True, array_like=True, gc=False, tag=36
 class BarrierArrive(msgspec.Struct, frozen=True, array_like=True, gc=False, tag=37):
     """To the barrier host: call ``call`` of the node whose barrier actor is ``reply_to`` waits
     at barrier ``name`` for ``n`` participants; with ``withdraw`` it stops waiting (timeout or
-    cancellation). Re-sent (same ``call``) until released; the host counts a call once."""
+    cancellation). Re-sent (same ``call``) until released, each re-send renewing the call's
+    lease at the host (an arrival not renewed within the lease stops counting); the host
+    counts a call once."""
 
     name: str
     n: int

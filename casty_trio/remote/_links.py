@@ -50,10 +50,9 @@ _log = logging.getLogger("casty_trio.remote")
 # With at least _STREAM messages queued when it wakes, the writer lets the producers run up to
 # _GATHER more scheduling rounds, as long as each adds to the outbox, before it cuts a frame.
 # Under a stream of tells (a producer yielding every hundred tells) frames then carry several
-# rounds' worth, about 420 messages instead of about 180: per frame, the writer, the socket
-# calls on both sides and the peer's reader cost about as much as a hundred messages (see
-# docs/benchmarks.md, cross_node_sharded, session 8). A link with less queued (asks, replies,
-# sparse tells) writes at once as before.
+# rounds' worth rather than one: each frame has a fixed cost (the writer, the socket calls on
+# both sides, the peer's reader) worth many messages, so fewer, fuller frames carry more
+# messages per second. A link with less queued (asks, replies, sparse tells) writes at once.
 _STREAM = 64
 _GATHER = 3
 _FRAME_TARGET = 256 * 1024  # bytes per frame the writer aims for under load
@@ -124,9 +123,9 @@ class PeerLink:
         self._direct: SupportsSendNowait | None = None
         # The number of the last frame written on the current connection: frames are numbered
         # per connection (as the wire protocol says), so that the reader of each connection
-        # drops duplicates of its own frames only. A number shared by the link made the reader
-        # of one connection drop the frames of another (two connections live at once while a
-        # duplicate link is resolved) as "duplicates".
+        # drops duplicates of its own frames only. A number shared by the link would make the
+        # reader of one connection drop the frames of another (two connections live at once
+        # while a duplicate link is resolved) as "duplicates".
         self._seq = 0
         self.frames_out = self.frames_in = self.messages_out = self.messages_in = 0
         self.bytes_out = self.bytes_in = self.dropped = self.decode_errors = 0
@@ -262,10 +261,10 @@ class PeerLink:
         ``current`` makes ``conn`` the link's connection, the one the outbox drains to.
         Otherwise (or once a newer connection replaces it) ``conn`` is a duplicate that is
         wound down without losing a frame: both nodes dial each other at once, both write on
-        whatever connection they have, and closing one of them outright discarded the frames
-        the peer had already written on it. Instead each node stops writing on the duplicate
-        and sends an end marker (``_END``), keeps reading it until the peer's end marker
-        arrives, and only then closes it.
+        whatever connection they have, and closing one of them outright would discard the
+        frames the peer had already written on it. Instead each node stops writing on the
+        duplicate and sends an end marker (``_END``), keeps reading it until the peer's end
+        marker arrives, and only then closes it.
         """
         ending = _Ending()
         if not current:
@@ -343,7 +342,7 @@ class PeerLink:
                     await conn.send(data)
                 except BaseException:
                     # Taken from the outbox but not sent (closed or cancelled): without this
-                    # the items vanished silently.
+                    # the items would vanish silently.
                     self._unsent(entries)
                     raise
                 self.frames_out += 1

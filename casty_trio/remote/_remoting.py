@@ -305,11 +305,11 @@ class Remoting:
 
         Two nodes dialing each other at once: both keep the connection dialed by the smaller
         node; the other one is wound down by ``PeerLink.run`` without losing frames (closing
-        it at once lost what the peer had already written on it).
+        it at once would lose what the peer had already written on it).
 
         A connection from a new incarnation of the peer always wins, and the old one is closed
         at once: it leads to a node that no longer exists, though its close has not reached us
-        yet (a quickly restarted peer was refused as a "duplicate" until then).
+        yet (otherwise a quickly restarted peer would be refused as a "duplicate" until then).
         """
         old = link.connection
         if old is None:
@@ -357,7 +357,7 @@ class Remoting:
             _log.warning("peer %s refused us: %s (%d)", conn.peer, reason, theirs.code)
             # Echo the peer's code only if it is one of ours (4000-4999): closing a WebSocket
             # with a code outside 0..65535 raises struct.error, not ConnectionClosed, and a
-            # hand-made Reject(70000, ...) took the whole node down.
+            # hand-made Reject(70000, ...) would take the whole node down.
             code = theirs.code if 4000 <= theirs.code <= 4999 else CloseCode.BAD_HANDSHAKE
             await _close_quietly(conn, reason, code)
             return None

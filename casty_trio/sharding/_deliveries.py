@@ -1,6 +1,6 @@
 """Deliveries: user messages for entities, between the regions of one sharded type.
 
-A delivery is the msgpack array ``[entity_id, shard, message]`` (see ``_shard_wire``), encoded
+A delivery is the msgpack array ``[entity_id, shard, message]`` (see ``_wire``), encoded
 at the tell and queued through the remoting's :class:`~casty_trio.remote._raw.RawSender` for the
 home's ``/<type name>/deliveries`` path. Consecutive deliveries of one message type to one node
 (the usual case under load) travel as one ``Envelopes`` item whose manifest is the message

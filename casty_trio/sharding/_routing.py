@@ -45,9 +45,9 @@ _log = logging.getLogger("casty_trio.sharding")
 # _LINGER_FROM wait, each pause of _LINGER seconds does (a stream whose frames come a little
 # apart), up to _CAP messages, _HOLD seconds or _ROUNDS rounds; then every entity is woken once
 # for all of its share. Under a saturating stream a hand-over must be large: a wake-up costs
-# about as much as 4 to 8 messages, so 1,000 entities woken every few thousand messages spent
-# most of the receiver's time on wake-ups. The cost is latency under such a stream (at most
-# _HOLD); sparse traffic (asks) is never held.
+# several messages' worth of work, so with many entities, waking each for a few messages would
+# spend most of the receiver's time on wake-ups. The cost is latency under such a stream (at
+# most _HOLD); sparse traffic (asks) is never held.
 _BURST = 32
 _CAP = 65_536
 _ROUNDS = 1024

@@ -12,7 +12,7 @@ a delivery, the msgpack array ``[entity_id, shard, message]`` encoded at the tel
 raw sender. Consecutive deliveries of one message type travel as one ``Envelopes`` item whose
 manifest is the message type's, so the receiving region decodes a whole run in one call (as a
 ``list[tuple[str, int, type]]``, falling back to one by one if that fails, to drop only the
-malformed ones). Tag 40 was ``ShardDeliver``, one delivery per Struct, retired: never reuse it.
+malformed ones). Tag 40 is reserved: never reuse it.
 
 Receivers validate what a type cannot express (a shard outside ``0..num_shards-1``, an empty
 host, a port outside ``1..65535``) with :func:`node_of` and :func:`check_shard`, and drop and log

@@ -95,9 +95,10 @@ class TestProbe:
     Creating a probe spawns a root actor in ``system`` that records every message it receives,
     in order. Hand :attr:`ref` to the code under test (as a ``reply_to``, a subscriber, a spy
     observer, ...) and assert on what arrives with :meth:`expect_message`,
-    :meth:`expect_no_message`, :meth:`receive_messages` and :meth:`fish_for_message`. Each
-    message is consumed by the first call that receives it. :meth:`watch` and
-    :meth:`expect_terminated` check that an actor stops.
+    :meth:`expect_no_message`, :meth:`receive_messages` and :meth:`fish_for_message`, or take
+    everything recorded so far with :meth:`receive_all_nowait`. Each message is consumed by the
+    first call that receives it. :meth:`watch` and :meth:`expect_terminated` check that an
+    actor stops.
 
     Without ``name`` the probe is spawned under a reserved name, ``$probe-1``, ``$probe-2``, ...
     (numbered per system), at the path ``/$probe-N``; names starting with ``$`` are reserved,
@@ -107,9 +108,11 @@ class TestProbe:
 
     Every waiting method takes ``within``, in seconds: a Trio deadline, never a polling loop.
     Under pytest-trio's ``autojump_clock`` it is virtual time and costs nothing; with the real
-    clock it is real time. A failed expectation raises ``AssertionError`` naming what was
-    expected and what arrived (or that nothing did), like a failed ``assert``. The waiting
-    methods are checkpoints; the constructor, :meth:`watch`, :meth:`unwatch` and :meth:`stop`
+    clock it is real time. On the virtual clock, ``trio.current_time()`` just after a waiting
+    method returned a message it had to wait for is the moment that message arrived.
+    A failed expectation raises ``AssertionError`` naming what was expected and what arrived
+    (or that nothing did), like a failed ``assert``. The waiting methods are checkpoints; the
+    constructor, :meth:`receive_all_nowait`, :meth:`watch`, :meth:`unwatch` and :meth:`stop`
     are synchronous and are not.
 
     Use it as a context manager (``with TestProbe(system) as probe:``) to stop it at the end of
@@ -339,6 +342,27 @@ class TestProbe:
                 text = f"expected {n} messages within {within} s, got {len(messages)}"
             raise self._failure(f"{text}: {_preview(messages)}")
         return messages
+
+    def receive_all_nowait(self) -> list[Any]:
+        """Return every message recorded and not yet consumed, in order, without waiting.
+
+        Not a checkpoint. The messages are consumed; the list is empty when there are none,
+        also once the probe has stopped. Only what the probe actor has already handled counts:
+        a message still queued in its mailbox is not there yet, so let the system settle first
+        (under ``autojump_clock``, a ``trio.sleep`` does it). Use it to look at everything that
+        arrived by some moment when how many is what the test is about.
+
+        Examples:
+            >>> await trio.sleep(10.0)                           # doctest: +SKIP
+            >>> probe.receive_all_nowait()                       # doctest: +SKIP
+            [Tick(), Tick()]
+        """
+        messages: list[Any] = []
+        while True:
+            try:
+                messages.append(self._receive.receive_nowait())
+            except (trio.WouldBlock, trio.EndOfChannel):
+                return messages
 
     async def fish_for_message(
         self, predicate: Callable[[Any], bool], *, within: float = _DEFAULT_WITHIN

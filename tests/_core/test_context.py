@@ -24,7 +24,8 @@ from casty_trio import (
     SpyEvent,
     Terminated,
 )
-from tests._helpers import Probe, drain_nowait, receive_matching, spawn_probe
+from casty_trio.testing import TestProbe
+from tests._helpers import drain_nowait, receive_matching
 
 
 @attrs.frozen
@@ -145,7 +146,7 @@ async def test_invalid_child_name_raises_value_error(system: ActorSystem, name: 
 
 
 async def test_child_spawned_in_a_handler_gets_messages_told_at_once(
-    system: ActorSystem, probe: Probe
+    system: ActorSystem, probe: TestProbe
 ) -> None:
     def spawn_and_tell(ctx: ActorContext[Any]) -> ActorRef[Any]:
         child = ctx.spawn(probe_forwarder(probe), "late-child")
@@ -156,10 +157,10 @@ async def test_child_spawned_in_a_handler_gets_messages_told_at_once(
     parent = system.spawn(runner(), "parent")
     child = await run_in(system, parent, spawn_and_tell)
     assert child.path == "/parent/late-child"
-    assert await probe.wait_for_count(2) == ["first", "second"]
+    assert await probe.receive_messages(2) == ["first", "second"]
 
 
-def probe_forwarder(probe: Probe) -> Behavior[Any]:
+def probe_forwarder(probe: TestProbe) -> Behavior[Any]:
     async def receive(ctx: ActorContext[Any], msg: Any) -> Behavior[Any]:
         probe.ref.tell(msg)
         return Behaviors.same()
@@ -170,7 +171,7 @@ def probe_forwarder(probe: Probe) -> Behavior[Any]:
 # --- stop ----------------------------------------------------------------------------------
 
 
-async def test_stop_child(system: ActorSystem, probe: Probe) -> None:
+async def test_stop_child(system: ActorSystem, probe: TestProbe) -> None:
     def setup(ctx: ActorContext[Any]) -> None:
         ctx.watch(ctx.spawn(runner(), "a"))
         ctx.spawn(runner(), "b")
@@ -182,7 +183,7 @@ async def test_stop_child(system: ActorSystem, probe: Probe) -> None:
     parent = system.spawn(runner(setup, forward_terminated), "parent")
     a = await run_in(system, parent, lambda ctx: ctx.child("a"))
     assert await run_in(system, parent, lambda ctx: ctx.stop(a)) is None
-    terminated, children_then = await probe.receive()
+    terminated, children_then = await probe.expect_message()
     assert terminated == Terminated(a)
     assert children_then == ("/parent/b",)  # gone from children by the time Terminated arrives
     assert await run_in(system, parent, lambda ctx: ctx.child("a")) is None
@@ -227,7 +228,7 @@ class LoadFailed:
     reason: str
 
 
-def piping(probe: Probe, start: Callable[[ActorContext[Any]], None]) -> Behavior[Any]:
+def piping(probe: TestProbe, start: Callable[[ActorContext[Any]], None]) -> Behavior[Any]:
     """Starts a pipe in setup; forwards every message it gets to ``probe``."""
 
     async def factory(ctx: ActorContext[Any]) -> Behavior[Any]:
@@ -247,27 +248,29 @@ async def broken() -> int:
     raise ValueError("backend down")
 
 
-async def test_pipe_to_self_result_arrives_as_message(system: ActorSystem, probe: Probe) -> None:
+async def test_pipe_to_self_result_arrives_as_message(
+    system: ActorSystem, probe: TestProbe
+) -> None:
     system.spawn(piping(probe, lambda ctx: ctx.pipe_to_self(answer)), "raw")
-    assert await probe.receive() == 42
+    await probe.expect_message(42)
 
 
-async def test_pipe_to_self_map_ok(system: ActorSystem, probe: Probe) -> None:
+async def test_pipe_to_self_map_ok(system: ActorSystem, probe: TestProbe) -> None:
     system.spawn(piping(probe, lambda ctx: ctx.pipe_to_self(answer, map_ok=Loaded)), "mapped")
-    assert await probe.receive() == Loaded(42)
+    await probe.expect_message(Loaded(42))
 
 
-async def test_pipe_to_self_map_err(system: ActorSystem, probe: Probe) -> None:
+async def test_pipe_to_self_map_err(system: ActorSystem, probe: TestProbe) -> None:
     def start(ctx: ActorContext[Any]) -> None:
         ctx.pipe_to_self(broken, map_ok=Loaded, map_err=lambda exc: LoadFailed(str(exc)))
 
     ref = system.spawn(piping(probe, start), "failing-call")
-    assert await probe.receive() == LoadFailed("backend down")
+    await probe.expect_message(LoadFailed("backend down"))
     assert system.lookup("/failing-call") == ref  # the actor itself did not fail
 
 
 async def test_pipe_to_self_without_map_err_fails_the_actor(
-    system: ActorSystem, probe: Probe
+    system: ActorSystem, probe: TestProbe
 ) -> None:
     starts: list[int] = []
 
@@ -287,13 +290,13 @@ async def test_pipe_to_self_without_map_err_fails_the_actor(
 async def test_pipe_to_self_without_map_err_unsupervised_stops(system: ActorSystem) -> None:
     async with system.event_stream.subscription(ActorStopped) as stopped:
         ref = system.spawn(
-            piping(spawn_probe(system), lambda ctx: ctx.pipe_to_self(broken)), "unsupervised"
+            piping(TestProbe(system), lambda ctx: ctx.pipe_to_self(broken)), "unsupervised"
         )
         await receive_matching(stopped, lambda e: e.ref == ref)
 
 
 async def test_pipe_job_is_cancelled_when_the_actor_stops(
-    system: ActorSystem, probe: Probe, autojump_clock: Any
+    system: ActorSystem, probe: TestProbe, autojump_clock: Any
 ) -> None:
     cancelled = trio.Event()
 
@@ -315,7 +318,7 @@ async def test_pipe_job_is_cancelled_when_the_actor_stops(
         assert trio.current_time() - start < 1.0
         await trio.sleep(200.0)
         assert drain_nowait(dead_letters) == []
-    assert probe.messages == []
+    assert probe.messages_received == 0
 
 
 # --- interceptors --------------------------------------------------------------------------
@@ -327,7 +330,7 @@ class Secret:
 
 
 async def test_register_interceptor_consumes_matching_messages(
-    system: ActorSystem, probe: Probe
+    system: ActorSystem, probe: TestProbe, autojump_clock: Any
 ) -> None:
     intercepted: list[Any] = []
 
@@ -344,12 +347,12 @@ async def test_register_interceptor_consumes_matching_messages(
     ref = system.spawn(Behaviors.setup(factory), "guarded")
     for msg in ("a", Secret("x"), "b", Secret("y"), "c"):
         ref.tell(msg)
-    assert await probe.wait_for_count(3) == ["a", "b", "c"]
+    assert await probe.receive_messages(3) == ["a", "b", "c"]
     await probe.expect_no_message()
     assert intercepted == [Secret("x"), Secret("y")]
 
 
-async def test_register_interceptor_from_a_handler(system: ActorSystem, probe: Probe) -> None:
+async def test_register_interceptor_from_a_handler(system: ActorSystem, probe: TestProbe) -> None:
     async def receive(ctx: ActorContext[Any], msg: Any) -> Behavior[Any]:
         if msg == "arm":
             ctx.register_interceptor(lambda m: isinstance(m, Secret))
@@ -360,14 +363,14 @@ async def test_register_interceptor_from_a_handler(system: ActorSystem, probe: P
     ref = system.spawn(Behaviors.receive(receive), "late-guard")
     for msg in (Secret("before"), "arm", Secret("after"), "done"):
         ref.tell(msg)
-    assert await probe.wait_for_count(2) == [Secret("before"), "done"]
+    assert await probe.receive_messages(2) == [Secret("before"), "done"]
 
 
 # --- spy -----------------------------------------------------------------------------------
 
 
 async def test_spy_reports_each_handled_message(
-    system: ActorSystem, probe: Probe, autojump_clock: Any
+    system: ActorSystem, probe: TestProbe, autojump_clock: Any
 ) -> None:
     ref = system.spawn(Behaviors.spy(Behaviors.ignore(), probe.ref), "spied")
     t0 = trio.current_time()
@@ -382,7 +385,7 @@ async def test_spy_reports_each_handled_message(
     assert second.timestamp == pytest.approx(t0 + 5.0, abs=0.01)
 
 
-async def test_spy_observes_after_handling(system: ActorSystem, probe: Probe) -> None:
+async def test_spy_observes_after_handling(system: ActorSystem, probe: TestProbe) -> None:
     handled: list[Any] = []
 
     async def receive(ctx: ActorContext[Any], msg: Any) -> Behavior[Any]:
@@ -399,10 +402,10 @@ async def test_spy_observes_after_handling(system: ActorSystem, probe: Probe) ->
     observer = system.spawn(observer_behavior(), "observer")
     ref = system.spawn(Behaviors.spy(Behaviors.receive(receive), observer), "spied")
     ref.tell("x")
-    assert await probe.receive() == ("x", ["x"])
+    await probe.expect_message(("x", ["x"]))
 
 
-async def test_spy_children(system: ActorSystem, probe: Probe) -> None:
+async def test_spy_children(system: ActorSystem, probe: TestProbe) -> None:
     async def factory(ctx: ActorContext[Any]) -> Behavior[Any]:
         ctx.spawn(Behaviors.ignore(), "kid")
         return Behaviors.ignore()
@@ -416,7 +419,9 @@ async def test_spy_children(system: ActorSystem, probe: Probe) -> None:
     assert (event.actor_path, event.event) == ("/spied/kid", "to the kid")
 
 
-async def test_spy_does_not_follow_children_by_default(system: ActorSystem, probe: Probe) -> None:
+async def test_spy_does_not_follow_children_by_default(
+    system: ActorSystem, probe: TestProbe, autojump_clock: Any
+) -> None:
     async def factory(ctx: ActorContext[Any]) -> Behavior[Any]:
         ctx.spawn(Behaviors.ignore(), "kid")
         return Behaviors.ignore()
@@ -433,7 +438,7 @@ async def test_spy_does_not_follow_children_by_default(system: ActorSystem, prob
 
 
 async def test_pipe_to_self_from_a_handler_delivers_in_completion_order(
-    system: ActorSystem, probe: Probe, autojump_clock: Any
+    system: ActorSystem, probe: TestProbe, autojump_clock: Any
 ) -> None:
     def job(delay: float) -> Callable[[], Any]:
         async def sleep_then_answer() -> float:
@@ -454,6 +459,6 @@ async def test_pipe_to_self_from_a_handler_delivers_in_completion_order(
     t0 = trio.current_time()
     for delay in (3.0, 1.0, 2.0):
         ref.tell(delay)
-    results = await probe.wait_for_count(3, within=5.0)
+    results = await probe.receive_messages(3, within=5.0)
     assert [msg for msg, _ in results] == [Loaded(1.0), Loaded(2.0), Loaded(3.0)]
     assert [at - t0 for _, at in results] == pytest.approx([1.0, 2.0, 3.0], abs=0.01)

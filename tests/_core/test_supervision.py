@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import doctest
 import logging
+from collections import deque
 from typing import Any
 
 import attrs
@@ -24,7 +26,9 @@ from casty_trio import (
     OneForOneStrategy,
     Terminated,
 )
-from tests._helpers import Probe, drain_nowait, receive_matching, spawn_probe
+from casty_trio._core._cell_supervision import decide
+from casty_trio.testing import TestProbe
+from tests._helpers import drain_nowait, receive_matching
 
 
 @attrs.frozen
@@ -89,7 +93,7 @@ def worker(starts: list[float], *, child: Behavior[Any] | None = None) -> Behavi
     return Behaviors.setup(factory)
 
 
-def watcher(probe: Probe) -> Behavior[Any]:
+def watcher(probe: TestProbe) -> Behavior[Any]:
     """Watches whatever it is told to; forwards Terminated to the probe."""
 
     async def receive(ctx: ActorContext[Any], msg: Any) -> Behavior[Any]:
@@ -112,7 +116,7 @@ async def get(system: ActorSystem, ref: ActorRef[Any]) -> State:
     return await system.ask(ref, lambda r: Get(r), timeout=5.0)
 
 
-async def watch(system: ActorSystem, probe: Probe, target: ActorRef[Any]) -> None:
+async def watch(system: ActorSystem, probe: TestProbe, target: ActorRef[Any]) -> None:
     w = system.spawn(watcher(probe), f"watcher-{target.path.strip('/').replace('/', '-')}")
     assert await system.ask(w, lambda r: Watch(target, r), timeout=1.0)
 
@@ -176,14 +180,14 @@ async def test_restart_stops_children(system: ActorSystem) -> None:
 
 async def test_more_than_max_restarts_within_window_stops(system: ActorSystem) -> None:
     starts: list[float] = []
-    probe = spawn_probe(system)
+    probe = TestProbe(system)
     strategy = OneForOneStrategy(max_restarts=2, within=10.0)
     async with system.event_stream.subscription(ActorRestarted) as restarted:
         ref = system.spawn(Behaviors.supervise(worker(starts), strategy), "fragile")
         await watch(system, probe, ref)
         for _ in range(3):
             ref.tell(Boom())
-        assert await probe.receive() == Terminated(ref)
+        await probe.expect_message(Terminated(ref))
         events = [await receive_matching(restarted, lambda e: e.ref == ref) for _ in range(2)]
         await trio.testing.wait_all_tasks_blocked()
         with pytest.raises(trio.WouldBlock):
@@ -195,13 +199,13 @@ async def test_more_than_max_restarts_within_window_stops(system: ActorSystem) -
 
 async def test_max_restarts_zero_stops_on_first_failure(system: ActorSystem) -> None:
     starts: list[float] = []
-    probe = spawn_probe(system)
+    probe = TestProbe(system)
     ref = system.spawn(
         Behaviors.supervise(worker(starts), OneForOneStrategy(max_restarts=0)), "no-second-chance"
     )
     await watch(system, probe, ref)
     ref.tell(Boom())
-    assert await probe.receive() == Terminated(ref)
+    await probe.expect_message(Terminated(ref))
     assert len(starts) == 1
 
 
@@ -222,7 +226,7 @@ async def test_restarts_spread_beyond_the_window_keep_restarting(
 
 async def test_failures_inside_the_window_stop(system: ActorSystem, autojump_clock: Any) -> None:
     starts: list[float] = []
-    probe = spawn_probe(system)
+    probe = TestProbe(system)
     strategy = OneForOneStrategy(max_restarts=2, within=10.0)
     ref = system.spawn(Behaviors.supervise(worker(starts), strategy), "brittle")
     await watch(system, probe, ref)
@@ -232,7 +236,7 @@ async def test_failures_inside_the_window_stop(system: ActorSystem, autojump_clo
         await get(system, ref)
         await trio.sleep(4.0)
     ref.tell(Boom())
-    assert await probe.receive() == Terminated(ref)
+    await probe.expect_message(Terminated(ref))
     assert len(starts) == 3
 
 
@@ -257,7 +261,7 @@ async def test_backoff_delays_restarts(system: ActorSystem, autojump_clock: Any)
 
 async def test_restart_publishes_actor_restarted_for_each_restart(system: ActorSystem) -> None:
     starts: list[float] = []
-    probe = spawn_probe(system, "events")
+    probe = TestProbe(system, "events")
     system.event_stream.subscribe(ActorRestarted, probe.ref)
     ref = system.spawn(Behaviors.supervise(worker(starts), OneForOneStrategy()), "w")
     errors = [ValueError("one"), KeyError("two")]
@@ -272,9 +276,11 @@ async def test_restart_publishes_actor_restarted_for_each_restart(system: ActorS
 # --- resume / stop / decider ---------------------------------------------------------------
 
 
-async def test_resume_keeps_state_and_drops_the_failing_message(system: ActorSystem) -> None:
+async def test_resume_keeps_state_and_drops_the_failing_message(
+    system: ActorSystem, autojump_clock: Any
+) -> None:
     starts: list[float] = []
-    probe = spawn_probe(system, "events")
+    probe = TestProbe(system, "events")
     system.event_stream.subscribe(ActorRestarted, probe.ref)
     ref = system.spawn(Behaviors.supervise(worker(starts), deciding(Directive.resume)), "w")
     ref.tell(Inc())
@@ -288,7 +294,7 @@ async def test_resume_keeps_state_and_drops_the_failing_message(system: ActorSys
 async def test_stop_directive_stops_the_actor(system: ActorSystem) -> None:
     starts: list[float] = []
     stopped: list[str] = []
-    probe = spawn_probe(system)
+    probe = TestProbe(system)
 
     async def post_stop(ctx: ActorContext[Any]) -> None:
         stopped.append(ctx.self.path)
@@ -300,7 +306,7 @@ async def test_stop_directive_stops_the_actor(system: ActorSystem) -> None:
     await watch(system, probe, ref)
     async with system.event_stream.subscription(DeadLetter) as dead_letters:
         ref.tell(Boom())
-        assert await probe.receive() == Terminated(ref)
+        await probe.expect_message(Terminated(ref))
         ref.tell(Inc())
         letter = await receive_matching(dead_letters, lambda d: d.intended_ref == ref)
     assert letter.message == Inc()
@@ -429,13 +435,13 @@ async def test_unsupervised_failure_stops_actor_and_notifies_watchers(
     system: ActorSystem, caplog: pytest.LogCaptureFixture
 ) -> None:
     starts: list[float] = []
-    probe = spawn_probe(system)
+    probe = TestProbe(system)
     ref = system.spawn(worker(starts), "unguarded")
     other = system.spawn(worker([]), "other")
     await watch(system, probe, ref)
     with caplog.at_level(logging.ERROR):
         ref.tell(Boom(ValueError("unguarded failure")))
-        assert await probe.receive() == Terminated(ref)
+        await probe.expect_message(Terminated(ref))
     assert len(starts) == 1
     assert system.lookup("/unguarded") is None
     errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
@@ -448,11 +454,11 @@ async def test_unsupervised_failure_stops_actor_and_notifies_watchers(
 
 async def test_unsupervised_failure_does_not_end_the_system_block() -> None:
     async with ActorSystem(name="survives") as system:
-        probe = spawn_probe(system)
+        probe = TestProbe(system)
         ref = system.spawn(worker([]), "unguarded")
         await watch(system, probe, ref)
         ref.tell(Boom())
-        assert await probe.receive() == Terminated(ref)
+        await probe.expect_message(Terminated(ref))
         await trio.testing.wait_all_tasks_blocked()
     # Leaving the block raised nothing.
 
@@ -472,7 +478,7 @@ def flaky_setup(attempts: list[int], failures: int) -> Behavior[Any]:
 
 async def test_failure_in_setup_is_supervised(system: ActorSystem) -> None:
     attempts: list[int] = []
-    probe = spawn_probe(system, "events")
+    probe = TestProbe(system, "events")
     system.event_stream.subscribe(ActorRestarted, probe.ref)
     ref = system.spawn(
         Behaviors.supervise(flaky_setup(attempts, failures=2), OneForOneStrategy()), "flaky"
@@ -486,7 +492,7 @@ async def test_failure_in_setup_is_supervised(system: ActorSystem) -> None:
 
 async def test_failure_in_setup_beyond_max_restarts_stops(system: ActorSystem) -> None:
     attempts: list[int] = []
-    probe = spawn_probe(system)
+    probe = TestProbe(system)
     async with system.event_stream.subscription(ActorStopped) as stopped:
         ref = system.spawn(
             Behaviors.supervise(
@@ -498,7 +504,7 @@ async def test_failure_in_setup_beyond_max_restarts_stops(system: ActorSystem) -
     assert attempts == [0, 1, 2]
     # A watcher that comes late still learns about it.
     await watch(system, probe, ref)
-    assert await probe.receive() == Terminated(ref)
+    await probe.expect_message(Terminated(ref))
 
 
 async def test_actor_restarted_is_published_for_restarts_whose_setup_fails_again(
@@ -608,3 +614,71 @@ async def test_stop_during_backoff_is_prompt(system: ActorSystem, autojump_clock
         await receive_matching(stopped, lambda e: e.ref == ref, within=10.0)
     assert trio.current_time() - t0 < 1.0
     assert len(starts) == 1  # setup never re-ran
+
+
+# --- the decision, without an actor --------------------------------------------------------
+
+
+def _decide_log() -> logging.Logger:
+    return logging.getLogger("tests.supervision.decide")
+
+
+def test_decide_restarts_up_to_max_restarts_within_the_window(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    strategy = OneForOneStrategy(max_restarts=2, within=10.0)
+    times: deque[float] = deque()
+    log = _decide_log()
+    with caplog.at_level(logging.WARNING, logger=log.name):
+        assert decide(strategy, ValueError(), times, 0.0, log, "/a") is Directive.restart
+        assert decide(strategy, ValueError(), times, 4.0, log, "/a") is Directive.restart
+        assert list(times) == [0.0, 4.0]
+        assert decide(strategy, ValueError(), times, 8.0, log, "/a") is Directive.stop
+        assert list(times) == [0.0, 4.0]  # a refused restart is not recorded
+        # At t = 10 the restart at t = 0 has left the window: one more is allowed.
+        assert decide(strategy, ValueError(), times, 10.0, log, "/a") is Directive.restart
+        assert list(times) == [4.0, 10.0]
+    levels = [r.levelno for r in caplog.records]
+    assert levels == [logging.WARNING, logging.WARNING, logging.ERROR, logging.WARNING]
+    assert "2 restarts within 10.0s exceeded" in caplog.records[2].getMessage()
+
+
+@pytest.mark.parametrize("directive", [Directive.resume, Directive.stop, Directive.escalate])
+def test_decide_passes_other_directives_through(directive: Directive) -> None:
+    times: deque[float] = deque([1.0])
+    got = decide(deciding(directive), KeyError(), times, 2.0, _decide_log(), "/a")
+    assert got is directive
+    assert list(times) == [1.0]  # only restarts are counted
+
+
+def test_decide_without_a_strategy_stops(caplog: pytest.LogCaptureFixture) -> None:
+    error = ValueError("unguarded")
+    log = _decide_log()
+    with caplog.at_level(logging.ERROR, logger=log.name):
+        assert decide(None, error, deque(), 0.0, log, "/a") is Directive.stop
+    [record] = caplog.records
+    assert record.exc_info is not None and record.exc_info[1] is error
+
+
+def test_decide_stops_when_the_decider_raises(caplog: pytest.LogCaptureFixture) -> None:
+    def decider(exc: Exception) -> Directive:
+        raise RuntimeError("decider bug")
+
+    log = _decide_log()
+    times: deque[float] = deque()
+    with caplog.at_level(logging.ERROR, logger=log.name):
+        got = decide(OneForOneStrategy(decider=decider), ValueError(), times, 0.0, log, "/a")
+    assert got is Directive.stop
+    assert not times
+    raised = [r.exc_info[1] for r in caplog.records if r.exc_info]
+    assert [type(e) for e in raised] == [RuntimeError, ValueError]
+
+
+def test_decide_docstring_example() -> None:
+    finder = doctest.DocTestFinder(recurse=False)
+    runner = doctest.DocTestRunner()
+    for test in finder.find(decide, globs={"decide": decide}):
+        runner.run(test)
+    results = runner.summarize(verbose=False)
+    assert results.attempted > 0
+    assert results.failed == 0

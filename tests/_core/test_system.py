@@ -21,7 +21,8 @@ from casty_trio import (
     CastyError,
     DeadLetter,
 )
-from tests._helpers import count_tasks, drain_nowait, receive_matching, spawn_probe
+from casty_trio.testing import TestProbe
+from tests._helpers import count_tasks, drain_nowait, receive_matching
 
 
 @attrs.frozen
@@ -299,9 +300,9 @@ async def test_no_task_outlives_the_system(autojump_clock: Any) -> None:
     async with ActorSystem(name="owner") as system:
         for i in range(3):
             system.spawn(busy(2), f"busy-{i}")
-        probe = spawn_probe(system)
+        probe = TestProbe(system)
         probe.ref.tell("hello")
-        await probe.wait_for_count(1)
+        await probe.expect_message("hello")
         await trio.sleep(3.5)
         assert count_tasks() > before
     assert count_tasks() == before
@@ -329,7 +330,7 @@ async def test_leaving_the_block_cancels_a_handler_that_never_returns(
     assert stopped == ["/stuck"]
 
 
-# --- lazily started actors (added with the task-less idle start) ---------------------------
+# --- lazily started actors (no task until the first message) -------------------------------
 
 
 async def test_plain_receive_actors_get_a_task_only_when_messaged() -> None:

@@ -19,7 +19,8 @@ from casty_trio import (
     OneForOneStrategy,
     TimerScheduler,
 )
-from tests._helpers import Probe, drain_nowait
+from casty_trio.testing import TestProbe
+from tests._helpers import drain_nowait
 
 
 @attrs.frozen
@@ -72,7 +73,7 @@ class Boom:
     pass
 
 
-def timed(probe: Probe, starts: list[float] | None = None) -> Behavior[Any]:
+def timed(probe: TestProbe, starts: list[float] | None = None) -> Behavior[Any]:
     """Drives its TimerScheduler on command; forwards every Tick to ``probe``."""
 
     def factory(ctx: ActorContext[Any], timers: TimerScheduler[Any]) -> Behavior[Any]:
@@ -111,34 +112,36 @@ async def is_active(system: ActorSystem, ref: ActorRef[Any], key: Hashable) -> b
 
 
 async def test_single_timer_fires_once_after_delay(
-    system: ActorSystem, probe: Probe, autojump_clock: Any
+    system: ActorSystem, probe: TestProbe, autojump_clock: Any
 ) -> None:
     ref = system.spawn(timed(probe), "timed")
     t0 = trio.current_time()
     ref.tell(StartSingle("k", Tick("once"), 2.0))
-    assert await probe.receive(within=5.0) == Tick("once")
-    assert probe.times[0] - t0 == pytest.approx(2.0, abs=0.01)
+    await probe.expect_message(Tick("once"), within=5.0)
+    assert trio.current_time() - t0 == pytest.approx(2.0, abs=0.01)  # when it arrived
     await probe.expect_no_message(within=20.0)
 
 
 async def test_periodic_timer_ticks_every_interval(
-    system: ActorSystem, probe: Probe, autojump_clock: Any
+    system: ActorSystem, probe: TestProbe, autojump_clock: Any
 ) -> None:
     ref = system.spawn(timed(probe), "timed")
     t0 = trio.current_time()
     ref.tell(StartPeriodic("p", Tick("p"), 1.0))
-    await trio.sleep(10.5)
-    assert probe.messages == [Tick("p")] * 10
-    offsets = [t - t0 for t in probe.times]
+    offsets = []
+    for _ in range(10):
+        await probe.expect_message(Tick("p"), within=1.5)
+        offsets.append(trio.current_time() - t0)  # when it arrived
     assert offsets == pytest.approx([float(i) for i in range(1, 11)], abs=0.01)
+    await trio.sleep(0.5)
+    assert probe.messages_received == 10
     assert await is_active(system, ref, "p")
     ref.tell(Cancel("p"))
-    await trio.sleep(5.0)
-    assert len(probe.messages) == 10
+    await probe.expect_no_message(within=5.0)
 
 
 async def test_timer_started_in_factory(
-    system: ActorSystem, probe: Probe, autojump_clock: Any
+    system: ActorSystem, probe: TestProbe, autojump_clock: Any
 ) -> None:
     def factory(ctx: ActorContext[Any], timers: TimerScheduler[Any]) -> Behavior[Any]:
         timers.start_single("hello", "hello", 1.0)
@@ -154,11 +157,11 @@ async def test_timer_started_in_factory(
 
     system.spawn(Behaviors.with_timers(factory), "sync-factory")
     system.spawn(Behaviors.with_timers(async_factory), "async-factory")
-    assert await probe.wait_for_count(2, within=2.0) == ["hello", "hello"]
+    assert await probe.receive_messages(2, within=2.0) == ["hello", "hello"]
 
 
 async def test_cancel_prevents_the_message(
-    system: ActorSystem, probe: Probe, autojump_clock: Any
+    system: ActorSystem, probe: TestProbe, autojump_clock: Any
 ) -> None:
     ref = system.spawn(timed(probe), "timed")
     ref.tell(StartSingle("k", Tick("never"), 2.0))
@@ -170,7 +173,7 @@ async def test_cancel_prevents_the_message(
 
 
 async def test_cancel_after_the_timer_fired_but_before_delivery(
-    system: ActorSystem, probe: Probe, autojump_clock: Any
+    system: ActorSystem, probe: TestProbe, autojump_clock: Any
 ) -> None:
     ref = system.spawn(timed(probe), "timed")
     ref.tell(StartSingle("k", Tick("queued"), 1.0))
@@ -180,63 +183,63 @@ async def test_cancel_after_the_timer_fired_but_before_delivery(
 
 
 async def test_starting_an_active_key_replaces_the_timer(
-    system: ActorSystem, probe: Probe, autojump_clock: Any
+    system: ActorSystem, probe: TestProbe, autojump_clock: Any
 ) -> None:
     ref = system.spawn(timed(probe), "timed")
     t0 = trio.current_time()
     ref.tell(StartSingle("k", Tick("first"), 2.0))
     ref.tell(StartSingle("k", Tick("second"), 3.0))
-    assert await probe.receive(within=5.0) == Tick("second")
-    assert probe.times[0] - t0 == pytest.approx(3.0, abs=0.01)
+    await probe.expect_message(Tick("second"), within=5.0)
+    assert trio.current_time() - t0 == pytest.approx(3.0, abs=0.01)  # when it arrived
     await probe.expect_no_message(within=10.0)
 
 
 async def test_replacing_a_periodic_timer_with_a_single_one(
-    system: ActorSystem, probe: Probe, autojump_clock: Any
+    system: ActorSystem, probe: TestProbe, autojump_clock: Any
 ) -> None:
     ref = system.spawn(timed(probe), "timed")
     ref.tell(StartPeriodic("k", Tick("periodic"), 1.0))
     await trio.sleep(2.5)
     ref.tell(StartSingle("k", Tick("single"), 1.0))
     await trio.sleep(10.0)
-    assert probe.messages == [Tick("periodic"), Tick("periodic"), Tick("single")]
+    assert probe.receive_all_nowait() == [Tick("periodic"), Tick("periodic"), Tick("single")]
 
 
 async def test_replacing_after_the_old_timer_fired_but_before_delivery(
-    system: ActorSystem, probe: Probe, autojump_clock: Any
+    system: ActorSystem, probe: TestProbe, autojump_clock: Any
 ) -> None:
     ref = system.spawn(timed(probe), "timed")
     ref.tell(StartSingle("k", Tick("stale"), 1.0))
     ref.tell(Block(3.0))
     ref.tell(StartSingle("k", Tick("fresh"), 1.0))
-    assert await probe.receive(within=10.0) == Tick("fresh")
+    await probe.expect_message(Tick("fresh"), within=10.0)
     await probe.expect_no_message(within=10.0)
 
 
-async def test_independent_keys(system: ActorSystem, probe: Probe, autojump_clock: Any) -> None:
+async def test_independent_keys(system: ActorSystem, probe: TestProbe, autojump_clock: Any) -> None:
     ref = system.spawn(timed(probe), "timed")
     ref.tell(StartSingle("a", Tick("a"), 1.0))
     ref.tell(StartSingle("b", Tick("b"), 2.0))
     ref.tell(Cancel("a"))
-    assert await probe.receive(within=5.0) == Tick("b")
+    await probe.expect_message(Tick("b"), within=5.0)
     await probe.expect_no_message(within=5.0)
 
 
-async def test_is_active(system: ActorSystem, probe: Probe, autojump_clock: Any) -> None:
+async def test_is_active(system: ActorSystem, probe: TestProbe, autojump_clock: Any) -> None:
     ref = system.spawn(timed(probe), "timed")
     assert not await is_active(system, ref, "single")
     ref.tell(StartSingle("single", Tick("s"), 1.0))
     ref.tell(StartPeriodic("periodic", Tick("p"), 1.0))
     assert await is_active(system, ref, "single")
     assert await is_active(system, ref, "periodic")
-    await probe.wait_for_count(2, within=1.5)
+    await probe.receive_messages(2, within=1.5)
     assert not await is_active(system, ref, "single")  # delivered: no longer active
     assert await is_active(system, ref, "periodic")
     ref.tell(Cancel("periodic"))
     assert not await is_active(system, ref, "periodic")
 
 
-async def test_cancel_all(system: ActorSystem, probe: Probe, autojump_clock: Any) -> None:
+async def test_cancel_all(system: ActorSystem, probe: TestProbe, autojump_clock: Any) -> None:
     ref = system.spawn(timed(probe), "timed")
     ref.tell(StartSingle("a", Tick("a"), 1.0))
     ref.tell(StartPeriodic("b", Tick("b"), 1.0))
@@ -247,7 +250,7 @@ async def test_cancel_all(system: ActorSystem, probe: Probe, autojump_clock: Any
 
 
 async def test_timers_die_with_the_actor(
-    system: ActorSystem, probe: Probe, autojump_clock: Any
+    system: ActorSystem, probe: TestProbe, autojump_clock: Any
 ) -> None:
     ref = system.spawn(timed(probe), "timed")
     ref.tell(StartPeriodic("p", Tick("p"), 1.0))
@@ -257,11 +260,11 @@ async def test_timers_die_with_the_actor(
         ref.tell(Stop())
         await trio.sleep(20.0)
         assert drain_nowait(dead_letters) == []  # no timer keeps firing at a dead actor
-    assert probe.messages == [Tick("p"), Tick("p")]
+    assert probe.receive_all_nowait() == [Tick("p"), Tick("p")]
 
 
 async def test_timers_are_cancelled_on_restart(
-    system: ActorSystem, probe: Probe, autojump_clock: Any
+    system: ActorSystem, probe: TestProbe, autojump_clock: Any
 ) -> None:
     starts: list[float] = []
     ref = system.spawn(Behaviors.supervise(timed(probe, starts), OneForOneStrategy()), "timed")
@@ -272,4 +275,4 @@ async def test_timers_are_cancelled_on_restart(
     assert not await is_active(system, ref, "p")
     assert len(starts) == 2
     await trio.sleep(20.0)
-    assert probe.messages == [Tick("p"), Tick("p")]
+    assert probe.receive_all_nowait() == [Tick("p"), Tick("p")]

@@ -16,7 +16,8 @@ from casty_trio import (
     Behaviors,
     Terminated,
 )
-from tests._helpers import Probe, receive_matching, spawn_probe
+from casty_trio.testing import TestProbe
+from tests._helpers import receive_matching
 
 
 @attrs.frozen
@@ -53,7 +54,7 @@ def stoppable() -> Behavior[Any]:
     return Behaviors.receive(receive)
 
 
-def watcher(probe: Probe) -> Behavior[Any]:
+def watcher(probe: TestProbe) -> Behavior[Any]:
     """Watches/unwatches on command (acking once done); forwards Terminated to ``probe``."""
 
     async def receive(ctx: ActorContext[Any], msg: Any) -> Behavior[Any]:
@@ -71,8 +72,8 @@ def watcher(probe: Probe) -> Behavior[Any]:
     return Behaviors.receive(receive)
 
 
-async def test_parent_watches_child(system: ActorSystem) -> None:
-    probe = spawn_probe(system)
+async def test_parent_watches_child(system: ActorSystem, autojump_clock: Any) -> None:
+    probe = TestProbe(system)
     children: list[ActorRef[Any]] = []
 
     async def parent(ctx: ActorContext[Any]) -> Behavior[Any]:
@@ -85,12 +86,12 @@ async def test_parent_watches_child(system: ActorSystem) -> None:
     await trio.testing.wait_all_tasks_blocked()
     (child,) = children
     child.tell(Stop())
-    assert await probe.receive() == Terminated(child)
+    await probe.expect_message(Terminated(child))
     await probe.expect_no_message()
 
 
 async def test_sibling_watches_sibling(system: ActorSystem) -> None:
-    probe = spawn_probe(system)
+    probe = TestProbe(system)
     refs: dict[str, ActorRef[Any]] = {}
 
     async def parent(ctx: ActorContext[Any]) -> Behavior[Any]:
@@ -102,22 +103,22 @@ async def test_sibling_watches_sibling(system: ActorSystem) -> None:
     await trio.testing.wait_all_tasks_blocked()
     assert await system.ask(refs["a"], lambda r: Watch(refs["b"], r), timeout=1.0)
     refs["b"].tell(Stop())
-    terminated = await probe.receive()
+    terminated = await probe.expect_message(Terminated)
     assert terminated == Terminated(refs["b"])
     assert terminated.ref.path == "/parent/b"
 
 
 async def test_watch_unrelated_root_actor(system: ActorSystem) -> None:
-    probe = spawn_probe(system)
+    probe = TestProbe(system)
     w = system.spawn(watcher(probe), "watcher")
     target = system.spawn(stoppable(), "target")
     assert await system.ask(w, lambda r: Watch(target, r), timeout=1.0)
     system.stop(target)
-    assert await probe.receive() == Terminated(target)
+    await probe.expect_message(Terminated(target))
 
 
 async def test_watch_actor_in_another_subtree(system: ActorSystem) -> None:
-    probe = spawn_probe(system)
+    probe = TestProbe(system)
     w = system.spawn(watcher(probe), "watcher")
 
     async def parent(ctx: ActorContext[Any]) -> Behavior[Any]:
@@ -130,11 +131,11 @@ async def test_watch_actor_in_another_subtree(system: ActorSystem) -> None:
     assert target is not None
     assert await system.ask(w, lambda r: Watch(target, r), timeout=1.0)
     target.tell(Stop())
-    assert await probe.receive() == Terminated(target)
+    await probe.expect_message(Terminated(target))
 
 
 async def test_watched_subtree_stopping_with_its_parent(system: ActorSystem) -> None:
-    probe = spawn_probe(system)
+    probe = TestProbe(system)
     w = system.spawn(watcher(probe), "watcher")
 
     async def parent(ctx: ActorContext[Any]) -> Behavior[Any]:
@@ -147,24 +148,24 @@ async def test_watched_subtree_stopping_with_its_parent(system: ActorSystem) -> 
     assert child is not None
     assert await system.ask(w, lambda r: Watch(child, r), timeout=1.0)
     parent_ref.tell(Stop())
-    assert await probe.receive() == Terminated(child)
+    await probe.expect_message(Terminated(child))
 
 
 async def test_watching_an_already_stopped_actor_terminates_immediately(
     system: ActorSystem,
 ) -> None:
-    probe = spawn_probe(system)
+    probe = TestProbe(system)
     w = system.spawn(watcher(probe), "watcher")
     async with system.event_stream.subscription(ActorStopped) as stopped:
         target = system.spawn(stoppable(), "short-lived")
         target.tell(Stop())
         await receive_matching(stopped, lambda e: e.ref == target)
     assert await system.ask(w, lambda r: Watch(target, r), timeout=1.0)
-    assert await probe.receive() == Terminated(target)
+    await probe.expect_message(Terminated(target))
 
 
-async def test_unwatch_means_no_terminated(system: ActorSystem) -> None:
-    probe = spawn_probe(system)
+async def test_unwatch_means_no_terminated(system: ActorSystem, autojump_clock: Any) -> None:
+    probe = TestProbe(system)
     w = system.spawn(watcher(probe), "watcher")
     target = system.spawn(stoppable(), "target")
     assert await system.ask(w, lambda r: Watch(target, r), timeout=1.0)
@@ -175,24 +176,26 @@ async def test_unwatch_means_no_terminated(system: ActorSystem) -> None:
     await probe.expect_no_message()
 
 
-async def test_watching_twice_delivers_one_terminated(system: ActorSystem) -> None:
+async def test_watching_twice_delivers_one_terminated(
+    system: ActorSystem, autojump_clock: Any
+) -> None:
     # Akka semantics: watch is idempotent.
-    probe = spawn_probe(system)
+    probe = TestProbe(system)
     w = system.spawn(watcher(probe), "watcher")
     target = system.spawn(stoppable(), "target")
     assert await system.ask(w, lambda r: Watch(target, r), timeout=1.0)
     assert await system.ask(w, lambda r: Watch(target, r), timeout=1.0)
     target.tell(Stop())
-    assert await probe.receive() == Terminated(target)
+    await probe.expect_message(Terminated(target))
     await probe.expect_no_message()
 
 
 async def test_several_watchers_are_all_notified(system: ActorSystem) -> None:
-    probes = [spawn_probe(system, f"probe-{i}") for i in range(3)]
+    probes = [TestProbe(system, f"probe-{i}") for i in range(3)]
     target = system.spawn(stoppable(), "target")
     for i, probe in enumerate(probes):
         w = system.spawn(watcher(probe), f"watcher-{i}")
         assert await system.ask(w, lambda r: Watch(target, r), timeout=1.0)
     target.tell(Stop())
     for probe in probes:
-        assert await probe.receive() == Terminated(target)
+        await probe.expect_message(Terminated(target))

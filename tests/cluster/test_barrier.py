@@ -9,6 +9,7 @@ import pytest
 import trio
 
 from casty_trio import BarrierTimeoutError, CastyError
+from casty_trio.cluster._barrier import LEASE, RESEND_INTERVAL
 from casty_trio.cluster._wire import (
     BarrierArrive,
     BarrierRelease,
@@ -159,3 +160,62 @@ def test_wire_checks() -> None:
         check_barrier_release(BarrierRelease("a", -5, ""))
     data = msgspec.msgpack.encode(BarrierRelease("a", 5, "no"))
     assert msgspec.msgpack.decode(data, type=BarrierRelease) == BarrierRelease("a", 5, "no")
+
+
+async def test_a_call_that_gave_up_during_a_glitch_to_the_host_never_counts(
+    autojump_clock: Any,
+) -> None:
+    # node 0 (the oldest member) hosts the round; the link 0-1 drops everything for 1 s around
+    # the moment node 1's call times out, so its withdrawal never reaches the host
+    async with open_test_cluster(3, seed=9) as cluster:
+        start = trio.current_time()
+
+        async def glitch() -> None:
+            await trio.sleep(2.5)
+            cluster.partition([0], [1])
+            await trio.sleep(1.0)
+            cluster.heal()
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(glitch)
+            with pytest.raises(BarrierTimeoutError):
+                await cluster.node(1).barrier("b", 2, timeout=3)
+        assert trio.current_time() - start == pytest.approx(3.5, abs=0.01)
+        await trio.sleep(10.0)
+        # one live participant of two: nobody goes on
+        with pytest.raises(BarrierTimeoutError):
+            await cluster.node(2).barrier("b", 2, timeout=3)
+
+
+async def test_a_crashed_participant_stops_counting_when_its_lease_lapses(
+    autojump_clock: Any,
+) -> None:
+    # the call on node 1 can neither withdraw nor renew once node 1 crashed; the cluster downs
+    # node 1 only after detection and stable_after (5 s), but its lease lapses well before
+    async with open_test_cluster(3, seed=10) as cluster:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_arrive, cluster, 1, "c", 2, [])
+            await trio.sleep(0.5)
+            await cluster.kill(1)  # cut off first: the cancellation's withdrawal goes nowhere
+            nursery.cancel_scope.cancel()
+        await trio.sleep(LEASE + RESEND_INTERVAL)
+        state = await cluster.node(0).get_cluster_state()
+        assert any(m.node_id == "node-1" for m in state.up())  # not downed yet
+        with pytest.raises(BarrierTimeoutError):
+            await cluster.node(2).barrier("c", 2, timeout=1)
+
+
+async def test_a_waiting_call_outlives_a_glitch_longer_than_its_lease(autojump_clock: Any) -> None:
+    # node 1's renewals are lost for 3 s (more than the lease): the host drops its arrival,
+    # then counts it again at the first renewal after the heal
+    async with open_test_cluster(3, seed=11) as cluster:
+        released: list[tuple[int, float]] = []
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_arrive, cluster, 1, "g", 2, released)
+            await trio.sleep(0.2)
+            cluster.partition([0], [1])
+            await trio.sleep(3.0)
+            cluster.heal()
+            await trio.sleep(1.0)
+            nursery.start_soon(_arrive, cluster, 2, "g", 2, released)
+        assert sorted(i for i, _ in released) == [1, 2]

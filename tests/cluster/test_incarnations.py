@@ -1,8 +1,8 @@
 """Which incarnation holds an address: restarts seen by the shard coordinator.
 
-Pure state, no trio. The bug this guards against: a coordinator that started after a node
-restarted saw the old (downed) incarnation first in the gossip's member order, then the new one,
-and took the new one for a restart, so it dropped every shard and replica that node held.
+Pure state, no trio. What this guards against: a coordinator that starts after a node restarted
+sees the old (downed) incarnation first in the gossip's member order, then the new one; taking
+the new one for a restart would drop every shard and replica that node holds.
 """
 
 from __future__ import annotations
@@ -86,9 +86,9 @@ class _StubSystem:
 
 
 async def test_a_coordinator_ignores_registrations_of_an_incarnation_that_is_over() -> None:
-    """A region of a node that since restarted may still have a registration in flight (it
-    was seen in a chaos run: the old incarnation's shard claim came in after the new one had
-    joined, so the shard looked hosted by a node that had none of its history)."""
+    """A region of a node that since restarted may still have a registration in flight (the
+    old incarnation's shard claim can arrive after the new one has joined; taken in, it would
+    make the shard look hosted by a node that has none of its history)."""
     from casty_trio.config import ShardingConfig
     from casty_trio.sharding._coordinator import _Coordinator
     from casty_trio.sharding._wire import RegisterRegion

@@ -1,8 +1,8 @@
-"""Regression: the leader (lowest address) leaving gracefully is seen as a leave, not a failure.
+"""The leader (lowest address) leaving gracefully is seen as a leave, not a failure.
 
-Before the fix the leaver moved itself to ``exiting`` and shut down before anyone heard of it:
-the others kept it as ``leaving``, found it unreachable and downed it (in a 2-node cluster the
-survivor even downed itself on the keep-majority tie).
+A leader that moved itself to ``exiting`` and shut down before anyone heard of it would stay
+``leaving`` for the others, who would find it unreachable and down it (in a 2-node cluster the
+survivor would even down itself on the keep-majority tie).
 """
 
 from __future__ import annotations

@@ -19,7 +19,6 @@ from casty_trio import ActorContext, ActorRef, Behavior, Behaviors, NodeAddress
 from casty_trio.remote import ConnectionClosed, RemoteActorSystem, RemoteSettings, Transport
 from casty_trio.serialization._wire import PROTOCOL_VERSION, Batch, Hello, Item, Reject
 from casty_trio.testing import SimConnection, SimNetwork
-from tests._helpers import Probe, spawn_probe
 from tests.remote._messages import Gather, Gathered, Ping, Pong, SlowPing
 
 WIRE = msgspec.msgpack.Encoder()
@@ -118,10 +117,6 @@ def assert_link_untouched(a: RemoteActorSystem, b: RemoteActorSystem) -> None:
     for x, y in ((a, b), (b, a)):
         stats = x.link_statistics()[y.self_node]
         assert stats.connected and stats.connections == 1 and stats.decode_errors == 0, stats
-
-
-def probe_on(system: RemoteActorSystem, name: str) -> Probe:
-    return spawn_probe(system, name)
 
 
 async def wait_until(predicate: Callable[[], bool], within: float = 5.0) -> None:

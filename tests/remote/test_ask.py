@@ -15,16 +15,16 @@ from casty_trio import (
     Behaviors,
     DeadLetter,
 )
-from casty_trio.testing import SimNetwork
+from casty_trio.testing import SimNetwork, TestProbe
 from tests._helpers import receive_matching
 from tests.remote._messages import Gather, Gathered, Ping, Pong, SlowPing
-from tests.remote._support import assert_serving, nodes, ping, probe_on, remote
+from tests.remote._support import assert_serving, nodes, ping, remote
 
 
 async def test_refs_nested_in_tuples_and_dicts_both_ways(autojump_clock: Any) -> None:
     net = SimNetwork(seed=81, latency=0.002)
     async with nodes(net, "a", "b") as (a, b):
-        p1, p2, p3 = (probe_on(a, f"p{i}") for i in range(3))
+        p1, p2, p3 = (TestProbe(a, f"p{i}") for i in range(3))
         ponger_b = remote(a, "/ponger", b)
         reply: Gathered = await a.ask(
             ponger_b,
@@ -32,10 +32,11 @@ async def test_refs_nested_in_tuples_and_dicts_both_ways(autojump_clock: Any) ->
             timeout=5,
         )
         # Refs of a's actors travelled to b inside a tuple and a dict and were answered.
-        assert (await p1.expect_message(Pong)).n == 5
+        first = await p1.expect_message(Pong)
+        assert first.n == 5
         assert (await p2.expect_message(Pong)).n == 5
         assert (await p3.expect_message(Pong)).n == 3
-        assert p1.messages[0].sender == ponger_b
+        assert first.sender == ponger_b
         # Refs of b's actors came back nested, and work from a.
         assert reply.refs[0] == ponger_b and reply.table["me"] == ponger_b
         helper = reply.refs[1]
@@ -62,11 +63,11 @@ async def test_refs_in_plain_containers(autojump_clock: Any) -> None:
 
     async with nodes(net, "a", "b") as (a, b):
         b.spawn(forwarder(), "fwd")
-        probe = probe_on(a, "p")
+        probe = TestProbe(a, "p")
         fwd = remote(a, "/fwd", b)
         answer = await a.ask(fwd, lambda r: (r, {"to": [probe.ref]}), timeout=5)
         assert answer == ["done", fwd]
-        assert await probe.receive() == ("via", fwd)
+        await probe.expect_message(("via", fwd))
 
 
 async def test_many_concurrent_asks_in_both_directions(autojump_clock: Any) -> None:

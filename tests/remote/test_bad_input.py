@@ -1,6 +1,6 @@
-"""Bad input from peers (issue 3, "Bad input"): each case is logged naming the peer, counted
-where the link statistics can count it, answered by closing that connection with a specific
-close code, and the node keeps serving its other peers.
+"""Bad input from peers: each case is logged naming the peer, counted where the link
+statistics can count it, answered by closing that connection with a specific close code, and
+the node keeps serving its other peers.
 
 The bad peer is a raw connection of the simulated network sending hand-made frames.
 """
@@ -31,7 +31,7 @@ from casty_trio.serialization._wire import (
     Watch,
     envelopes,
 )
-from casty_trio.testing import SimConnection, SimNetwork
+from casty_trio.testing import SimConnection, SimNetwork, TestProbe
 from tests._helpers import receive_matching
 from tests.remote._messages import Blob, Holder, NotAMessage, Note
 from tests.remote._support import (
@@ -41,7 +41,6 @@ from tests.remote._support import (
     at,
     logged,
     nodes,
-    probe_on,
     raw_peer,
     remote,
 )
@@ -84,7 +83,7 @@ async def test_malformed_frame_after_handshake(
     caplog.set_level(logging.INFO)
     net = SimNetwork(seed=3)
     async with nodes(net, "a", "b") as (a, b):
-        sink = probe_on(b, "sink")
+        sink = TestProbe(b, "sink")
         await assert_serving(a, b)
         async with raw_peer(net, b) as evil:
             await evil.handshake()
@@ -96,7 +95,7 @@ async def test_malformed_frame_after_handshake(
         assert stats.decode_errors == 1
         assert stats.frames_in == 1
         assert logged(caplog, "evil:1", "malformed")
-        assert sink.messages == []
+        assert sink.messages_received == 0
         # Only that connection was closed: the node keeps serving the peer it already had (on
         # the same connection), and new ones.
         await assert_serving(a, b)
@@ -181,7 +180,7 @@ async def test_undecodable_payload_is_dropped_and_counted_link_stays_up(
 ) -> None:
     net = SimNetwork(seed=7)
     async with nodes(net, "a", "b") as (a, b):
-        sink = probe_on(b, "sink")
+        sink = TestProbe(b, "sink")
         async with raw_peer(net, b) as evil:
             await evil.handshake()
             bad = [
@@ -191,13 +190,12 @@ async def test_undecodable_payload_is_dropped_and_counted_link_stays_up(
                 Envelope("/sink", "builtins:eval", msgspec.Raw(WIRE.encode("1+1"))),
             ]
             await evil.send_batch(1, [*bad, _envelope("/sink", Note("still here"))])
-            await sink.wait_for_count(1)
-            assert sink.messages == [Note("still here")]
+            await sink.expect_message(Note("still here"))
             stats = b.link_statistics()[EVIL]
             assert stats.decode_errors == len(bad)
             assert stats.connected  # a bad payload is not a bad frame: the link stays
             await evil.send_batch(2, [_envelope("/sink", Note("again"))])
-            await sink.wait_for_count(2)
+            await sink.expect_message(Note("again"))
         assert logged(caplog, "evil:1", "subprocess:Popen")
         await assert_serving(a, b)
 
@@ -210,7 +208,7 @@ async def test_a_run_keeps_its_good_messages_and_a_run_that_is_not_an_array_is_d
     # malformed item.
     net = SimNetwork(seed=12)
     async with nodes(net, "a", "b") as (a, b):
-        sink = probe_on(b, "sink")
+        sink = TestProbe(b, "sink")
         async with raw_peer(net, b) as evil:
             await evil.handshake()
             note = "tests.remote._messages:Note"
@@ -220,8 +218,12 @@ async def test_a_run_keeps_its_good_messages_and_a_run_that_is_not_an_array_is_d
             unknown = envelopes("/sink", "no.such.module:Thing", [good[0], good[1]])
             tail = envelopes("/sink", note, [good[3]])
             await evil.send_batch(1, [run, not_an_array, unknown, tail])
-            await sink.wait_for_count(4)
-            assert sink.messages == [Note("n0"), Note("n1"), Note("n2"), Note("n3")]
+            assert await sink.receive_messages(4) == [
+                Note("n0"),
+                Note("n1"),
+                Note("n2"),
+                Note("n3"),
+            ]
             stats = b.link_statistics()[EVIL]
             assert stats.decode_errors == 2 + 1 + 2
             assert stats.messages_in == 5 + 2 + 1  # the item that is not a run counts as none
@@ -239,7 +241,7 @@ async def test_message_for_unknown_path_is_a_dead_letter_on_the_receiver(
 ) -> None:
     net = SimNetwork(seed=8, latency=0.001)
     async with nodes(net, "a", "b") as (a, b):
-        sink = probe_on(b, "sink")
+        sink = TestProbe(b, "sink")
         async with b.event_stream.subscription(DeadLetter) as dead:
             remote(a, "/nobody", b).tell(Note("lost"))
             remote(a, "/sink", b).tell(Note("found"))
@@ -247,8 +249,7 @@ async def test_message_for_unknown_path_is_a_dead_letter_on_the_receiver(
             assert letter.message == Note("lost")
             assert letter.intended_ref.path == "/nobody"
             assert letter.intended_ref.address.node == b.self_node
-            await sink.wait_for_count(1)
-        assert sink.messages == [Note("found")]
+            await sink.expect_message(Note("found"))
         stats = b.link_statistics()[a.self_node]
         assert stats.connected and stats.connections == 1 and stats.decode_errors == 0
         await assert_serving(a, b)
@@ -257,14 +258,14 @@ async def test_message_for_unknown_path_is_a_dead_letter_on_the_receiver(
 async def test_raw_envelope_for_unknown_path_keeps_the_link(autojump_clock: Any) -> None:
     net = SimNetwork(seed=9)
     async with nodes(net, "a", "b") as (a, b):
-        sink = probe_on(b, "sink")
+        sink = TestProbe(b, "sink")
         async with raw_peer(net, b) as evil, b.event_stream.subscription(DeadLetter) as dead:
             await evil.handshake()
             await evil.send_batch(1, [_envelope("/ghost/child", Note("boo"))])
             letter = await receive_matching(dead, lambda d: True, within=5)
             assert letter.message == Note("boo")
             await evil.send_batch(2, [_envelope("/sink", Note("real"))])
-            await sink.wait_for_count(1)
+            await sink.expect_message(Note("real"))
             assert b.link_statistics()[EVIL].connected
         await assert_serving(a, b)
 
@@ -279,7 +280,7 @@ async def test_frame_over_the_nodes_max_frame_size(
     net = SimNetwork(seed=10)
     settings = RemoteSettings(max_frame_size=4096)
     async with nodes(net, "a", "b", settings=settings) as (a, b):
-        sink = probe_on(b, "sink")
+        sink = TestProbe(b, "sink")
         await assert_serving(a, b)
         async with raw_peer(net, b) as evil:
             await evil.handshake()
@@ -288,7 +289,7 @@ async def test_frame_over_the_nodes_max_frame_size(
         assert closed.code == CloseCode.TOO_BIG
         assert b.link_statistics()[EVIL].decode_errors == 1
         assert logged(caplog, "evil:1", "max_frame_size")
-        assert sink.messages == []
+        assert sink.messages_received == 0
         await assert_serving(a, b)
         assert_link_untouched(a, b)
 
@@ -488,7 +489,7 @@ async def test_dialed_peer_that_rejects_us(
 async def test_unencodable_message_fails_at_the_tell(autojump_clock: Any) -> None:
     net = SimNetwork(seed=20)
     async with nodes(net, "a", "b") as (a, b):
-        sink = probe_on(b, "sink")
+        sink = TestProbe(b, "sink")
         ref = remote(a, "/sink", b)
         with pytest.raises(SerializationError, match="Holder"):
             ref.tell(Holder(lambda: 1))
@@ -502,8 +503,7 @@ async def test_unencodable_message_fails_at_the_tell(autojump_clock: Any) -> Non
             a.link_statistics()[b.self_node].messages_out == 0
         )
         ref.tell(Note("fine"))
-        await sink.wait_for_count(1, within=5)
-        assert sink.messages == [Note("fine")]
+        await sink.expect_message(Note("fine"), within=5)
 
 
 async def test_unregistered_type_fails_at_the_tell_in_strict_mode(autojump_clock: Any) -> None:
@@ -513,12 +513,12 @@ async def test_unregistered_type_fails_at_the_tell_in_strict_mode(autojump_clock
         RemoteActorSystem("app", transport=net.transport("a"), serializer=strict) as a,
         nodes(net, "b") as (b,),
     ):
-        sink = probe_on(b, "sink")
+        sink = TestProbe(b, "sink")
         ref = remote(a, "/sink", b)
         with pytest.raises(SerializationError, match="Blob"):
             ref.tell(Blob(b"no"))
         ref.tell(Note("registered"))
-        await sink.wait_for_count(1, within=5)
+        await sink.expect_message(Note("registered"), within=5)
 
 
 async def test_message_too_large_for_a_frame_fails_at_the_tell(autojump_clock: Any) -> None:
@@ -526,15 +526,14 @@ async def test_message_too_large_for_a_frame_fails_at_the_tell(autojump_clock: A
     net = SimNetwork(seed=22, max_frame_size=limit)
     settings = RemoteSettings(max_frame_size=limit)
     async with nodes(net, "a", "b", settings=settings) as (a, b):
-        sink = probe_on(b, "sink")
+        sink = TestProbe(b, "sink")
         ref = remote(a, "/sink", b)
         with pytest.raises(SerializationError, match="Blob"):
             ref.tell(Blob(b"x" * limit))
         with pytest.raises(SerializationError, match="Blob"):
             ref.tell(Blob(b"x" * (limit - 100)))
         ref.tell(Blob(b"y" * (limit - 2048)))  # close to the limit, but it fits
-        await sink.wait_for_count(1, within=5)
-        assert sink.messages == [Blob(b"y" * (limit - 2048))]
+        await sink.expect_message(Blob(b"y" * (limit - 2048)), within=5)
         # A long recipient path counts too: the whole envelope must fit in one frame.
         long_path = "/" + "p" * 3000
         with pytest.raises(SerializationError, match="Blob"):

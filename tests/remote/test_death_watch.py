@@ -10,14 +10,13 @@ import pytest
 import trio
 
 from casty_trio import ActorContext, ActorRef, Behavior, Behaviors, Terminated
-from casty_trio.testing import SimNetwork
+from casty_trio.testing import SimNetwork, TestProbe
 from tests.remote._messages import Note
 from tests.remote._support import (
     assert_serving,
     logged,
     node_on,
     nodes,
-    probe_on,
     remote,
     wait_until,
 )
@@ -61,7 +60,7 @@ async def test_terminated_when_the_remote_actor_stops(autojump_clock: Any) -> No
     net = SimNetwork(seed=51, latency=0.003)
     async with nodes(net, "a", "b") as (a, b):
         target = b.spawn(stoppable(), "target")
-        report = probe_on(a, "report")
+        report = TestProbe(a, "report")
         ref = remote(a, "/target", b)
         a.spawn(watcher(ref, report.ref), "watcher")
         await _watch_established(a, b)
@@ -76,7 +75,7 @@ async def test_terminated_when_the_remote_actor_stops(autojump_clock: Any) -> No
 async def test_terminated_at_once_for_a_path_nobody_lives_at(autojump_clock: Any) -> None:
     net = SimNetwork(seed=52, latency=0.003)
     async with nodes(net, "a", "b") as (a, b):
-        report = probe_on(a, "report")
+        report = TestProbe(a, "report")
         start = trio.current_time()
         a.spawn(watcher(remote(a, "/ghost", b), report.ref), "watcher")
         msg = await report.expect_message(Terminated, within=5)
@@ -89,7 +88,7 @@ async def test_several_watchers_and_unwatch(autojump_clock: Any) -> None:
     async with nodes(net, "a", "b") as (a, b):
         target = b.spawn(stoppable(), "target")
         ref = remote(a, "/target", b)
-        reports = [probe_on(a, f"report{i}") for i in range(3)]
+        reports = [TestProbe(a, f"report{i}") for i in range(3)]
         watchers = [a.spawn(watcher(ref, r.ref), f"watcher{i}") for i, r in enumerate(reports)]
         await _watch_established(a, b)
         watchers[1].tell("unwatch")
@@ -104,7 +103,7 @@ async def test_unwatch_means_no_terminated(autojump_clock: Any) -> None:
     net = SimNetwork(seed=54, latency=0.002)
     async with nodes(net, "a", "b") as (a, b):
         target = b.spawn(stoppable(), "target")
-        report = probe_on(a, "report")
+        report = TestProbe(a, "report")
         w = a.spawn(watcher(remote(a, "/target", b), report.ref), "watcher")
         await _watch_established(a, b)
         w.tell("unwatch")
@@ -122,7 +121,7 @@ async def test_unwatch_before_the_watch_arrives(autojump_clock: Any) -> None:
     net = SimNetwork(seed=55, latency=0.050)
     async with nodes(net, "a", "b") as (a, b):
         target = b.spawn(stoppable(), "target")
-        report = probe_on(a, "report")
+        report = TestProbe(a, "report")
         w = a.spawn(watcher(remote(a, "/target", b), report.ref), "watcher")
         await trio.sleep(0.001)
         w.tell("unwatch")  # the Watch is still on its way
@@ -136,7 +135,7 @@ async def test_terminated_when_the_node_is_killed(autojump_clock: Any) -> None:
     net = SimNetwork(seed=56, latency=0.002)
     async with nodes(net, "a", "b") as (a, b):
         b.spawn(stoppable(), "target")
-        report = probe_on(a, "report")
+        report = TestProbe(a, "report")
         ref = remote(a, "/target", b)
         a.spawn(watcher(ref, report.ref), "watcher")
         await _watch_established(a, b)
@@ -157,7 +156,7 @@ async def test_terminated_when_the_link_is_declared_lost_after_a_clean_shutdown(
     async with nodes(net, "a") as (a,):
         async with nodes(net, "b") as (b,):
             b.spawn(stoppable(), "target")
-            report = probe_on(a, "report")
+            report = TestProbe(a, "report")
             ref = remote(a, "/target", b)
             a.spawn(watcher(ref, report.ref), "watcher")
             await _watch_established(a, b)
@@ -171,7 +170,7 @@ async def test_terminated_when_the_node_is_unreachable_from_the_start(
 ) -> None:
     net = SimNetwork(seed=58)
     async with nodes(net, "a") as (a,):
-        report = probe_on(a, "report")
+        report = TestProbe(a, "report")
         dead_node = net.transport("ghost").address
         ref = a.lookup("/target", node=dead_node)
         assert ref is not None
@@ -185,7 +184,7 @@ async def test_watch_survives_a_broken_connection_to_the_same_incarnation(
     net = SimNetwork(seed=59, latency=0.002)
     async with nodes(net, "a", "b") as (a, b):
         target = b.spawn(stoppable(), "target")
-        report = probe_on(a, "report")
+        report = TestProbe(a, "report")
         ref = remote(a, "/target", b)
         a.spawn(watcher(ref, report.ref), "watcher")
         await _watch_established(a, b)
@@ -210,7 +209,7 @@ async def test_terminated_after_the_peer_restarts_unnoticed(
     net = SimNetwork(seed=60, latency=0.002)
     async with nodes(net, "a") as (a,):
         b_transport = net.transport("b")
-        report = probe_on(a, "report")
+        report = TestProbe(a, "report")
         async with node_on(b_transport) as b:
             b.spawn(stoppable(), "target")
             ref = remote(a, "/target", b)
@@ -223,7 +222,7 @@ async def test_terminated_after_the_peer_restarts_unnoticed(
             b2.spawn(stoppable(), "target")  # same path, new incarnation
             net.set_loss(a.self_node, b_node, None)
             net.set_latency(a.self_node, b_node, None)
-            assert report.messages == []
+            assert report.messages_received == 0
             msg = await report.expect_message(Terminated, within=5)
             assert msg.ref == ref
             assert logged(caplog, str(b_node), "new incarnation", level=logging.INFO)
@@ -234,11 +233,11 @@ async def test_terminated_after_the_peer_restarts_unnoticed(
 async def test_watched_actor_messages_still_flow_until_it_stops(autojump_clock: Any) -> None:
     net = SimNetwork(seed=61, latency=0.002)
     async with nodes(net, "a", "b") as (a, b):
-        sink = probe_on(b, "sink")
-        report = probe_on(a, "report")
+        sink = TestProbe(b, "sink")
+        report = TestProbe(a, "report")
         ref = remote(a, "/sink", b)
         a.spawn(watcher(ref, report.ref), "watcher")
         ref.tell(Note("hi"))
-        await sink.wait_for_count(1)
+        await sink.expect_message(Note("hi"))
         b.stop(sink.ref)
         assert (await report.expect_message(Terminated, within=5)).ref == ref

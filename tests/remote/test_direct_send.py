@@ -17,9 +17,9 @@ import trio
 from casty_trio import NodeAddress
 from casty_trio.remote import Connection, RemoteActorSystem
 from casty_trio.remote._transport import SupportsSendNowait
-from casty_trio.testing import SimConnection, SimNetwork
+from casty_trio.testing import SimConnection, SimNetwork, TestProbe
 from tests.remote._messages import Seq
-from tests.remote._support import node_on, nodes, ping, probe_on, remote, wait_until
+from tests.remote._support import node_on, nodes, ping, remote, wait_until
 
 WRITE, HOLD, REFUSE = "write", "hold", "refuse"
 
@@ -124,13 +124,13 @@ async def test_a_burst_is_batched_behind_the_first_message(autojump_clock: Any) 
     net = SimNetwork(seed=2, latency=0.002)
     async with pair(net) as (a, transport, b):
         await ping(a, b, 1)
-        probe = probe_on(b, "sink")
+        probe = TestProbe(b, "sink")
         sink = remote(a, "/sink", b)
         before = transport.direct()
         frames = a.link_statistics()[b.self_node].frames_out
         for n in range(500):
             sink.tell(Seq("a", n))
-        got = [m.n for m in await probe.wait_for_count(500, within=10)]
+        got = [m.n for m in await probe.receive_messages(500, within=10)]
         assert got == list(range(500))
         assert transport.direct() - before == 1  # only the first one: the rest queued behind
         assert a.link_statistics()[b.self_node].frames_out - frames < 10
@@ -140,16 +140,16 @@ async def test_a_frame_held_back_goes_out_before_the_next_ones(autojump_clock: A
     net = SimNetwork(seed=3, latency=0.002)
     async with pair(net) as (a, transport, b):
         await ping(a, b, 1)
-        probe = probe_on(b, "sink")
+        probe = TestProbe(b, "sink")
         sink = remote(a, "/sink", b)
         transport.modes["mode"] = HOLD
         sink.tell(Seq("a", 0))  # held back by the connection, nothing after it: the writer
-        assert [m.n for m in await probe.wait_for_count(1, within=10)] == [0]  # flushes it
+        assert [m.n for m in await probe.receive_messages(1, within=10)] == [0]  # flushes it
         sink.tell(Seq("a", 1))  # held back again, and 49 more queue behind it
         for n in range(2, 50):
             sink.tell(Seq("a", n))
-        got = [m.n for m in await probe.wait_for_count(50, within=10)]
-        assert got == list(range(50))
+        got = [m.n for m in await probe.receive_messages(49, within=10)]
+        assert got == list(range(1, 50))
         await wait_until(lambda: not any(conn.backlogged for conn in transport.connections))
         await ping(a, b, 2)  # and the link goes on
 
@@ -159,12 +159,12 @@ async def test_a_refused_frame_goes_through_the_writer(autojump_clock: Any) -> N
     async with pair(net) as (a, transport, b):
         transport.modes["mode"] = REFUSE
         await ping(a, b, 1)
-        probe = probe_on(b, "sink")
+        probe = TestProbe(b, "sink")
         sink = remote(a, "/sink", b)
         for n in range(20):
             sink.tell(Seq("a", n))
             await trio.sleep(0.001)  # idle between tells: each one tries send_nowait
-        got = [m.n for m in await probe.wait_for_count(20, within=10)]
+        got = [m.n for m in await probe.receive_messages(20, within=10)]
         assert got == list(range(20))
         assert transport.direct() == 0
         stats = a.link_statistics()[b.self_node]

@@ -32,8 +32,7 @@ from casty_trio.serialization._wire import (
     Watch,
     envelopes,
 )
-from casty_trio.testing import SimNetwork
-from tests._helpers import Probe, spawn_probe
+from casty_trio.testing import SimNetwork, TestProbe
 from tests.remote._messages import Note
 from tests.remote._support import WIRE, assert_serving, nodes, raw_peer
 
@@ -179,9 +178,9 @@ async def _feed(system: RemoteActorSystem, frames: list[bytes]) -> list[FakeConn
     return conns
 
 
-async def _node_is_up(system: RemoteActorSystem, probe: Probe, n: int) -> None:
+async def _node_is_up(system: RemoteActorSystem, probe: TestProbe, n: int) -> None:
     probe.ref.tell(n)
-    await probe.wait_for_count(n + 1, within=1)
+    await probe.fish_for_message(lambda m: m == n, within=1)
 
 
 def _run(body: Any) -> None:
@@ -194,7 +193,7 @@ def test_fuzz_frames_into_a_link(frames: list[bytes]) -> None:
     async def body() -> None:
         net = SimNetwork(seed=1)
         async with nodes(net, "node", "friend") as (node, friend):
-            probe = spawn_probe(node, "sink")
+            probe = TestProbe(node, "sink")
             await _feed(node, frames)
             await _feed(node, frames[::-1])
             await _node_is_up(node, probe, 0)
@@ -209,7 +208,7 @@ def test_fuzz_mutated_valid_frames_into_a_link(frames: list[bytes]) -> None:
     async def body() -> None:
         net = SimNetwork(seed=2)
         async with nodes(net, "node", "friend") as (node, friend):
-            probe = spawn_probe(node, "sink")
+            probe = TestProbe(node, "sink")
             await _feed(node, frames)
             await _node_is_up(node, probe, 0)
             await assert_serving(node, friend)
@@ -236,7 +235,7 @@ def test_valid_frames_in_one_connection_are_delivered_once_in_order(
     async def body() -> None:
         net = SimNetwork(seed=3)
         async with nodes(net, "node") as (node,):
-            probe = spawn_probe(node, "sink")
+            probe = TestProbe(node, "sink")
             frames = [
                 WIRE.encode(Batch(seq, [Envelope("/sink", *_encoded(value)) for value in values]))
                 for seq, values in batches
@@ -258,7 +257,7 @@ def test_valid_frames_in_one_connection_are_delivered_once_in_order(
                 highest = seq
                 expected.extend(values)
             await trio.testing.wait_all_tasks_blocked()
-            assert probe.messages == expected
+            assert probe.receive_all_nowait() == expected
             assert link.duplicates == duplicates
             assert link.decode_errors == 0 and conn.closed is None
 
@@ -280,7 +279,7 @@ def test_fuzz_end_to_end_through_the_network(frames: list[bytes], before_hello: 
     async def body() -> None:
         net = SimNetwork(seed=4, latency=0.001)
         async with nodes(net, "a", "b") as (a, b):
-            sink = spawn_probe(b, "sink")
+            sink = TestProbe(b, "sink")
             await assert_serving(a, b)
             for i, frame in enumerate(frames):
                 async with raw_peer(net, b, host=f"evil{i}") as evil:
@@ -297,7 +296,7 @@ def test_fuzz_end_to_end_through_the_network(frames: list[bytes], before_hello: 
             await assert_serving(a, b)
             # Nothing but what a peer sent: our "ok" messages, or one a fuzzed frame happened
             # to carry well-formed.
-            for m in sink.messages:
+            for m in sink.receive_all_nowait():
                 if isinstance(m, str) and not m.startswith("ok"):
                     assert any(WIRE.encode(m) in frame for frame in frames), m
 

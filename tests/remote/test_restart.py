@@ -10,7 +10,7 @@ import pytest
 import trio
 
 from casty_trio import DeadLetter
-from casty_trio.testing import SimNetwork
+from casty_trio.testing import SimNetwork, TestProbe
 from tests._helpers import receive_matching
 from tests.remote._messages import Note, Seq
 from tests.remote._support import (
@@ -18,7 +18,6 @@ from tests.remote._support import (
     logged,
     node_on,
     nodes,
-    probe_on,
     remote,
     wait_until,
 )
@@ -30,28 +29,26 @@ async def test_reconnect_after_a_peer_restart(
     caplog.set_level(logging.INFO, logger="casty_trio.remote")
     net = SimNetwork(seed=71, latency=0.002)
     async with nodes(net, "a") as (a,):
-        sink_a = probe_on(a, "sink")
+        sink_a = TestProbe(a, "sink")
         async with node_on(net.transport("b")) as b:
             b_node = b.self_node
             old_uid = b._remoting.uid
-            sink_b = probe_on(b, "sink")
+            sink_b = TestProbe(b, "sink")
             # Enough traffic both ways that frame numbers are well past 1 on both sides.
             for n in range(200):
                 remote(a, "/sink", b).tell(Seq("a", n))
                 remote(b, "/sink", a).tell(Seq("b", n))
-            await sink_b.wait_for_count(200)
-            await sink_a.wait_for_count(200)
+            await sink_b.receive_messages(200)
+            await sink_a.receive_messages(200)
             await assert_serving(a, b)
         async with node_on(net.transport(b_node.host, b_node.port)) as b2:
             assert b2.self_node == b_node and b2._remoting.uid != old_uid
-            sink_b2 = probe_on(b2, "sink")
+            sink_b2 = TestProbe(b2, "sink")
             # The new incarnation talks first: a must not take its frames for old duplicates.
             remote(b2, "/sink", a).tell(Seq("b2", 0))
-            await sink_a.wait_for_count(201)
-            assert sink_a.messages[-1] == Seq("b2", 0)
+            await sink_a.expect_message(Seq("b2", 0))
             remote(a, "/sink", b2).tell(Seq("a", 1000))
-            await sink_b2.wait_for_count(1)
-            assert sink_b2.messages == [Seq("a", 1000)]
+            await sink_b2.expect_message(Seq("a", 1000))
             await assert_serving(a, b2)
             stats = a.link_statistics()[b_node]
             # (2 or 3: the first two tells may have crossed as simultaneous dials)
@@ -77,11 +74,10 @@ async def test_messages_while_the_peer_is_down_are_dead_letters_then_flow_again(
             letter = await receive_matching(dead, lambda d: True, within=5)
             assert letter.message == Note("nobody home") and letter.intended_ref == ref
         async with node_on(net.transport(b_node.host, b_node.port)) as b2:
-            sink = probe_on(b2, "sink")
+            sink = TestProbe(b2, "sink")
             await trio.sleep(10)  # past the reconnect backoff
             ref.tell(Note("welcome back"))
-            await sink.wait_for_count(1, within=5)
-            assert sink.messages == [Note("welcome back")]
+            await sink.expect_message(Note("welcome back"), within=5)
 
 
 async def test_restarted_peer_that_dials_first_is_not_refused_as_a_duplicate(
@@ -92,7 +88,7 @@ async def test_restarted_peer_that_dials_first_is_not_refused_as_a_duplicate(
     # incarnation must win over it, whatever the address order says ("a" < "b").
     net = SimNetwork(seed=73, latency=0.002)
     async with nodes(net, "a") as (a,):
-        sink_a = probe_on(a, "sink")
+        sink_a = TestProbe(a, "sink")
         async with node_on(net.transport("b")) as b:
             b_node = b.self_node
             await assert_serving(a, b)
@@ -103,9 +99,8 @@ async def test_restarted_peer_that_dials_first_is_not_refused_as_a_duplicate(
         start = trio.current_time()
         async with node_on(net.transport(b_node.host, b_node.port)) as b2:
             remote(b2, "/sink", a).tell(Note("from the new b"))
-            await sink_a.wait_for_count(1, within=5)
+            await sink_a.expect_message(Note("from the new b"), within=5)
             assert trio.current_time() - start < 1.0  # not after the stale close
-            assert sink_a.messages == [Note("from the new b")]
             await assert_serving(a, b2)
             await trio.sleep(3)  # the stale close arrives: the new link is untouched
             await assert_serving(a, b2)
@@ -115,15 +110,17 @@ async def test_restarted_peer_that_dials_first_is_not_refused_as_a_duplicate(
 async def test_repeated_restarts(autojump_clock: Any) -> None:
     net = SimNetwork(seed=74, latency=0.001)
     async with nodes(net, "a") as (a,):
-        sink_a = probe_on(a, "sink")
+        sink_a = TestProbe(a, "sink")
         address = net.transport("b").address
+        received = []
         for round_ in range(5):
             async with node_on(net.transport(address.host, address.port)) as b:
                 remote(b, "/sink", a).tell(Note(f"round {round_}"))
-                await sink_a.wait_for_count(round_ + 1, within=5)
+                received.append(await sink_a.expect_message(within=5))
                 await assert_serving(a, b)
             await wait_until(lambda: not a.link_statistics()[address].connected)
-        assert sink_a.messages == [Note(f"round {i}") for i in range(5)]
+        received += sink_a.receive_all_nowait()
+        assert received == [Note(f"round {i}") for i in range(5)]
 
 
 async def test_killed_and_restarted_node_keeps_its_incarnation(autojump_clock: Any) -> None:
@@ -131,15 +128,14 @@ async def test_killed_and_restarted_node_keeps_its_incarnation(autojump_clock: A
     # reconnect is to the same incarnation, so nothing is reset or terminated.
     net = SimNetwork(seed=75, latency=0.001)
     async with nodes(net, "a", "b") as (a, b):
-        sink = probe_on(b, "sink")
+        sink = TestProbe(b, "sink")
         ref = remote(a, "/sink", b)
         ref.tell(Seq("a", 0))
-        await sink.wait_for_count(1)
+        await sink.expect_message(Seq("a", 0))
         net.kill(b.self_node)
         await trio.sleep(1)
         net.restart(b.self_node)
         await trio.sleep(10)
         for n in range(1, 50):
             ref.tell(Seq("a", n))
-        await sink.wait_for_count(50, within=5)
-        assert sink.messages == [Seq("a", n) for n in range(50)]
+        assert await sink.receive_messages(49, within=5) == [Seq("a", n) for n in range(1, 50)]

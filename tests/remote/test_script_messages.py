@@ -10,9 +10,9 @@ import pytest
 
 from casty_trio import MsgpackSerializer, SerializationError
 from casty_trio.remote import RemoteActorSystem
-from casty_trio.testing import SimNetwork
+from casty_trio.testing import SimNetwork, TestProbe
 from tests.remote._messages import Note
-from tests.remote._support import nodes, probe_on, remote
+from tests.remote._support import nodes, remote
 
 
 def script_class() -> type:
@@ -31,7 +31,7 @@ async def test_a_script_class_fails_at_the_remote_tell(autojump_clock: Any) -> N
     order = script_class()
     net = SimNetwork(seed=30)
     async with nodes(net, "a", "b") as (a, b):
-        sink = probe_on(b, "sink")
+        sink = TestProbe(b, "sink")
         ref = remote(a, "/sink", b)
         with pytest.raises(SerializationError, match="__main__:Order") as info:
             ref.tell(order(1))
@@ -39,12 +39,10 @@ async def test_a_script_class_fails_at_the_remote_tell(autojump_clock: Any) -> N
         with pytest.raises(SerializationError, match="__main__:Order"):  # every time
             ref.tell(order(2))
         ref.tell(Note("fine"))
-        await sink.wait_for_count(1, within=5)
-        assert sink.messages == [Note("fine")]
-        local = probe_on(a, "local")
+        await sink.expect_message(Note("fine"), within=5)
+        local = TestProbe(a, "local")
         local.ref.tell(order(3))  # a local tell does not encode
-        await local.wait_for_count(1, within=5)
-        assert local.messages == [order(3)]
+        await local.expect_message(order(3), within=5)
 
 
 async def test_a_script_class_registered_on_every_node_is_delivered(
@@ -57,7 +55,6 @@ async def test_a_script_class_registered_on_every_node_is_delivered(
         RemoteActorSystem("app", transport=net.transport("a"), serializer=serializer) as a,
         RemoteActorSystem("app", transport=net.transport("b"), serializer=serializer) as b,
     ):
-        sink = probe_on(b, "sink")
+        sink = TestProbe(b, "sink")
         remote(a, "/sink", b).tell(order(1))
-        await sink.wait_for_count(1, within=5)
-        assert sink.messages == [order(1)]
+        await sink.expect_message(order(1), within=5)

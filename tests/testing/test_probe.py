@@ -201,6 +201,18 @@ async def test_a_cancelled_wait_loses_no_message(autojump_clock: Any) -> None:
         assert await probe.expect_message() == "after"
 
 
+async def test_the_clock_after_a_wait_is_the_arrival_time(autojump_clock: Any) -> None:
+    async with ActorSystem(name="s") as system, trio.open_nursery() as nursery:
+        probe = TestProbe(system)
+        start = trio.current_time()
+        tell_later(nursery, probe.ref, Hello(1), delay=1.25)
+        tell_later(nursery, probe.ref, Hello(2), delay=2.5)
+        await probe.expect_message(Hello(1))
+        assert trio.current_time() - start == 1.25
+        await probe.expect_message(Hello(2))
+        assert trio.current_time() - start == 2.5
+
+
 # --------------------------------------------------------------------------- expect_no_message
 
 
@@ -298,6 +310,42 @@ async def test_long_lists_are_shortened_in_failures(
         await probe.expect_message(int)
     assert len(str(info.value)) < 300
     assert "..." in str(info.value)
+
+
+# --------------------------------------------------------------------------- receive_all_nowait
+
+
+async def test_receive_all_nowait_takes_what_was_recorded(system: ActorSystem) -> None:
+    probe = TestProbe(system)
+    assert probe.receive_all_nowait() == []
+    for n in range(5):
+        probe.ref.tell(n)
+    assert await probe.expect_message() == 0
+    await trio.testing.wait_all_tasks_blocked()
+    assert probe.receive_all_nowait() == [1, 2, 3, 4]  # in order, without the consumed one
+    assert probe.receive_all_nowait() == []  # consumed
+    assert probe.messages_received == 5
+    probe.ref.tell(5)
+    assert await probe.expect_message() == 5  # later messages still arrive
+
+
+async def test_receive_all_nowait_is_not_a_checkpoint(system: ActorSystem) -> None:
+    probe = TestProbe(system)
+    probe.ref.tell("queued")
+    # Sync: the probe actor had no chance to handle the message, so it is not recorded yet.
+    assert probe.receive_all_nowait() == []
+    await trio.testing.wait_all_tasks_blocked()
+    assert probe.receive_all_nowait() == ["queued"]
+
+
+async def test_receive_all_nowait_on_a_stopped_probe(system: ActorSystem) -> None:
+    probe = TestProbe(system)
+    probe.ref.tell("kept")
+    await trio.testing.wait_all_tasks_blocked()
+    probe.stop()
+    await trio.testing.wait_all_tasks_blocked()
+    assert probe.receive_all_nowait() == ["kept"]
+    assert probe.receive_all_nowait() == []  # the end of a stopped probe is not an error
 
 
 # --------------------------------------------------------------------------- fish_for_message

@@ -1,6 +1,6 @@
-"""The values of shard replication: the seed's public shapes (:class:`ReplicateEvents`,
+"""The values of shard replication: the public shapes (:class:`ReplicateEvents`,
 :class:`ReplicateEventsAck`) and the messages between a region, its replica actor and its
-replica links (all in one process). What travels between nodes is in ``_shard_wire.py``.
+replica links (all in one process). What travels between nodes is in ``_wire.py``.
 """
 
 from __future__ import annotations

@@ -528,8 +528,8 @@ async def test_a_handoff_asked_for_while_a_new_primary_syncs_starts_after_the_sy
     autojump_clock: Any,
 ) -> None:
     """The coordinator rebalances right after a failover, while its new primaries still copy
-    their history: a handoff asked for then used to be dropped, and the shard's messages
-    waited for the coordinator's handoff timeout (10 s; seen in the demo)."""
+    their history: a handoff asked for then waits for the end of the copy, rather than being
+    dropped (the shard's messages would then wait for the coordinator's handoff timeout)."""
     from casty_trio.sharding._hosted import COLLECTING, SYNCING
     from casty_trio.sharding._wire import HandOff
     from casty_trio.sharding.replication._replication import SyncDone
