@@ -5,8 +5,8 @@ detection, split-brain downing, membership events and cluster-wide barriers.
 :class:`~casty_trio.ClusteredActorSystem` builds sharding on it. Layers above reach membership
 through :meth:`MembershipSystem.subscribe_membership`, :meth:`MembershipSystem.cluster_gossip`,
 :attr:`MembershipSystem.roles` and :meth:`MembershipSystem.add_leave_hook`, and use the rules of
-this package (:func:`oldest`) rather than their own. Imports remote,
-serialization and _core.
+this package (:func:`oldest`, :data:`LIVE_STATUSES`, :func:`is_live`) rather than their own.
+Imports remote, serialization and _core.
 """
 
 
@@ -38,11 +38,21 @@ from ._failure_detector import (
     PhiAccrualFailureDetector,
     compute_phi,
 )
-from ._membership import Gossip, Member, MemberStatus, ObserverRecord, UniqueAddress, oldest
+from ._membership import (
+    LIVE_STATUSES,
+    Gossip,
+    Member,
+    MemberStatus,
+    ObserverRecord,
+    UniqueAddress,
+    is_live,
+    oldest,
+)
 from ._system import ClusterState, MembershipSystem, NodeDownedError
 from ._vector_clock import Ordering, VectorClock
 
 __all__ = [
+    "LIVE_STATUSES",
     "ClusterEvent",
     "ClusterSettings",
     "ClusterState",
@@ -74,6 +84,7 @@ __all__ = [
     "VectorClock",
     "compute_phi",
     "diff_events",
+    "is_live",
     "make_strategy",
     "oldest",
 ]

@@ -6,13 +6,13 @@ Participant
     ``system.barrier(name, n)`` asks the local barrier actor, which gives the call an id
     (random, drawn from a generator seeded by the node's incarnation) and sends a
     :class:`~casty_trio.cluster._wire.BarrierArrive` to the barrier actor of the *host*: the
-    oldest ``up`` member (:func:`~casty_trio.cluster._membership.oldest`), a deterministic
-    choice every member agrees on once the membership converged. While the call waits, the
-    arrival is re-sent to the current host every :data:`RESEND_INTERVAL` seconds and at once
-    when a membership event changes the host (the old host left or was downed). Each re-send
-    renews the call's *lease* at the host (below). A call that gives up (timeout,
-    cancellation) stops re-sending and sends one withdrawal, so it stops counting at once when
-    the withdrawal arrives and at the latest when its lease lapses.
+    oldest member (:func:`~casty_trio.cluster.oldest`), a deterministic choice every member
+    agrees on once the membership converged. While the call waits, the arrival is re-sent to
+    the current host every :data:`RESEND_INTERVAL` seconds and at once when a membership event
+    changes the host (the old host exited or was downed). Each re-send renews the call's
+    *lease* at the host (below). A call that gives up (timeout, cancellation) stops re-sending
+    and sends one withdrawal, so it stops counting at once when the withdrawal arrives and at
+    the latest when its lease lapses.
 
 Host
     :class:`BarrierHost`, a state machine without I/O (events in, answers out), counts the

@@ -40,6 +40,7 @@ from ._downing import (
 from ._events import MemberDowned, MemberLeft, diff_events
 from ._failure_detector import FailureDetectorRegistry, PhiAccrualFailureDetector
 from ._membership import (
+    _GONE,
     Gossip,
     Member,
     MemberStatus,
@@ -84,8 +85,6 @@ _log = logging.getLogger("casty_trio.cluster")
 DAEMON_NAME = "$cluster"
 DAEMON_PATH = "/" + DAEMON_NAME
 
-_LIVE = (MemberStatus.joining, MemberStatus.up, MemberStatus.leaving, MemberStatus.exiting)
-_GONE = (MemberStatus.down, MemberStatus.removed)
 
 DOWN_NOTICE_RESENDS = 2
 """How many times a downing decision is re-sent (one heartbeat interval apart) to a downed
@@ -230,7 +229,7 @@ class _Daemon:
 
     def others(self) -> list[Member]:
         return [
-            m for m in self.gossip.members.values() if m.unique != self.me and m.status in _LIVE
+            m for m in self.gossip.members.values() if m.unique != self.me and m.status not in _GONE
         ]
 
     def update(self, new: Gossip, *, spread: bool = False) -> None:

@@ -38,7 +38,15 @@ from __future__ import annotations
 import attrs
 
 from .._core import NodeAddress
-from ._membership import Gossip, Member, MemberStatus, UniqueAddress, leader, unreachable_members
+from ._membership import (
+    _GONE,
+    Gossip,
+    Member,
+    MemberStatus,
+    UniqueAddress,
+    leader,
+    unreachable_members,
+)
 
 __all__ = [
     "ClusterEvent",
@@ -160,5 +168,4 @@ def diff_events(
     return events
 
 
-_GONE = frozenset({MemberStatus.down, MemberStatus.removed})
 _LEAVING = frozenset({MemberStatus.leaving, MemberStatus.exiting})

@@ -12,11 +12,9 @@ from __future__ import annotations
 import attrs
 
 from .._core import NodeAddress
-from ._membership import Gossip, MemberStatus, UniqueAddress
+from ._membership import _GONE, Gossip, UniqueAddress
 
 __all__ = ["Incarnations"]
-
-_OVER = (MemberStatus.down, MemberStatus.removed)
 
 
 @attrs.define
@@ -26,7 +24,7 @@ class Incarnations:
     Pure state, fed with gossips by its owner (the shard coordinator).
 
     Examples:
-        >>> from casty_trio.cluster._membership import Member
+        >>> from casty_trio.cluster._membership import Member, MemberStatus
         >>> old = UniqueAddress(NodeAddress("h", 1), 1)
         >>> new = UniqueAddress(NodeAddress("h", 1), 2)
         >>> seen = Incarnations()
@@ -49,7 +47,7 @@ class Incarnations:
         current = self.current
         for member in gossip.members.values():
             unique = member.unique
-            if member.status in _OVER:
+            if member.status in _GONE:
                 self.over.add(unique)
                 continue
             known = current.get(unique.node)

@@ -96,6 +96,7 @@ from ._membership_state import (
 )
 
 __all__ = [
+    "LIVE_STATUSES",
     "Gossip",
     "Member",
     "MemberStatus",
@@ -105,6 +106,7 @@ __all__ = [
     "down",
     "downing_counted",
     "is_converged",
+    "is_live",
     "join",
     "leader",
     "leader_actions",
@@ -121,10 +123,16 @@ __all__ = [
 ]
 
 
+LIVE_STATUSES: frozenset[MemberStatus] = frozenset({MemberStatus.up, MemberStatus.leaving})
+"""The statuses of a *live* member: one that serves the cluster (hosts shards, may lead, may be
+the :func:`oldest`). A ``joining`` member does not serve yet; an ``exiting`` one has finished
+its graceful leave and is about to shut down; ``down`` and ``removed`` ones are gone. A
+``leaving`` member is still live: it keeps serving (and stays the oldest or the leader) until
+the leader moves it to ``exiting``."""
+
 _GONE = frozenset({MemberStatus.down, MemberStatus.removed})
 _MUST_SEE = frozenset({MemberStatus.up, MemberStatus.leaving, MemberStatus.exiting})
 _BLOCKS_WHEN_UNREACHABLE = frozenset({MemberStatus.joining, MemberStatus.up})
-_LEADER_STATUSES = frozenset({MemberStatus.up, MemberStatus.leaving})
 
 
 # --------------------------------------------------------------------------- merge
@@ -448,7 +456,7 @@ def _lowest(
     for unique, member in gossip.members.items():
         if member.status in _GONE or not member.has_role(role) or not eligible(unique):
             continue
-        if member.status in _LEADER_STATUSES:
+        if member.status in LIVE_STATUSES:
             if best is None or unique < best:
                 best = unique
         elif fallback is None or unique < fallback:
@@ -456,26 +464,56 @@ def _lowest(
     return best if best is not None else fallback
 
 
-def oldest(gossip: Gossip, *, role: str | None = None) -> Member | None:
-    """The ``up`` member with the lowest up number (ties: lowest address), reachable or not.
+def is_live(member: Member) -> bool:
+    """Whether ``member`` is live: ``up`` or ``leaving`` (see :data:`LIVE_STATUSES`).
 
-    Where singletons and shard coordinators live. A member stops being a candidate as soon as
-    it starts leaving, so the next oldest can take over while the old one hands over.
+    Reachability does not count: an unreachable member stays live until it is downed.
+
+    Examples:
+        >>> u = UniqueAddress(NodeAddress("h", 1), 1)
+        >>> is_live(Member(u, "a", MemberStatus.leaving, up_number=1))
+        True
+        >>> is_live(Member(u, "a", MemberStatus.exiting, up_number=1))
+        False
+    """
+    return member.status in LIVE_STATUSES
+
+
+def oldest(gossip: Gossip, *, role: str | None = None) -> Member | None:
+    """The oldest live member: the lowest up number among ``up`` and ``leaving`` members
+    (ties: the lowest unique address), reachable or not; with ``role``, among those having it.
+
+    The one rule for what runs on a single member: shard coordinators and the barrier host
+    live on it (and singletons will). It depends only on members, statuses and up numbers, so
+    every node holding the same membership agrees on it, whatever it knows of reachability.
+
+    A member that started leaving stays the oldest until the leader moves it to ``exiting``
+    (as in Akka's singleton manager): what runs there keeps working through its graceful
+    leave, finishing the hand-offs under way instead of being restarted in the middle of
+    them, and moves once, to the next oldest, when the member exits and shuts down. An
+    unreachable member stays the oldest until it is downed: the failure detector and the
+    downing strategy decide that, not this rule. A member that left before it was ever ``up``
+    has no up number and is never the oldest.
 
     Examples:
         >>> a = UniqueAddress(NodeAddress("h", 1), 1)
         >>> b = UniqueAddress(NodeAddress("h", 2), 1)
         >>> g = Gossip([Member(a, "a", MemberStatus.up, up_number=2),
-        ...             Member(b, "b", MemberStatus.up, up_number=1)])
-        >>> oldest(g).node_id
+        ...             Member(b, "b", MemberStatus.leaving, up_number=1)])
+        >>> oldest(g).node_id  # b is leaving, not exiting yet
         'b'
+        >>> g = Gossip([Member(a, "a", MemberStatus.up, up_number=2),
+        ...             Member(b, "b", MemberStatus.exiting, up_number=1)])
+        >>> oldest(g).node_id
+        'a'
     """
-    candidates = [
-        m for m in gossip.members.values() if m.status is MemberStatus.up and m.has_role(role)
-    ]
-    if not candidates:
-        return None
-    return min(candidates, key=lambda m: (m.up_number, m.unique))
+    best: Member | None = None
+    for member in gossip.members.values():
+        if member.status not in LIVE_STATUSES or not member.up_number or not member.has_role(role):
+            continue
+        if best is None or (member.up_number, member.unique) < (best.up_number, best.unique):
+            best = member
+    return best
 
 
 def member_at(gossip: Gossip, node: NodeAddress) -> Member | None:

@@ -450,8 +450,9 @@ class MembershipSystem(RemoteActorSystem):
 
         All of them are released together. Several calls may come from one node (each counts
         once), and a barrier is reusable: once a round is released, the next calls at the same
-        ``name`` start a new round. The round is counted by the oldest ``up`` member; calls
-        made while it changes (it leaves or is downed) move to the new one. A call that times
+        ``name`` start a new round. The round is counted by the oldest member
+        (:func:`~casty_trio.cluster.oldest`); calls made while it changes (it exits or is
+        downed) move to the new one. A call that times
         out or is cancelled stops counting. A checkpoint; cancelling it withdraws the call.
 
         Args:

@@ -4,6 +4,8 @@ A *manifest* is ``"<module>:<qualname>"`` of the value's class (``"myapp.bank:De
 ``"builtins:int"``). Decoding looks the manifest up among the ``types`` given to the journal,
 then among classes of modules already present in ``sys.modules``, reading module and class
 namespaces directly: stored bytes never cause an import, are never unpickled and never run code.
+Naming and resolving follow the same rules as messages on the wire (:mod:`casty_trio._manifest`,
+shared with the serialization layer).
 
 This module is the persistence layer's own small codec; it does not use the serialization layer
 (the two are independent siblings).
@@ -11,47 +13,22 @@ This module is the persistence layer's own small codec; it does not use the seri
 
 from __future__ import annotations
 
-import dataclasses
-import enum
-import sys
-from collections.abc import Iterable, Mapping
-from typing import Any, Final
+from collections.abc import Iterable
+from typing import Any
 
-import attrs
 import msgspec
 
 from .._errors import JournalError
+from .._manifest import (
+    BUILTIN_TYPES,
+    KINDS,
+    ManifestError,
+    is_user_type,
+    manifest_of,
+    resolve_loaded,
+)
 
-__all__ = ["ValueCodec", "manifest_of"]
-
-_BUILTINS: Final[dict[str, Any]] = {
-    f"builtins:{cls.__qualname__}": cls
-    for cls in (int, float, str, bytes, bool, list, dict, tuple, set, frozenset)
-}
-_BUILTINS["builtins:NoneType"] = None  # msgspec spells the None type as None
-_KINDS = "a msgspec Struct, an attrs class, a dataclass, an Enum or a builtin value"
-_ENUM_BASES = frozenset({enum.Enum, enum.IntEnum, enum.Flag, enum.IntFlag, enum.StrEnum})
-_MISSING: Final = object()
-
-
-def manifest_of(cls: type) -> str:
-    """``"<module>:<qualname>"`` of a class.
-
-    Examples:
-        >>> manifest_of(int)
-        'builtins:int'
-    """
-    return f"{cls.__module__}:{cls.__qualname__}"
-
-
-def _is_user_type(cls: object) -> bool:
-    if not isinstance(cls, type):
-        return False
-    if issubclass(cls, msgspec.Struct):
-        return cls is not msgspec.Struct
-    if issubclass(cls, enum.Enum):
-        return cls not in _ENUM_BASES
-    return attrs.has(cls) or dataclasses.is_dataclass(cls)
+__all__ = ["ValueCodec"]
 
 
 class ValueCodec:
@@ -70,10 +47,10 @@ class ValueCodec:
     __slots__ = ("_decoders", "_encoder", "_known")
 
     def __init__(self, types: Iterable[type] = ()) -> None:
-        self._known: dict[str, Any] = dict(_BUILTINS)
+        self._known: dict[str, Any] = dict(BUILTIN_TYPES)
         for cls in types:
-            if not _is_user_type(cls) and cls not in _BUILTINS.values():
-                raise TypeError(f"{cls!r} cannot be stored in a journal: use {_KINDS}")
+            if not is_user_type(cls) and cls not in BUILTIN_TYPES.values():
+                raise TypeError(f"{cls!r} cannot be stored in a journal: use {KINDS}")
             self._known[manifest_of(cls)] = cls
         self._encoder = msgspec.msgpack.Encoder(enc_hook=_refuse)
         self._decoders: dict[str, msgspec.msgpack.Decoder[Any]] = {}
@@ -86,8 +63,8 @@ class ValueCodec:
         """
         cls = type(value)
         manifest = manifest_of(cls)
-        if manifest not in self._known and not _is_user_type(cls):
-            raise JournalError(f"cannot store a value of type {manifest}: use {_KINDS}")
+        if manifest not in self._known and not is_user_type(cls):
+            raise JournalError(f"cannot store a value of type {manifest}: use {KINDS}")
         try:
             return manifest, self._encoder.encode(value)
         except Exception as exc:
@@ -113,28 +90,17 @@ class ValueCodec:
             raise JournalError(f"cannot read a stored {manifest!r}: {exc}") from exc
 
     def _resolve(self, manifest: str) -> Any:
-        known = self._known.get(manifest, _MISSING)
-        if known is not _MISSING:
+        known = self._known.get(manifest)
+        if known is not None:
             return known
-        module_name, sep, qualname = manifest.partition(":")
-        if not sep or not module_name or not qualname:
-            raise JournalError(f"malformed manifest {manifest!r}: expected 'module:QualName'")
-        module = sys.modules.get(module_name)
-        if module is None:
-            raise JournalError(
-                f"cannot read a stored {manifest!r}: module {module_name!r} is not imported "
-                "(journals never import modules; import it or pass the class in types=...)"
+        try:
+            return resolve_loaded(
+                manifest,
+                what="storable type",
+                local_hint="pass classes defined in functions in types=...",
             )
-        found: object = module
-        for part in qualname.split("."):
-            namespace: Any = getattr(found, "__dict__", {})  # no module __getattr__ runs
-            found = namespace.get(part, _MISSING) if isinstance(namespace, Mapping) else _MISSING
-            if found is _MISSING:
-                hint = " (pass classes defined in functions in types=...)" if "<" in part else ""
-                raise JournalError(f"cannot read a stored {manifest!r}: no such class{hint}")
-        if not _is_user_type(found) or manifest_of(found) != manifest:  # type: ignore[arg-type]
-            raise JournalError(f"cannot read a stored {manifest!r}: not a storable type")
-        return found
+        except ManifestError as exc:
+            raise JournalError(f"cannot read a stored value: {exc}") from None
 
 
 def _refuse(obj: Any) -> Any:

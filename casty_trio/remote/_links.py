@@ -14,19 +14,29 @@ queue behind that one, so a burst of tells is still batched and the order is kep
 
 Items are queued already encoded (a tell encodes its message at once, see ``_outbox.py``), so
 a frame is the queued bytes joined behind a batch header; the rare paths that need the items
-back (dead letters, re-queueing watch notices) decode them.
+back (dead letters, re-queueing watch notices) decode them. Every message for the peer is
+queued by :meth:`PeerLink.send`, whoever encoded it (a remote ref, a
+:class:`~casty_trio.remote.RawSender`), so the checks on the way in are made in one place.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 import attrs
 import trio
 
 from .._core import NodeAddress
-from ..serialization._wire import Batch, DeathNotice, Hello, Unwatch, Watch, batch_frame
+from ..serialization._wire import (
+    Batch,
+    DeathNotice,
+    Envelopes,
+    Hello,
+    Unwatch,
+    Watch,
+    batch_frame,
+)
 from ._outbox import Entry, Outbox, frame, single_frame, split
 from ._transport import CloseCode, Connection, ConnectionClosed, SupportsSendNowait
 
@@ -95,6 +105,13 @@ class PeerLink:
         self.peer = peer
         self.outbox = Outbox()
         self.capacity = remoting.settings.outbox_capacity
+        # The most an envelope's header and payload may take: with the array header between
+        # them (5 bytes at most) it must fit one frame, even alone in its item. ``_room`` is
+        # what is left for a payload behind ``_sized``, the header of the last send (senders
+        # keep one header object per recipient and type, so it rarely changes).
+        self.envelope_room = remoting.envelope_limit - 5
+        self._sized = b""
+        self._room = self.envelope_room
         self.connection: Connection | None = None
         self.outbound = False  # whether the current connection was dialed by us
         self.peer_uid: int | None = None
@@ -116,9 +133,31 @@ class PeerLink:
 
     # ------------------------------------------------------------------ sending (sync)
 
-    def enqueue(self, header: bytes, payload: bytes) -> bool:
-        """Queue a message for the peer: its encoded payload behind the ref's
-        ``envelopes_header``. False when the outbox is full (the caller dead-letters it)."""
+    def send(self, header: bytes, payload: bytes) -> bool:
+        """Queue a message for the peer: its encoded ``payload`` behind ``header``, which is
+        ``envelopes_header(recipient, manifest)``. Sync, never a checkpoint.
+
+        The one way a message is queued for a peer: it refuses a payload that cannot fit a
+        frame, then a send while the node shuts down or while the outbox is full, then queues
+        the payload (or, on an idle link, writes it at once, see the module docstring). Keep
+        one ``header`` object per recipient and manifest: consecutive payloads behind the same
+        object travel as one ``Envelopes`` item.
+
+        Returns:
+            False when it was not queued (the node is shutting down, or the outbox is full,
+            counted in ``dropped``): the caller makes the message a dead letter.
+
+        Raises:
+            SerializationError: ``payload`` does not fit a frame behind ``header``.
+        """
+        size = len(payload)
+        if header is not self._sized:
+            self._sized = header
+            self._room = self.envelope_room - len(header)
+        if size > self._room:
+            self._too_big(header, payload)
+        if self.remoting.closing:
+            return False
         outbox = self.outbox
         if outbox.count >= self.capacity:
             self.dropped += 1
@@ -142,7 +181,7 @@ class PeerLink:
                 self._wakeup = None
                 wakeup.set()
                 return True
-        outbox.add_message(header, payload)
+        outbox.add_message(header, payload, size)
         # The wake-up, inlined (as in enqueue_control): this is the path of every remote tell.
         if wakeup is not None:
             self._wakeup = None
@@ -151,8 +190,13 @@ class PeerLink:
             self.remoting.dial(self)
         return True
 
+    def _too_big(self, header: bytes, payload: bytes) -> NoReturn:
+        head = self.remoting.item_decoder.decode(header + b"\x90")  # the item without payloads
+        assert isinstance(head, Envelopes)
+        self.remoting.too_big(head.manifest, payload)
+
     def enqueue_control(self, item: Watch | Unwatch | DeathNotice) -> bool:
-        """Queue a watch notice (see :meth:`enqueue`)."""
+        """Queue a watch notice (see :meth:`send`)."""
         outbox = self.outbox
         if outbox.count >= self.capacity:
             self.dropped += 1
@@ -279,7 +323,7 @@ class PeerLink:
                     return
                 if not outbox:
                     if direct is not None and direct.backlogged:
-                        # The rest of a frame sent from a tell (see enqueue).
+                        # The rest of a frame sent from a tell (see send).
                         await direct.flush()
                         continue
                     if self._flushed is not None:

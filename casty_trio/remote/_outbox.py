@@ -48,7 +48,8 @@ class Outbox:
     def __bool__(self) -> bool:
         return bool(self._entries)
 
-    def add_message(self, header: bytes, payload: bytes) -> None:
+    def add_message(self, header: bytes, payload: bytes, size: int) -> None:
+        """Queue ``payload`` (``size`` bytes) behind ``header``."""
         run = self._open
         if run is not None and run.header is header:  # refs cache their header: `is` suffices
             run.payloads.append(payload)
@@ -57,7 +58,7 @@ class Outbox:
             self._entries.append(run)
             self.bytes += len(header)
         self.count += 1
-        self.bytes += len(payload)
+        self.bytes += size
 
     def add_control(self, data: bytes) -> None:
         self._entries.append(data)

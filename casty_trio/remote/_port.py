@@ -10,7 +10,7 @@ names exactly that surface; :attr:`RemoteActorSystem.remoting
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, NoReturn, Protocol
+from typing import Any, Protocol
 
 from .._core import NodeAddress
 from ..serialization import MessageCodec
@@ -46,11 +46,6 @@ class RemotingPort(Protocol):
 
     def raw_sender(self, node: NodeAddress, path: str) -> RawSender:
         """A sender of pre-encoded payloads to ``path`` on ``node``. Sync."""
-        ...
-
-    def too_big(self, manifest: str, payload: bytes) -> NoReturn:
-        """Raise the :class:`~casty_trio.SerializationError` of a payload that does not fit
-        a frame."""
         ...
 
     def node_gone(self, node: NodeAddress) -> None:

@@ -35,7 +35,19 @@ logged and the item dropped."""
 class RawSender:
     """Queues pre-encoded payloads for the actor path ``path`` on ``node``.
 
-    Get one with ``Remoting.raw_sender``. Sync, never a checkpoint.
+    Get one with ``Remoting.raw_sender``. Its :attr:`send` is the peer link's own: the path
+    every message to that node takes, with the same checks.
+
+    Attributes:
+        node: The node the payloads go to.
+        path: The actor path on ``node`` they are for.
+        send: ``send(header, payload) -> bool``: queue ``payload`` behind ``header``, which
+            must be ``envelopes_header(path, manifest)``; keep one ``header`` object per
+            manifest (the outbox joins consecutive payloads into one item by the header's
+            identity). Returns False when it was not queued (the node is shutting down, the
+            outbox is full): the caller makes it a dead letter. Raises
+            :class:`~casty_trio.SerializationError` when ``payload`` does not fit a frame.
+            Sync, never a checkpoint.
 
     Examples:
         >>> sender = remoting.raw_sender(node, "/counters/deliveries")  # doctest: +SKIP
@@ -44,35 +56,9 @@ class RawSender:
         True
     """
 
-    __slots__ = ("_remoting", "enqueue", "node", "path")
+    __slots__ = ("node", "path", "send")
 
     def __init__(self, remoting: Remoting, node: NodeAddress, path: str) -> None:
-        self._remoting = remoting
         self.node = node
         self.path = path
-        # ``send`` without its checks, for a caller that made them itself (a hot path): the
-        # node is not closing (``Remoting.closing``) and ``len(payload) <= room(header)``.
-        self.enqueue = remoting.link(node).enqueue
-
-    def room(self, header: bytes) -> int:
-        """The largest payload that fits a frame behind ``header``, even alone in its item."""
-        return self._remoting.envelope_limit - len(header) - 5  # an array header: 5 at most
-
-    def send(self, header: bytes, payload: bytes) -> bool:
-        """Queue ``payload`` behind ``header``, which must be ``envelopes_header(path,
-        manifest)``; keep one ``header`` object per manifest (the outbox joins consecutive
-        payloads into one item by the header's identity).
-
-        Returns:
-            False when it was not queued (the node is shutting down, the outbox is full): the
-            caller makes it a dead letter.
-
-        Raises:
-            SerializationError: ``payload`` does not fit a frame.
-        """
-        remoting = self._remoting
-        if remoting.closing:
-            return False
-        if len(payload) > self.room(header):
-            remoting.too_big(msgspec.msgpack.decode(header + b"\x90")[2], payload)
-        return self.enqueue(header, payload)
+        self.send: Callable[[bytes, bytes], bool] = remoting.link(node).send

@@ -230,7 +230,7 @@ class Remoting:
         return link
 
     def too_big(self, manifest: str, payload: bytes) -> NoReturn:
-        """Refuse, at the tell, a message whose envelope would not fit one frame."""
+        """Refuse, at the send, a message whose envelope would not fit one frame."""
         raise SerializationError(
             f"message of type {manifest} is {len(payload)} bytes once encoded; with its "
             f"envelope it does not fit a frame of {self.settings.max_frame_size} bytes"

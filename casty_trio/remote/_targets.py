@@ -2,7 +2,8 @@
 
 :class:`_RemoteTarget` is the fast path of every remote ``tell``: it encodes the message at
 once (so an unencodable message fails at the ``tell``), caching the manifest and envelopes
-header of the last message type, and queues the encoded envelope on the peer's link.
+header of the last message type, and queues the encoded envelope with the peer link's
+:meth:`~casty_trio.remote._links.PeerLink.send`.
 :class:`_GoneTarget` stands behind a ref to an actor of this node that no longer exists.
 """
 
@@ -27,12 +28,10 @@ class _RemoteTarget:
     __slots__ = (
         "_encode",
         "_header",
-        "_limit",
         "_link",
         "_manifest",
         "_path",
         "_remoting",
-        "_room",
         "_type",
         "ref",
     )
@@ -43,38 +42,31 @@ class _RemoteTarget:
         self._link = remoting.link(address.node)  # links live as long as the remoting
         self._path = address.path
         self._encode = remoting.codec.payload_encoder
-        self._limit = remoting.envelope_limit
         # The last message type sent, its manifest and envelopes header (most refs only ever
         # see one type): a tell of the same type skips the codec's lookups.
         self._type: type | None = None
         self._manifest = ""
         self._header = b""
-        self._room = 0
         self.ref: ActorRef[Any] = ActorRef(address, self)
 
     def deliver(self, message: Any) -> None:
         # The hot path of every remote tell: encode here, so that an unencodable message
-        # raises at the tell, then queue the encoded envelope on the link.
+        # raises at the tell, then queue the encoded envelope on the link (which raises for
+        # one too big for a frame).
         if type(message) is not self._type:
             self._prepare(type(message))
         try:
             payload = self._encode(message)
         except Exception as exc:
             raise self._remoting.codec.encode_failed(self._manifest, exc) from exc
-        if len(payload) > self._room:
-            self._remoting.too_big(self._manifest, payload)
-        remoting = self._remoting
-        if remoting.closing or not self._link.enqueue(self._header, payload):
-            dead_letter(remoting.system, message, self.ref)
+        if not self._link.send(self._header, payload):
+            dead_letter(self._remoting.system, message, self.ref)
 
     def _prepare(self, cls: type) -> None:
         manifest = self._remoting.codec.manifest(cls)  # raises if cls may not be sent
         self._type = cls
         self._manifest = manifest
         self._header = envelopes_header(self._path, manifest)
-        # Bytes left for a payload: the envelope must fit one frame, even alone in its item
-        # (an array header takes at most 5 bytes).
-        self._room = self._limit - len(self._header) - 5
 
     def add_watcher(self, watcher: _Watcher) -> None:
         self._remoting.watch_remote(self.ref, watcher)

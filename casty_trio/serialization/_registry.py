@@ -6,7 +6,8 @@ sent on their own use the stable name ``"casty_trio:ActorRef"``.
 
 Resolving a manifest back to a class (:meth:`TypeRegistry.resolve`) looks first at the types
 registered with the registry, then, unless the registry is strict, among the classes of modules
-already present in ``sys.modules``: it reads module and class namespaces directly (no
+already present in ``sys.modules``, by the rules the journals follow too
+(:func:`casty_trio._manifest.resolve_loaded`): it reads module and class namespaces directly (no
 ``getattr``, so no module ``__getattr__`` runs), never imports, and accepts only message types
 (msgspec Structs, attrs classes, dataclasses and Enums) under their canonical name.
 
@@ -19,93 +20,28 @@ importable module.
 
 from __future__ import annotations
 
-import dataclasses
-import enum
-import sys
 from collections.abc import Iterable
-from typing import Any, Final
-
-import attrs
-import msgspec
+from typing import Final
 
 from .._core import ActorRef
 from .._errors import SerializationError
+from .._manifest import (
+    BUILTIN_TYPES,
+    KINDS,
+    ManifestError,
+    is_user_type,
+    manifest_of,
+    resolve_loaded,
+)
 
-__all__ = [
-    "BUILTIN_TYPES",
-    "REF_MANIFEST",
-    "TypeRegistry",
-    "check_message_type",
-    "is_message_type",
-    "manifest_of",
-]
+__all__ = ["REF_MANIFEST", "TypeRegistry", "check_message_type"]
 
 REF_MANIFEST: Final = "casty_trio:ActorRef"
 """The manifest of a bare :class:`~casty_trio.ActorRef` sent as a message (any ref subclass)."""
 
-BUILTIN_TYPES: Final[dict[str, type]] = {
-    f"builtins:{cls.__qualname__}": cls
-    for cls in (
-        int,
-        float,
-        str,
-        bytes,
-        bool,
-        type(None),
-        list,
-        dict,
-        tuple,
-        set,
-        frozenset,
-    )
-}
-"""Builtin payload types, always allowed, keyed by manifest (``"builtins:int"``, ...)."""
-
-_KINDS = "a msgspec Struct, an attrs class, a dataclass, an Enum or a builtin value"
 # The names the script Python runs is imported under (``__mp_main__`` in the processes the
 # multiprocessing "spawn" method starts): not names another node can resolve.
 _SCRIPT_MODULES = frozenset({"__main__", "__mp_main__"})
-_ENUM_BASES = frozenset({enum.Enum, enum.IntEnum, enum.Flag, enum.IntFlag, enum.StrEnum})
-
-
-def manifest_of(cls: type) -> str:
-    """The wire name of a class: ``"<module>:<qualname>"``.
-
-    Args:
-        cls: Any class.
-
-    Returns:
-        The manifest; builtins are ``"builtins:<name>"``.
-
-    Examples:
-        >>> manifest_of(int)
-        'builtins:int'
-        >>> manifest_of(type(None))
-        'builtins:NoneType'
-    """
-    return f"{cls.__module__}:{cls.__qualname__}"
-
-
-def is_message_type(cls: object) -> bool:
-    """Whether ``cls`` is a user message class: a Struct, attrs class, dataclass or Enum.
-
-    Builtins and actor refs are allowed payloads too, but are not "message types" here.
-
-    Examples:
-        >>> import attrs
-        >>> @attrs.frozen
-        ... class Ping:
-        ...     n: int
-        >>> is_message_type(Ping), is_message_type(object)
-        (True, False)
-    """
-    if not isinstance(cls, type):
-        return False
-    if issubclass(cls, msgspec.Struct):
-        return cls is not msgspec.Struct
-    if issubclass(cls, enum.Enum):
-        return cls not in _ENUM_BASES
-    return attrs.has(cls) or dataclasses.is_dataclass(cls)
 
 
 def check_message_type(cls: object) -> type:
@@ -116,10 +52,10 @@ def check_message_type(cls: object) -> type:
         <class 'int'>
     """
     if isinstance(cls, type) and (
-        is_message_type(cls) or cls in BUILTIN_TYPES.values() or issubclass(cls, ActorRef)
+        is_user_type(cls) or cls in BUILTIN_TYPES.values() or issubclass(cls, ActorRef)
     ):
         return cls
-    raise TypeError(f"{cls!r} is not a message type: use {_KINDS}")
+    raise TypeError(f"{cls!r} is not a message type: use {KINDS}")
 
 
 class TypeRegistry:
@@ -182,9 +118,9 @@ class TypeRegistry:
         manifest = manifest_of(cls)
         if self._by_manifest.get(manifest) is cls:
             return manifest
-        if not is_message_type(cls):
+        if not is_user_type(cls):
             raise SerializationError(
-                f"cannot encode a message of type {manifest}: not a message type (use {_KINDS})"
+                f"cannot encode a message of type {manifest}: not a message type (use {KINDS})"
             )
         if self.strict:
             raise SerializationError(
@@ -214,41 +150,11 @@ class TypeRegistry:
             raise SerializationError(
                 f"{manifest!r} is not a registered message type (strict serializer)"
             )
-        return _resolve_loaded(manifest)
-
-
-def _resolve_loaded(manifest: str) -> type:
-    module_name, sep, qualname = manifest.partition(":")
-    if not sep or not module_name or not qualname:
-        raise SerializationError(f"malformed manifest {manifest!r}: expected 'module:QualName'")
-    module = sys.modules.get(module_name)
-    if module is None:
-        raise SerializationError(
-            f"cannot resolve {manifest!r}: module {module_name!r} is not imported on this node "
-            "(the wire never imports modules)"
-        )
-    found: object = module
-    parts = qualname.split(".")
-    for index, part in enumerate(parts):
-        if index and not isinstance(found, type):
-            hint = " (register classes defined inside functions)" if "<locals>" in parts else ""
-            raise SerializationError(
-                f"{manifest!r} is not a message type: {'.'.join(parts[:index])!r} is not a "
-                f"class{hint}"
+        try:
+            return resolve_loaded(
+                manifest,
+                what="message type",
+                local_hint="register classes defined inside functions",
             )
-        namespace: Any = getattr(found, "__dict__", {})
-        found = namespace.get(part, _MISSING)
-        if found is _MISSING:
-            raise SerializationError(
-                f"cannot resolve {manifest!r}: {module_name!r} has no attribute {qualname!r}"
-            )
-    if not isinstance(found, type) or not is_message_type(found):
-        raise SerializationError(f"{manifest!r} is not a message type (allowed: {_KINDS})")
-    if manifest_of(found) != manifest:
-        raise SerializationError(
-            f"{manifest!r} is not a message type's own name (it is {manifest_of(found)!r})"
-        )
-    return found
-
-
-_MISSING: Final = object()
+        except ManifestError as exc:
+            raise SerializationError(str(exc)) from None

@@ -1,7 +1,8 @@
 """The shard coordinator: decides which node hosts each shard of one sharded type.
 
-One runs per type, as the child ``coordinator`` of the region on the oldest up member with the
-type's role (the regions compute that node from the membership, so they agree without asking).
+One runs per type, as the child ``coordinator`` of the region on the oldest member with the
+type's role (:func:`~casty_trio.cluster.oldest`: the regions compute that node from the
+membership, so they agree without asking).
 It keeps no durable state: a new coordinator recovers the allocation from the regions, which
 report the shards they host (with the allocation epoch) when they register; shards that were on
 a node that is gone are simply allocated again on their next message.
@@ -22,8 +23,8 @@ import attrs
 import trio
 
 from .._core import ActorContext, ActorRef, Behavior, Behaviors, NodeAddress, TimerScheduler
+from ..cluster import Gossip, is_live
 from ..cluster._incarnations import Incarnations
-from ..cluster._membership import Gossip, MemberStatus
 from ..config import FailoverConfig, ShardingConfig
 from ._allocation import LeastShardAllocation, ShardAllocationStrategy, place_replicas
 from ._wire import (
@@ -50,8 +51,6 @@ __all__ = ["COORDINATOR_NAME", "Membership", "coordinator"]
 COORDINATOR_NAME = "coordinator"
 
 _log = logging.getLogger("casty_trio.sharding")
-
-_LIVE = (MemberStatus.up, MemberStatus.leaving)
 
 
 @attrs.define
@@ -419,7 +418,7 @@ class _Coordinator(Promoting):
     # ------------------------------------------------------------------ membership
 
     def on_membership(self, gossip: Gossip) -> None:
-        self.live = frozenset(m.node for m in gossip.members.values() if m.status in _LIVE)
+        self.live = frozenset(m.node for m in gossip.members.values() if is_live(m))
         restarted = self.incarnations.update(gossip)
         if restarted:
             _log.info(

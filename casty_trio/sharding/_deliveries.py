@@ -52,7 +52,6 @@ class Deliveries:
         "path",
         "region_path",
         "remoting",
-        "room",
         "sent_type",
     )
 
@@ -67,11 +66,10 @@ class Deliveries:
         self.encode = self.codec.payload_encoder
         # The last message type sent, its manifest and Envelopes header (one for every node:
         # the path is the same everywhere). ``RegionRouting.deliver`` reads them too: a message
-        # of ``sent_type`` for an id it knows the prefix and link of is sent without this.
+        # of ``sent_type`` for an id it knows the prefix and sender of is encoded there.
         self.sent_type: type | None = None
         self._manifest = ""
         self.header = b""
-        self.room = 0  # the largest payload that fits a frame behind that header
 
     # ------------------------------------------------------------------ sending
 
@@ -87,12 +85,20 @@ class Deliveries:
         for node in [node for node in self._senders if node not in live]:
             del self._senders[node]
 
-    def send(self, sender: RawSender, eid: str, shard: int, message: Any) -> bool:
-        """Encode ``message`` for entity ``eid`` of ``shard`` and queue it on ``sender``.
+    def send(self, sender: RawSender, eid: str, prefix: bytes, message: Any) -> bool:
+        """Encode ``message`` for entity ``eid`` behind its ``prefix`` (:meth:`prefix`) and
+        queue it on ``sender``.
+
+        How a delivery leaves, from the region (``RegionRoutes.forward``) and from the ref:
+        the ref's remote fast path (``RegionRouting.deliver``) encodes a message of
+        ``sent_type`` itself and comes here with anything else. Both queue the payload
+        with the link's one ``send``, which makes the checks (frame size, shutdown, full
+        outbox).
 
         Returns:
-            False when it was not queued: it cannot be encoded (logged here) or the link
-            refused it (outbox full, shutting down). The caller makes it a dead letter.
+            False when it was not queued: it cannot be encoded or does not fit a frame (logged
+            here), or the link refused it (outbox full, shutting down). The caller makes it a
+            dead letter.
         """
         cls = type(message)
         if cls is not self.sent_type:
@@ -103,19 +109,14 @@ class Deliveries:
             self.sent_type = cls
             self._manifest = manifest
             self.header = envelopes_header(self.path, manifest)
-            self.room = sender.room(self.header)  # the same for every node
         try:
-            payload = self.prefix(eid, shard) + self.encode(message)
+            payload = prefix + self.encode(message)
         except Exception as exc:
             return self._unsendable(sender, eid, self.codec.encode_failed(self._manifest, exc))
-        if len(payload) > self.room:
-            try:
-                self.remoting.too_big(self._manifest, payload)
-            except SerializationError as exc:
-                return self._unsendable(sender, eid, exc)
-        if self.remoting.closing:
-            return False
-        return sender.enqueue(self.header, payload)  # the checks of sender.send are made
+        try:
+            return sender.send(self.header, payload)
+        except SerializationError as exc:  # too big for a frame
+            return self._unsendable(sender, eid, exc)
 
     def prefix(self, eid: str, shard: int) -> bytes:
         """The encoded ``[entity_id, shard`` that begins every delivery for ``eid``."""

@@ -38,7 +38,7 @@ from .._core import (
     stop_after_queued,
 )
 from .._errors import SerializationError
-from ..cluster._membership import Gossip, MemberStatus
+from ..cluster import Gossip, is_live, oldest
 from ..config import FailoverConfig, ShardingConfig
 from ._coordinator import COORDINATOR_NAME, Membership, coordinator
 from ._deliveries import Deliveries
@@ -71,11 +71,9 @@ from .replication._wire import ShardReplicas, check_shard, node_of
 if TYPE_CHECKING:
     from ..cluster import MembershipSystem
 
-__all__ = ["RegionLeave", "RegionRouting", "RegionStatistics", "coordinator_node", "region"]
+__all__ = ["RegionLeave", "RegionRouting", "RegionStatistics", "region"]
 
 _log = logging.getLogger("casty_trio.sharding")
-
-_LIVE = (MemberStatus.up, MemberStatus.leaving)
 
 
 class RegionLeave:
@@ -97,18 +95,6 @@ class _PassivationTick:
 
 _TICK = _Tick()
 _PASSIVATION_TICK = _PassivationTick()
-
-
-def coordinator_node(gossip: Gossip, role: str | None) -> NodeAddress | None:
-    """Where the coordinator of a type with ``role`` runs: the oldest up (or leaving) member
-    having the role; ``None`` while there is none."""
-    best = None
-    for member in gossip.members.values():
-        if member.status in _LIVE and member.has_role(role):
-            key = (member.up_number, member.node)
-            if best is None or key < best[0]:
-                best = (key, member.node)
-    return best[1] if best is not None else None
 
 
 class _Region(RegionRoutes):
@@ -343,7 +329,7 @@ class _Region(RegionRoutes):
     # ------------------------------------------------------------------ membership, coordinator
 
     def on_membership(self, gossip: Gossip) -> None:
-        self.live = frozenset(m.node for m in gossip.members.values() if m.status in _LIVE)
+        self.live = frozenset(m.node for m in gossip.members.values() if is_live(m))
         for shard, home in list(self.homes.items()):
             if home not in self.live:
                 del self.homes[shard]
@@ -359,7 +345,8 @@ class _Region(RegionRoutes):
                 hosted.awaiting &= self.live
                 if not hosted.awaiting:
                     self.begin_stop(hosted)
-        self.place_coordinator(coordinator_node(gossip, self.spec.role))
+        host = oldest(gossip, role=self.spec.role)  # where the coordinator runs
+        self.place_coordinator(host.node if host is not None else None)
         child = self.ctx.child(COORDINATOR_NAME)
         if child is not None:
             child.tell(Membership(gossip))
@@ -453,21 +440,18 @@ class _Region(RegionRoutes):
     # ------------------------------------------------------------------ dispatch
 
     async def receive(self, ctx: ActorContext[Any], msg: Any) -> Behavior[Any]:
-        if self.routing.owed:
-            # Entities owed a wake-up for peers' deliveries: before anything else.
-            if msg is DRAIN:
-                await self.routing.drain_inbound()
-                return Behaviors.same()
-            self.routing.flush_inbound()
+        routing = self.routing
+        if msg is DRAIN:
+            # Entities owed a wake-up for peers' deliveries get it (none are owed when another
+            # message handed them over before this one).
+            if routing.owed:
+                await routing.drain_inbound()
+            return Behaviors.same()
+        if routing.owed:
+            routing.flush_inbound()  # before anything else
         if type(msg) is ShardEnvelope:
             eid = msg.entity_id
-            pending = self.routing.pending
-            count = pending.get(eid)
-            if count is not None:
-                if count <= 1:
-                    del pending[eid]
-                else:
-                    pending[eid] = count - 1
+            routing.took(eid)
             self.route(eid, msg.message, False)
             return Behaviors.same()
         try:
@@ -479,7 +463,7 @@ class _Region(RegionRoutes):
     def dispatch(self, msg: Any) -> None:
         if type(msg) is Inbound:
             # The sender hashed the id with the same function and shard count: reuse it.
-            self.routing.took(msg)
+            self.routing.took(msg.eid)
             self.route(msg.eid, msg.message, True, check_shard(msg.shard, self.num_shards))
         elif isinstance(msg, Terminated):
             self.on_terminated(msg.ref)
@@ -513,8 +497,6 @@ class _Region(RegionRoutes):
                 self.primary.on_sync_done(msg)
         elif isinstance(msg, Fenced):
             self.fence(msg.shard, msg.epoch)
-        elif msg is DRAIN:
-            pass  # ``inbound`` was handed over before this
         else:
             _log.warning("%s: unexpected message %r", self.path, type(msg).__name__)
 

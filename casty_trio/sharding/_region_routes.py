@@ -93,11 +93,8 @@ class RegionRoutes:
             # rather than trust a cache that may point back at the sender.
             self.homes.pop(shard, None)
             self.homes_changed()
-        else:
-            home = self.homes.get(shard)
-            if home is not None and home != self.me:
-                self.forward(home, eid, shard, message)
-                return
+        elif self.forward(eid, shard, message):
+            return
         self.buffer(shard, eid, message)
 
     def deliver_local(self, hosted: _Hosted, eid: str, message: Any) -> None:
@@ -137,10 +134,25 @@ class RegionRoutes:
         self.by_ref[ref] = entity
         return entity
 
-    def forward(self, home: NodeAddress, eid: str, shard: int, message: Any) -> None:
+    def forward(self, eid: str, shard: int, message: Any) -> bool:
+        """Send ``message`` to the region of ``shard``'s home when that is known to be another
+        node (and the shard is not hosted here); False, doing nothing, otherwise.
+
+        The one way a message leaves for a remote home, from the region (:meth:`route`) and
+        from the ref (``RegionRouting._route``); a message the link refuses is a dead letter.
+        The ref sends the id's later messages the same way itself (``RegionRouting.away``).
+        """
+        home = self.homes.get(shard)
+        if home is None or home == self.me or shard in self.hosted:
+            return False
         deliveries = self.deliveries
-        if not deliveries.send(deliveries.sender_to(home), eid, shard, message):
+        sender = deliveries.sender_to(home)
+        prefix = deliveries.prefix(eid, shard)
+        if deliveries.send(sender, eid, prefix, message):
+            self.routing.went_away(eid, prefix, sender)
+        else:
             self.dead_letter(eid, message)
+        return True
 
     def buffer(self, shard: int, eid: str, message: Any) -> None:
         if self.buffered >= self.settings.buffer_size:

@@ -108,18 +108,18 @@ class Entity:
 
 class Away:
     """An entity id whose shard lives on a known remote home, as the fast path of
-    :meth:`RegionRouting.deliver` sees it: the delivery's encoded prefix and the link to that
+    :meth:`RegionRouting.deliver` sees it: the delivery's encoded prefix and the sender to that
     home. Valid while nothing for the id is queued in the region (``RegionRouting._pend`` drops
     it) and the region's shard homes stay as they were (the region clears
     ``RegionRouting.away`` whenever one changes, see ``RegionRoutes.homes_changed``)."""
 
-    __slots__ = ("enqueue", "prefix", "state", "wire")
+    __slots__ = ("prefix", "send", "state", "wire")
 
-    def __init__(self, state: _Region, prefix: bytes, enqueue: Callable[[bytes, bytes], bool]):
+    def __init__(self, state: _Region, prefix: bytes, sender: RawSender):
         self.state = state
         self.wire = state.deliveries
         self.prefix = prefix
-        self.enqueue = enqueue
+        self.send = sender.send
 
 
 class Inbound:
@@ -156,7 +156,6 @@ class RegionRouting:
         "owed",
         "pending",
         "region",
-        "remote",
         "state",
         "tick",
     )
@@ -167,8 +166,6 @@ class RegionRouting:
         self.fast: dict[str, Entity] = {}
         self.away: dict[str, Away] = {}
         self.pending: dict[str, int] = {}
-        # shard -> (its remote home, as last seen in the region's homes; the sender to it)
-        self.remote: dict[int, tuple[NodeAddress, RawSender]] = {}
         self.tick = 0
         self.state: _Region | None = None
         # Entities holding peers' deliveries they were not woken for, and how many such
@@ -205,51 +202,49 @@ class RegionRouting:
             return
         away = self.away.get(eid)
         if away is not None:
-            # The remote fast path: what ``Deliveries.send`` does, with its answers for this
-            # id and this message type kept (any doubt takes the general way below).
+            # The remote fast path: ``Deliveries.send`` with its answers kept for this id (the
+            # prefix and the sender) and for the last message type sent (the header), inlined
+            # because every tell to a remote entity takes it. The link makes its checks as for
+            # any send; any doubt or failure takes the general way below, which reports it.
             message = envelope.message
             wire = away.wire
-            if type(message) is wire.sent_type and not wire.remoting.closing:
+            if type(message) is wire.sent_type:
                 try:
-                    payload = away.prefix + wire.encode(message)
-                except Exception:  # the general way encodes it again and reports why
-                    payload = None
-                if payload is not None and len(payload) <= wire.room:
-                    if not away.enqueue(wire.header, payload):
-                        away.state.dead_letter(eid, message)  # outbox full
+                    sent = away.send(wire.header, away.prefix + wire.encode(message))
+                except Exception:  # unencodable, or too big for a frame
+                    pass
+                else:
+                    if not sent:
+                        away.state.dead_letter(eid, message)  # outbox full, or shutting down
                     return
         self._route(eid, envelope)
 
     def _route(self, eid: str, envelope: Any) -> None:
         """``deliver`` for an id with no fast path: a remote home's region, else this one."""
-        pending = self.pending
         state = self.state
-        if eid not in pending and state is not None:
-            # Straight to the region of the shard's remote home, as the region would
-            # (``_Region.route``, not forwarded), if that home is known and the shard is not
-            # hosted here. Only for ids with nothing queued in the region: what the region
-            # sends and what this sends go through the same link, in tell order.
-            shard = state.shard_cache.get(eid)
-            if shard is None:
-                shard = state.shard_of(eid)
-            home = state.homes.get(shard)
-            if home is not None and shard not in state.hosted:
-                cached = self.remote.get(shard)
-                if cached is None or cached[0] is not home:
-                    cached = None if home == state.me else self._remote(state, shard, home)
-                if cached is not None:
-                    message = envelope.message
-                    deliveries = state.deliveries
-                    if not deliveries.send(cached[1], eid, shard, message):
-                        state.dead_letter(eid, message)
-                        return
-                    away = self.away
-                    if len(away) >= _AWAY_SIZE:
-                        away.clear()
-                    away[eid] = Away(state, deliveries.prefix(eid, shard), cached[1].enqueue)
-                    return
+        # Straight to the region of the shard's remote home, as the region would
+        # (``RegionRoutes.forward``), if that home is known. Only for ids with nothing queued
+        # in the region: what the region sends and what this sends go through the same link,
+        # in tell order.
+        if (
+            eid not in self.pending
+            and state is not None
+            and state.forward(eid, state.shard_of(eid), envelope.message)
+        ):
+            return
         self._pend(eid)
         self.region.tell(envelope)
+
+    def went_away(self, eid: str, prefix: bytes, sender: RawSender) -> None:
+        """The region sent a message for ``eid`` to the shard's remote home with ``sender``:
+        later ones take the same way from the ref (:class:`Away`) while nothing for the id is
+        queued in the region."""
+        if eid in self.pending or self.state is None:
+            return
+        away = self.away
+        if len(away) >= _AWAY_SIZE:
+            away.clear()
+        away[eid] = Away(self.state, prefix, sender)
 
     def _pend(self, eid: str) -> None:
         """Count one more message for ``eid`` queued in the region: until the region has them
@@ -257,12 +252,6 @@ class RegionRouting:
         pending = self.pending
         pending[eid] = pending.get(eid, 0) + 1
         self.away.pop(eid, None)
-
-    def _remote(
-        self, state: _Region, shard: int, home: NodeAddress
-    ) -> tuple[NodeAddress, RawSender]:
-        cached = self.remote[shard] = (home, state.deliveries.sender_to(home))
-        return cached
 
     # ------------------------------------------------------------------ from peers
 
@@ -332,16 +321,16 @@ class RegionRouting:
         to the region, behind the deliveries that came before it (see :meth:`receive_run`)."""
         self.region.tell(msg)
 
-    def took(self, inbound: Inbound) -> Inbound:
-        """The region has ``inbound``: uncount it."""
+    def took(self, eid: str) -> None:
+        """The region has taken one of the messages for ``eid`` counted by ``_pend``: uncount
+        it."""
         pending = self.pending
-        count = pending.get(inbound.eid)
+        count = pending.get(eid)
         if count is not None:
             if count <= 1:
-                del pending[inbound.eid]
+                del pending[eid]
             else:
-                pending[inbound.eid] = count - 1
-        return inbound
+                pending[eid] = count - 1
 
     async def drain_inbound(self) -> None:
         """Give the entities in ``owed`` their mailboxes back (the region, on :data:`DRAIN`). A

@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from casty_trio import NodeAddress
 from casty_trio.cluster import (
+    LIVE_STATUSES,
     ClusterEvent,
     Gossip,
     LeaderChanged,
@@ -33,6 +34,7 @@ from casty_trio.cluster import (
     UnreachableMember,
     VectorClock,
     diff_events,
+    is_live,
 )
 from casty_trio.cluster._membership import (
     down,
@@ -389,13 +391,87 @@ def test_oldest() -> None:
             member_of(D, S.joining),
         ]
     )
-    assert oldest(g) == member_of(C, S.up, 2)
+    assert oldest(g) == member_of(B, S.leaving, 1)  # leaving: still the oldest
     assert oldest(g, role="web") == member_of(C, S.up, 2)
     assert oldest(g, role="db") == member_of(C, S.up, 2)
-    assert oldest(leave(g, C, by=C), role="web") == member_of(A, S.up, 3)
+    assert oldest(leave(g, C, by=C), role="web") == member_of(C, S.leaving, 2)
+    exited = Gossip([member_of(A, S.up, 3), member_of(C, S.exiting, 2)])
+    assert oldest(exited, role="web") == member_of(A, S.up, 3)
     assert oldest(g, role="nope") is None
     # Unreachable members stay oldest until they are downed.
-    assert oldest(mark_unreachable(g, A, C)) == member_of(C, S.up, 2)
+    assert oldest(mark_unreachable(g, A, B)) == member_of(B, S.leaving, 1)
+    assert oldest(down(g, B, by=A)) == member_of(C, S.up, 2)
+    # A member that left while joining never got an up number: never the oldest.
+    assert oldest(Gossip([member_of(D, S.leaving)])) is None
+
+
+def test_live_statuses() -> None:
+    assert frozenset({S.up, S.leaving}) == LIVE_STATUSES
+    for status in MemberStatus:
+        assert is_live(member_of(A, status, 1)) == (status in LIVE_STATUSES)
+
+
+def _candidates(g: Gossip, role: str | None) -> list[Member]:
+    """The members the oldest is chosen from, written out independently of ``oldest``."""
+    return [
+        m
+        for m in g.members.values()
+        if m.status in (S.up, S.leaving) and m.up_number > 0 and m.has_role(role)
+    ]
+
+
+@settings(max_examples=200)
+@given(gossips(), st.sampled_from([None, "web", "db", "nope"]))
+def test_oldest_is_the_live_member_up_longest(g: Gossip, role: str | None) -> None:
+    chosen = oldest(g, role=role)
+    candidates = _candidates(g, role)
+    if not candidates:
+        assert chosen is None
+        return
+    assert chosen in candidates
+    assert chosen is not None and is_live(chosen) and chosen.has_role(role)
+    for other in candidates:
+        assert (chosen.up_number, chosen.unique) <= (other.up_number, other.unique)
+    # With no role the oldest of all is chosen; a role only narrows the candidates.
+    overall = oldest(g)
+    assert overall is not None
+    assert (overall.up_number, overall.unique) <= (chosen.up_number, chosen.unique)
+
+
+@settings(max_examples=100)
+@given(gossips(), st.sampled_from([None, "web", "db"]), uniques, uniques)
+def test_oldest_ignores_reachability_and_moves_only_when_it_exits_or_is_downed(
+    g: Gossip, role: str | None, observer: UniqueAddress, subject: UniqueAddress
+) -> None:
+    chosen = oldest(g, role=role)
+    assert oldest(mark_unreachable(g, observer, subject), role=role) == chosen
+    assert oldest(seen_by(g, observer), role=role) == chosen
+    if chosen is None:
+        return
+    # Starting a graceful leave keeps it the oldest (as ``leaving``).
+    left = leave(g, chosen.unique, by=observer)
+    assert oldest(left, role=role) == left.members[chosen.unique]
+    # Exiting or being downed hands the part to the next oldest.
+    for gone in (S.exiting, S.down):
+        members = dict(g.members)
+        members[chosen.unique] = attrs.evolve(chosen, status=gone)
+        after = oldest(attrs.evolve(g, members=members), role=role)
+        assert after != chosen and (after is None or after.unique != chosen.unique)
+        assert after == min(
+            [m for m in _candidates(g, role) if m.unique != chosen.unique],
+            key=lambda m: (m.up_number, m.unique),
+            default=None,
+        )
+
+
+@settings(max_examples=100)
+@given(gossips())
+def test_the_leader_is_live_when_a_reachable_live_member_exists(g: Gossip) -> None:
+    unreachable = unreachable_members(g)
+    live = [m for m in g.members.values() if is_live(m) and m not in unreachable]
+    chosen = leader(g)
+    if live:
+        assert chosen is not None and is_live(g.members[chosen])
 
 
 # --------------------------------------------------------------------------- leader actions

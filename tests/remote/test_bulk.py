@@ -84,3 +84,27 @@ async def test_a_payload_that_cannot_fit_a_frame_is_refused_at_send(autojump_clo
         sender = a._remoting.raw_sender(b.self_node, PATH)
         with pytest.raises(SerializationError, match="app:Big"):
             sender.send(envelopes_header(PATH, "app:Big"), b"x" * 4096)
+
+
+async def test_the_frame_limit_counts_each_header_and_a_closed_node_sends_nothing(
+    autojump_clock: Any,
+) -> None:
+    settings = RemoteSettings(max_frame_size=4096)
+    async with nodes(SimNetwork(seed=6), "a", "b", settings=settings) as (a, b):
+        received = Recorder()
+        b._remoting.set_bulk_receiver(PATH, received)
+        sender = a._remoting.raw_sender(b.self_node, PATH)
+        short = envelopes_header(PATH, "app:Short")
+        long = envelopes_header(PATH, "app:" + "L" * 500)
+        room = a._remoting.envelope_limit - 5  # header and payload, with an array header
+        fits = msgspec.msgpack.encode(b"x" * (room - len(short) - 3))  # a bin 16: 3-byte head
+        assert len(fits) == room - len(short)
+        too_big = msgspec.msgpack.encode(b"x" * (room - len(short) - 2))
+        assert sender.send(short, fits)
+        with pytest.raises(SerializationError, match="app:LLL"):
+            sender.send(long, fits)  # the same payload behind a longer header does not fit
+        assert sender.send(short, fits)
+        with pytest.raises(SerializationError, match="app:Short"):
+            sender.send(short, too_big)
+        await wait_until(lambda: len(received.payloads()) == 2)
+    assert not sender.send(short, b"\x01")  # the node has shut down: refused, not queued

@@ -44,7 +44,7 @@ def _fill(ops: list[tuple[object, object]]) -> tuple[Outbox, list[tuple[str, str
         else:
             assert isinstance(key, tuple) and isinstance(value, bytes)
             payload = ENCODE(value)
-            outbox.add_message(HEADERS[key], payload)
+            outbox.add_message(HEADERS[key], payload, len(payload))
             expected.append((key[0], key[1], payload))
     return outbox, expected
 

@@ -161,3 +161,57 @@ async def test_a_fast_tell_that_cannot_be_encoded_is_logged_and_dead_lettered(
         assert f"message for entity {eid!r} cannot be sent" in caplog.text
         await trio.sleep(1)
         assert deliveries[eid][-1] == ("after", 0)  # the next one took the fast path again
+
+
+async def test_the_region_opens_the_fast_path_for_the_ids_it_forwards(autojump_clock: Any) -> None:
+    async with open_test_cluster(2, roles={1: ["host"]}) as cluster:
+        deliveries: dict[str, list[tuple[str, int]]] = {}
+        spec = Behaviors.sharded(appender(deliveries), num_shards=SHARDS, role="host")
+        cluster.node(1).spawn(spec, "logs")
+        router = cluster.node(0)
+        ref = router.spawn(spec, "logs")
+        await _warm_up(ref)
+        routing = _routing(router, "logs")
+        routing.away.clear()
+        for eid in IDS:  # by way of the region, which knows every home
+            routing.region.tell(ShardEnvelope(eid, Append("region", 2)))
+        await trio.sleep(1)
+        assert set(routing.away) == set(IDS)
+        for eid in IDS:
+            ref.tell(ShardEnvelope(eid, Append("fast", 3)))
+        assert not routing.pending  # none took the region's way
+        await trio.sleep(1)
+        for eid in IDS:
+            assert deliveries[eid][-2:] == [("region", 2), ("fast", 3)], eid
+
+
+async def test_a_fast_tell_too_big_for_a_frame_is_logged_and_dead_lettered(
+    autojump_clock: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with open_test_cluster(2, roles={1: ["host"]}) as cluster:
+        deliveries: dict[str, list[tuple[str, int]]] = {}
+        spec = Behaviors.sharded(appender(deliveries), num_shards=SHARDS, role="host")
+        cluster.node(1).spawn(spec, "logs")
+        router = cluster.node(0)
+        ref = router.spawn(spec, "logs")
+        await _warm_up(ref)
+        eid = IDS[0]
+        assert eid in _routing(router, "logs").away
+        link = router._remoting.link(cluster.address(1))
+        room = link.envelope_room
+        link.envelope_room = 300  # frames this small: a long sender name does not fit
+        link._sized = b""
+        big = Append("x" * 400, 0)
+        with caplog.at_level(logging.ERROR, logger="casty_trio.sharding"):
+            async with router.event_stream.subscription(DeadLetter) as dead_letters:
+                ref.tell(ShardEnvelope(eid, big))
+                with trio.fail_after(5):
+                    letter = await dead_letters.receive()
+        assert letter.message == ShardEnvelope(eid, big)
+        assert "does not fit a frame" in caplog.text
+        link.envelope_room = room
+        link._sized = b""
+        ref.tell(ShardEnvelope(eid, Append("after", 0)))
+        await trio.sleep(1)
+        assert deliveries[eid][-1] == ("after", 0)
+        assert all(sender != big.sender for sender, _ in deliveries[eid])

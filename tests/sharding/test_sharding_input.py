@@ -19,8 +19,8 @@ from casty_trio import (
     Terminated,
     entity_shard,
 )
+from casty_trio._manifest import manifest_of
 from casty_trio.config import parse_config
-from casty_trio.serialization._registry import manifest_of
 from casty_trio.serialization._wire import envelopes_header
 from casty_trio.sharding._wire import deliveries_path, delivery_prefix
 from casty_trio.testing import TestProbe, open_test_cluster
