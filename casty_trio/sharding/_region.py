@@ -15,7 +15,8 @@ each stops routing the shard, buffers it, and sends a ``HandOffMarker`` to the h
 whatever it forwarded earlier (same link, so FIFO). When the home has the marker of every
 region it stops the shard's entities after their queued messages (:func:`stop_after_queued`),
 then reports ``ShardStopped``; the coordinator allocates the shard again and every region
-flushes its buffer to the new home, in order.
+flushes its buffer to the new home, in order. When a hosted shard stops is decided by
+:class:`Hosted` (``_hosted.py``), a state machine without I/O; the region performs its answers.
 """
 
 from __future__ import annotations
@@ -42,11 +43,7 @@ from ..cluster._membership import Gossip, MemberStatus
 from ..config import FailoverConfig, ShardingConfig
 from ._coordinator import COORDINATOR_NAME, Membership, coordinator
 from ._deliveries import Deliveries
-from ._hosted import ACTIVE as _ACTIVE
-from ._hosted import COLLECTING as _COLLECTING
-from ._hosted import STOPPING as _STOPPING
-from ._hosted import SYNCING as _SYNCING
-from ._hosted import Hosted as _Hosted
+from ._hosted import NOT_HOSTED, STOP, STOPPING, Hosted, ShardAction
 from ._region_routes import RegionRoutes
 from ._routing import DRAIN, Entity, Inbound, RegionRouting, RegionStatistics
 from ._sharded import ShardedBehavior, ShardEnvelope
@@ -137,7 +134,7 @@ class _Region(RegionRoutes):
         self.codec = system.remoting.codec
         self.homes: dict[int, NodeAddress] = {}
         self.shard_cache: dict[str, int] = {}
-        self.hosted: dict[int, _Hosted] = {}
+        self.hosted: dict[int, Hosted] = {}
         self.by_ref: dict[ActorRef[Any], Entity] = {}
         self.buffers: dict[int, deque[tuple[str, Any]]] = {}
         self.buffered = 0
@@ -204,7 +201,7 @@ class _Region(RegionRoutes):
             del self.routing.fast[entity.eid]
         waiting = entity.waiting
         if waiting:
-            if hosted.state == _STOPPING:
+            if hosted.state == STOPPING:
                 # Older than anything buffered for the shard since the stop began.
                 queue = self.buffers.setdefault(entity.shard, deque())
                 queue.extendleft((entity.eid, m) for m in reversed(waiting))
@@ -212,7 +209,7 @@ class _Region(RegionRoutes):
             else:
                 for message in waiting:
                     self.deliver_local(hosted, entity.eid, message)
-        if hosted.state == _STOPPING and not hosted.entities:
+        if hosted.state == STOPPING and not hosted.entities:
             self.shard_stopped(hosted)
 
     def passivate_idle(self) -> None:
@@ -230,8 +227,20 @@ class _Region(RegionRoutes):
 
     # ------------------------------------------------------------------ handoff
 
-    def begin_stop(self, hosted: _Hosted) -> None:
-        hosted.state = _STOPPING
+    def perform(self, hosted: Hosted, action: ShardAction | None) -> None:
+        """Do what ``hosted`` decided (see ``_hosted.py``; its ``NOT_HOSTED`` answers a
+        ``HandOff``, in :meth:`on_hand_off`)."""
+        if action is STOP:
+            self.stop_entities(hosted)
+
+    def not_hosted(self, shard: int, epoch: int) -> None:
+        """Tell the coordinator this node does not host allocation ``epoch`` of ``shard``, so
+        that a handoff of it goes on."""
+        self.to_coordinator(ShardStopped(shard, epoch, self.me.host, self.me.port, hosted=False))
+
+    def stop_entities(self, hosted: Hosted) -> None:
+        """``hosted`` is stopping: stop its entities after their queued messages; once they are
+        all gone it is stopped."""
         fast = self.routing.fast
         for entity in hosted.entities.values():
             if fast.get(entity.eid) is entity:
@@ -242,7 +251,7 @@ class _Region(RegionRoutes):
         if not hosted.entities:
             self.shard_stopped(hosted)
 
-    def shard_stopped(self, hosted: _Hosted) -> None:
+    def shard_stopped(self, hosted: Hosted) -> None:
         del self.hosted[hosted.shard]
         if self.replication is not None:
             primary = self.replication.primaries.get(hosted.shard)
@@ -267,38 +276,24 @@ class _Region(RegionRoutes):
 
     def on_marker(self, msg: HandOffMarker) -> None:
         hosted = self.hosted.get(msg.shard)
-        if hosted is None:
-            return
-        sender = node_of(msg.host, msg.port)
-        if hosted.state == _COLLECTING and msg.round == hosted.round:
-            hosted.awaiting.discard(sender)
-            if not hosted.awaiting:
-                self.begin_stop(hosted)
-        else:
-            hosted.markers.add((msg.round, sender))
+        if hosted is not None:
+            self.perform(hosted, hosted.marker(msg.round, node_of(msg.host, msg.port)))
 
     def on_hand_off(self, msg: HandOff) -> None:
-        hosted = self.hosted.get(check_shard(msg.shard, self.num_shards))
-        if hosted is None or hosted.epoch != msg.epoch:
-            # Not (or no longer) here: say so, so the coordinator can go on.
-            self.to_coordinator(
-                ShardStopped(msg.shard, msg.epoch, self.me.host, self.me.port, hosted=False)
-            )
-            return
-        if hosted.state == _SYNCING:
-            hosted.handoff = msg  # started by the end of the history copy (PrimarySide)
-            return
-        if hosted.state != _ACTIVE:
-            return
-        hosted.state = _COLLECTING
-        hosted.round = msg.round
-        hosted.deadline = trio.current_time() + self.settings.handoff_timeout
+        """The coordinator hands a shard hosted here off (also called by the replication's
+        ``PrimarySide`` for a handoff that waited for the end of a history copy)."""
         regions = {node_of(host, port) for host, port in msg.regions}
-        seen = {node for round_, node in hosted.markers if round_ == msg.round}
-        hosted.markers.clear()
-        hosted.awaiting = (regions & self.live) - seen - {self.me}
-        if not hosted.awaiting:
-            self.begin_stop(hosted)
+        hosted = self.hosted.get(check_shard(msg.shard, self.num_shards))
+        if hosted is None:
+            self.not_hosted(msg.shard, msg.epoch)
+            return
+        expected = (regions & self.live) - {self.me}
+        deadline = trio.current_time() + self.settings.handoff_timeout
+        action = hosted.hand_off(msg, expected, deadline)
+        if action is NOT_HOSTED:  # another allocation epoch: this one is not here
+            self.not_hosted(msg.shard, msg.epoch)
+        else:
+            self.perform(hosted, action)
 
     def on_shard_home(self, msg: ShardHome) -> None:
         shard = check_shard(msg.shard, self.num_shards)
@@ -306,16 +301,16 @@ class _Region(RegionRoutes):
         hosted = self.hosted.get(shard)
         if home == self.me:
             if hosted is None:
-                hosted = self.hosted[shard] = _Hosted(shard, msg.epoch)
+                hosted = self.hosted[shard] = Hosted(shard, msg.epoch)
                 if self.primary is not None:
                     self.primary.start(hosted)
-            elif hosted.state == _COLLECTING:
-                hosted.state = _ACTIVE  # the coordinator gave up this handoff
-        elif hosted is not None and hosted.state != _STOPPING:
+            else:
+                hosted.home_confirmed()
+        elif hosted is not None and (action := hosted.moved()) is not None:
             _log.warning(
                 "%s: shard %d moved to %s while hosted here; stopping it", self.path, shard, home
             )
-            self.begin_stop(hosted)
+            self.perform(hosted, action)
         self.homes[shard] = home
         self.homes_changed()
         self.requested.discard(shard)
@@ -324,7 +319,7 @@ class _Region(RegionRoutes):
     def fence(self, shard: int, epoch: int) -> None:
         """Someone knows allocation ``epoch`` of ``shard``: stop hosting an older one."""
         hosted = self.hosted.get(shard)
-        if hosted is not None and hosted.epoch < epoch and hosted.state != _STOPPING:
+        if hosted is not None and (action := hosted.fence(epoch)) is not None:
             _log.warning(
                 "%s: shard %d has a newer allocation (epoch %d > %d); this node no longer "
                 "owns it and stops it",
@@ -333,12 +328,12 @@ class _Region(RegionRoutes):
                 epoch,
                 hosted.epoch,
             )
-            self.begin_stop(hosted)
+            self.perform(hosted, action)
 
     def on_drop(self, msg: DropShard) -> None:
         hosted = self.hosted.get(msg.shard)
-        if hosted is not None and hosted.epoch == msg.epoch and hosted.state != _STOPPING:
-            self.begin_stop(hosted)
+        if hosted is not None:
+            self.perform(hosted, hosted.drop(msg.epoch))
 
     # ------------------------------------------------------------------ membership, coordinator
 
@@ -355,10 +350,7 @@ class _Region(RegionRoutes):
         if self.primary is not None:
             self.primary.forget(self.live)
         for hosted in list(self.hosted.values()):
-            if hosted.state == _COLLECTING:
-                hosted.awaiting &= self.live
-                if not hosted.awaiting:
-                    self.begin_stop(hosted)
+            self.perform(hosted, hosted.members_changed(self.live))
         self.place_coordinator(coordinator_node(gossip, self.spec.role))
         child = self.ctx.child(COORDINATOR_NAME)
         if child is not None:
@@ -389,7 +381,7 @@ class _Region(RegionRoutes):
         self.register()
 
     def register(self) -> None:
-        shards = [(h.shard, h.epoch) for h in self.hosted.values() if h.state != _STOPPING]
+        shards = [(h.shard, h.epoch) for h in self.hosted.values() if h.state != STOPPING]
         replicas = []
         if self.replication is not None:
             replicas = [(s, epoch) for s, (epoch, _) in self.replication.replica_of.items()]
@@ -424,14 +416,15 @@ class _Region(RegionRoutes):
                 self.to_coordinator(RegionLeaving(self.me.host, self.me.port))
         now = trio.current_time()
         for hosted in list(self.hosted.values()):
-            if hosted.state == _COLLECTING and now >= hosted.deadline:
+            action = hosted.tick(now)
+            if action is not None:
                 _log.warning(
                     "%s: handoff of shard %d: no marker from %s in time; stopping it anyway",
                     self.path,
                     hosted.shard,
                     ", ".join(map(str, sorted(hosted.awaiting))),
                 )
-                self.begin_stop(hosted)
+                self.perform(hosted, action)
 
     def on_leave(self, msg: RegionLeave) -> None:
         self.leave = msg.done
