@@ -7,7 +7,7 @@ region, started on their first message and watched.
 
 The ref users hold is not the region's own: its target, :class:`RegionRouting` (``_routing.py``),
 delivers straight to running entities and sends everything else here. What the region does with
-an entity's message (:class:`RegionRoutes`, a base of the region's state) is in
+an entity's message (:class:`Routes`, the region's routing table and buffer) is in
 ``_region_routes.py``.
 
 Handoff, seen from the shard's home: the coordinator sends every region ``BeginHandOff``;
@@ -22,9 +22,10 @@ flushes its buffer to the new home, in order. When a hosted shard stops is decid
 from __future__ import annotations
 
 import logging
-from collections import deque
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
+import attrs
 import trio
 
 from .._core import (
@@ -41,10 +42,11 @@ from .._core import (
 from .._errors import SerializationError
 from ..cluster._membership import Gossip, MemberStatus
 from ..config import FailoverConfig, ShardingConfig
+from ..persistence import EventSourcedBehavior
 from ._coordinator import COORDINATOR_NAME, Membership, coordinator
 from ._deliveries import Deliveries
-from ._hosted import NOT_HOSTED, STOP, STOPPING, Hosted, ShardAction
-from ._region_routes import RegionRoutes
+from ._hosted import ACTIVE, NOT_HOSTED, STOP, STOPPING, Hosted, ShardAction
+from ._region_routes import Routes
 from ._routing import DRAIN, Entity, Inbound, RegionRouting, RegionStatistics
 from ._sharded import ShardedBehavior, ShardEnvelope
 from ._wire import (
@@ -108,7 +110,7 @@ def coordinator_node(gossip: Gossip, role: str | None) -> NodeAddress | None:
     return best[1] if best is not None else None
 
 
-class _Region(RegionRoutes):
+class _Region:
     """The region's state and handlers (used by its actor only)."""
 
     def __init__(
@@ -132,15 +134,22 @@ class _Region(RegionRoutes):
         self.me = system.self_node
         self.hosting = spec.role is None or spec.role in system.roles
         self.codec = system.remoting.codec
-        self.homes: dict[int, NodeAddress] = {}
-        self.shard_cache: dict[str, int] = {}
         self.hosted: dict[int, Hosted] = {}
         self.by_ref: dict[ActorRef[Any], Entity] = {}
-        self.buffers: dict[int, deque[tuple[str, Any]]] = {}
-        self.buffered = 0
-        self.requested: set[int] = set()
         self.regions: dict[NodeAddress, ActorRef[Any]] = {}
         self.deliveries = Deliveries(system.remoting, self.path)
+        self.routes = Routes(
+            path=self.path,
+            me=self.me,
+            num_shards=self.num_shards,
+            buffer_size=settings.buffer_size,
+            routing=routing,
+            deliveries=self.deliveries,
+            hosted=self.hosted,
+            deliver_local=self.deliver_local,
+            ask_home=self.ask_home,
+            dead_letter=self.dead_letter,
+        )
         self.coordinator_at: NodeAddress | None = None
         self.coordinator_ref: ActorRef[Any] | None = None
         self.registered = False
@@ -186,7 +195,56 @@ class _Region(RegionRoutes):
     def dead_letter(self, eid: str, message: Any) -> None:
         dead_letter(self.system, ShardEnvelope(eid, message), self.ctx.self)
 
+    def ask_home(self, shard: int) -> None:
+        """Ask the coordinator where ``shard`` lives. Until the region is registered with it,
+        the question waits: :meth:`on_registered` asks for every shard still requested."""
+        if self.registered:
+            self.to_coordinator(GetShardHome(shard, self.me.host, self.me.port))
+
+    def flush(self, shard: int) -> None:
+        """Deliver what waited for ``shard`` to be served (the replication's ``HostingRegion``
+        port: a new primary's history copy is over)."""
+        self.routes.flush(shard)
+
     # ------------------------------------------------------------------ entity lifecycle
+
+    def deliver_local(self, hosted: Hosted, eid: str, message: Any) -> None:
+        """Hand ``message`` to entity ``eid`` of ``hosted``, started if it is not running."""
+        entity = hosted.entities.get(eid)
+        if entity is None:
+            entity = self.start_entity(hosted, eid)
+            if entity is None:
+                self.dead_letter(eid, message)
+                return
+        elif entity.stopping:
+            entity.waiting.append(message)
+            return
+        routing = self.routing
+        entity.last = routing.tick
+        entity.deliver(message)
+        if hosted.state == ACTIVE and eid not in routing.pending:
+            routing.fast[eid] = entity
+
+    def start_entity(self, hosted: Hosted, eid: str) -> Entity | None:
+        try:
+            behavior = self.spec.entity_factory(eid)
+            if self.replication is not None:
+                if not isinstance(behavior, EventSourcedBehavior):
+                    raise TypeError(
+                        f"sharded type {self.name} is replicated: its entity factory must "
+                        f"return Behaviors.event_sourced(...), not {type(behavior).__name__}"
+                    )
+                replicator = self.replication.replicator(hosted.shard)
+                behavior = attrs.evolve(behavior, replicator=replicator)
+            ref = self.ctx.spawn(behavior, "e." + quote(eid, safe=""))
+        except Exception:
+            _log.exception("%s: could not start entity %r", self.path, eid)
+            return None
+        self.ctx.watch(ref)
+        entity = Entity(eid, hosted.shard, ref, self.routing.tick)
+        hosted.entities[eid] = entity
+        self.by_ref[ref] = entity
+        return entity
 
     def on_terminated(self, ref: ActorRef[Any]) -> None:
         entity = self.by_ref.pop(ref, None)
@@ -203,9 +261,7 @@ class _Region(RegionRoutes):
         if waiting:
             if hosted.state == STOPPING:
                 # Older than anything buffered for the shard since the stop began.
-                queue = self.buffers.setdefault(entity.shard, deque())
-                queue.extendleft((entity.eid, m) for m in reversed(waiting))
-                self.buffered += len(waiting)
+                self.routes.buffer_first(entity.shard, entity.eid, waiting)
             else:
                 for message in waiting:
                     self.deliver_local(hosted, entity.eid, message)
@@ -257,17 +313,13 @@ class _Region(RegionRoutes):
             primary = self.replication.primaries.get(hosted.shard)
             if primary is not None and primary.epoch == hosted.epoch:
                 del self.replication.primaries[hosted.shard]
-        self.homes.pop(hosted.shard, None)
-        self.homes_changed()
         self.to_coordinator(ShardStopped(hosted.shard, hosted.epoch, self.me.host, self.me.port))
-        if hosted.shard in self.buffers:
-            self.request_home(hosted.shard)
+        self.routes.stopped(hosted.shard)
         self.check_left()
 
     def on_begin_hand_off(self, msg: BeginHandOff) -> None:
         home = node_of(msg.host, msg.port)
-        self.homes.pop(check_shard(msg.shard, self.num_shards), None)
-        self.homes_changed()
+        self.routes.forget_home(check_shard(msg.shard, self.num_shards))
         if home == self.me:
             return
         ref = self.region_at(home)
@@ -311,10 +363,7 @@ class _Region(RegionRoutes):
                 "%s: shard %d moved to %s while hosted here; stopping it", self.path, shard, home
             )
             self.perform(hosted, action)
-        self.homes[shard] = home
-        self.homes_changed()
-        self.requested.discard(shard)
-        self.flush(shard)
+        self.routes.set_home(shard, home)
 
     def fence(self, shard: int, epoch: int) -> None:
         """Someone knows allocation ``epoch`` of ``shard``: stop hosting an older one."""
@@ -339,10 +388,7 @@ class _Region(RegionRoutes):
 
     def on_membership(self, gossip: Gossip) -> None:
         self.live = frozenset(m.node for m in gossip.members.values() if m.status in _LIVE)
-        for shard, home in list(self.homes.items()):
-            if home not in self.live:
-                del self.homes[shard]
-                self.homes_changed()
+        self.routes.forget_nodes(self.live)
         for node in list(self.regions):
             if node not in self.live:
                 del self.regions[node]
@@ -400,7 +446,7 @@ class _Region(RegionRoutes):
         if node_of(msg.host, msg.port) != self.coordinator_at or self.registered:
             return
         self.registered = True
-        for shard in self.requested:
+        for shard in self.routes.requested:
             self.to_coordinator(GetShardHome(shard, self.me.host, self.me.port))
         if self.leave is not None:
             self.to_coordinator(RegionLeaving(self.me.host, self.me.port))
@@ -410,7 +456,7 @@ class _Region(RegionRoutes):
             self.coordinator_ref = None  # look it up again: it may have started meanwhile
             self.register()
         else:
-            for shard in self.requested:
+            for shard in self.routes.requested:
                 self.to_coordinator(GetShardHome(shard, self.me.host, self.me.port))
             if self.leave is not None and not self.leave_acked:
                 self.to_coordinator(RegionLeaving(self.me.host, self.me.port))
@@ -461,7 +507,7 @@ class _Region(RegionRoutes):
                     del pending[eid]
                 else:
                     pending[eid] = count - 1
-            self.route(eid, msg.message, False)
+            self.routes.route(eid, msg.message, False)
             return Behaviors.same()
         try:
             self.dispatch(msg)
@@ -473,7 +519,7 @@ class _Region(RegionRoutes):
         if type(msg) is Inbound:
             # The sender hashed the id with the same function and shard count: reuse it.
             self.routing.took(msg)
-            self.route(msg.eid, msg.message, True, check_shard(msg.shard, self.num_shards))
+            self.routes.route(msg.eid, msg.message, True, check_shard(msg.shard, self.num_shards))
         elif isinstance(msg, Terminated):
             self.on_terminated(msg.ref)
         elif isinstance(msg, ShardHome):

@@ -111,7 +111,7 @@ class Away:
     :meth:`RegionRouting.deliver` sees it: the delivery's encoded prefix and the link to that
     home. Valid while nothing for the id is queued in the region (``RegionRouting._pend`` drops
     it) and the region's shard homes stay as they were (the region clears
-    ``RegionRouting.away`` whenever one changes, see ``RegionRoutes.homes_changed``)."""
+    ``RegionRouting.away`` whenever one changes, see ``Routes.homes_changed``)."""
 
     __slots__ = ("enqueue", "prefix", "state", "wire")
 
@@ -187,7 +187,7 @@ class RegionRouting:
         return RegionStatistics(
             frozenset(state.hosted),
             sum(len(h.entities) for h in state.hosted.values()),
-            state.buffered,
+            state.routes.buffered,
             state.coordinator_at,
         )
 
@@ -226,13 +226,14 @@ class RegionRouting:
         state = self.state
         if eid not in pending and state is not None:
             # Straight to the region of the shard's remote home, as the region would
-            # (``_Region.route``, not forwarded), if that home is known and the shard is not
+            # (``Routes.route``, not forwarded), if that home is known and the shard is not
             # hosted here. Only for ids with nothing queued in the region: what the region
             # sends and what this sends go through the same link, in tell order.
-            shard = state.shard_cache.get(eid)
+            routes = state.routes
+            shard = routes.shard_cache.get(eid)
             if shard is None:
-                shard = state.shard_of(eid)
-            home = state.homes.get(shard)
+                shard = routes.shard_of(eid)
+            home = routes.homes.get(shard)
             if home is not None and shard not in state.hosted:
                 cached = self.remote.get(shard)
                 if cached is None or cached[0] is not home:
