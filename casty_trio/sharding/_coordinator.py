@@ -11,7 +11,8 @@ Allocation is least-shard-first (:class:`LeastShardAllocation`) among the region
 type. Rebalancing, a leaving region and a downed node move shards through the handoff protocol
 described in ``_region.py``; a shard is never allocated while a handoff of it is under way, and
 requests for it wait. A replicated shard whose primary is gone is promoted to one of its
-replicas (``_promotion.py``).
+replicas: :class:`Promotions` (``replication/_promotion.py``) decides which, without I/O, and the
+coordinator performs its decisions.
 """
 
 from __future__ import annotations
@@ -40,8 +41,14 @@ from ._wire import (
     ShardStopped,
 )
 from .replication._config import ReplicationConfig
-from .replication._promotion import Promoting, _Promotion, _PromotionTick
-from .replication._wire import ReplicaHoldings, ShardReplicas, check_shard, node_of
+from .replication._promotion import (
+    AllocateAfresh,
+    Promote,
+    PromotionAction,
+    Promotions,
+    Query,
+)
+from .replication._wire import ReplicaHoldings, ReplicaQuery, ShardReplicas, check_shard, node_of
 
 if TYPE_CHECKING:
     from ..cluster import MembershipSystem
@@ -83,7 +90,14 @@ class _RebalanceTick:
 _REBALANCE = _RebalanceTick()
 
 
-class _Coordinator(Promoting):
+class _PromotionTick:
+    __slots__ = ()
+
+
+_PROMOTION_TICK = _PromotionTick()
+
+
+class _Coordinator:
     def __init__(
         self,
         system: MembershipSystem,
@@ -123,7 +137,9 @@ class _Coordinator(Promoting):
         )
         self.replica_sets: dict[int, tuple[NodeAddress, ...]] = {}
         self.sources: dict[int, tuple[NodeAddress, ...]] = {}
-        self.promotions: dict[int, _Promotion] = {}
+        self.promotions = Promotions(query_timeout=self.failover.query_timeout)
+        # when the promotion timer fires, while it is set
+        self.promotion_wake = 0.0
         self.timers: TimerScheduler[Any] | None = None
         # Epochs grow across coordinators: a later coordinator runs on a younger member, whose
         # up number is higher, so its epochs are above any an older coordinator gave out.
@@ -238,6 +254,81 @@ class _Coordinator(Promoting):
         for shard in sorted(self.allocation):
             if shard not in self.handoffs and self.place(shard, load, candidates):
                 self.send_replicas(shard, ())
+
+    # ------------------------------------------------------------------ promotion
+
+    def start_promotion(self, shard: int, delay: float) -> bool:
+        """``shard`` lost its primary: ask its live replicas, after ``delay``, which holds the
+        most; False when it has none."""
+        candidates = [n for n in self.replica_sets.get(shard, ()) if n in self.live]
+        if not candidates:
+            return False
+        self.perform(self.promotions.lost_primary(shard, candidates, trio.current_time(), delay))
+        return True
+
+    def perform(self, actions: list[PromotionAction]) -> None:
+        """Carry out the decisions of ``promotions``, then wake it when it next has to decide."""
+        for action in actions:
+            if isinstance(action, Query):
+                self.query(action)
+            elif isinstance(action, Promote):
+                self.promote(action)
+            else:
+                self.allocate_afresh(action)
+        self.wake_promotions()
+
+    def wake_promotions(self) -> None:
+        """Set the promotion timer for the next deadline of ``promotions`` (unless it is set
+        for earlier already): the rebalance tick is coarser."""
+        at = self.promotions.next_deadline()
+        if at is None or self.timers is None:
+            return
+        if self.timers.is_active("promotion") and self.promotion_wake <= at:
+            return
+        self.promotion_wake = at
+        self.timers.start_single("promotion", _PROMOTION_TICK, max(0.0, at - trio.current_time()))
+
+    def query(self, action: Query) -> None:
+        path = f"{self.region_path}/replica"
+        question = ReplicaQuery(action.shard, action.round, self.me.host, self.me.port)
+        for node in action.nodes:
+            ref = self.system.lookup(path, node=node)
+            if ref is not None:
+                ref.tell(question)
+
+    def promote(self, action: Promote) -> None:
+        """Make the replica holding the most of the shard its primary; the others that
+        answered are its sources of history (and stay replicas)."""
+        shard = action.shard
+        self.epoch += 1
+        self.allocation[shard] = (action.primary, self.epoch)
+        self.place(shard)
+        self.sources[shard] = action.sources
+        _log.info(
+            "coordinator %s: shard %d promoted to %s (holds %d; others %s)",
+            self.region_path,
+            shard,
+            action.primary,
+            dict(action.holdings)[action.primary],
+            {str(n): t for n, t in action.holdings if n != action.primary},
+        )
+        self.waiting.setdefault(shard, set())
+        self.announce(shard)
+
+    def allocate_afresh(self, action: AllocateAfresh) -> None:
+        _log.warning(
+            "coordinator %s: no replica of shard %d answered; allocating it afresh",
+            self.region_path,
+            action.shard,
+        )
+        if action.sources:
+            self.sources[action.shard] = action.sources
+        self.reallocate(action.shard)
+
+    def on_holdings(self, msg: ReplicaHoldings) -> None:
+        shard = check_shard(msg.shard, self.num_shards)
+        node = node_of(msg.host, msg.port)
+        self.perform(self.promotions.holdings(node, shard, msg.round, msg.total))
 
     # ------------------------------------------------------------------ requests
 
@@ -388,7 +479,7 @@ class _Coordinator(Promoting):
     def on_tick(self) -> None:
         self.maybe_recovered()
         now = trio.current_time()
-        self.tick_promotions(now)
+        self.perform(self.promotions.tick(now))
         for shard, handoff in list(self.handoffs.items()):
             if now >= handoff.deadline:
                 _log.warning(
@@ -444,13 +535,7 @@ class _Coordinator(Promoting):
             kept = tuple(n for n in nodes if n in held)
             if kept != nodes:
                 self.replica_sets[shard] = kept
-        for shard, promotion in list(self.promotions.items()):
-            promotion.candidates &= held
-            if not promotion.candidates:
-                del self.promotions[shard]
-                self.reallocate(shard)
-            elif promotion.deadline is not None and set(promotion.answers) >= promotion.candidates:
-                self.promote(shard)
+        self.perform(self.promotions.members_changed(held))
         for shard in lost:
             if self.replicas and shard not in self.handoffs and shard not in self.promotions:
                 self.start_promotion(shard, self.failover_margin)
@@ -485,7 +570,7 @@ class _Coordinator(Promoting):
             elif isinstance(msg, ReplicaHoldings):
                 self.on_holdings(msg)
             elif isinstance(msg, _PromotionTick):
-                self.tick_promotions(trio.current_time())
+                self.perform(self.promotions.tick(trio.current_time()))
             else:
                 _log.warning("coordinator %s: unexpected %s", self.region_path, type(msg).__name__)
         except ValueError as exc:

@@ -7,7 +7,7 @@ region, started on their first message and watched.
 
 The ref users hold is not the region's own: its target, :class:`RegionRouting` (``_routing.py``),
 delivers straight to running entities and sends everything else here. What the region does with
-an entity's message (:class:`RegionRoutes`, a base of the region's state) is in
+an entity's message (:class:`Routes`, the region's routing table and buffer) is in
 ``_region_routes.py``.
 
 Handoff, seen from the shard's home: the coordinator sends every region ``BeginHandOff``;
@@ -15,15 +15,17 @@ each stops routing the shard, buffers it, and sends a ``HandOffMarker`` to the h
 whatever it forwarded earlier (same link, so FIFO). When the home has the marker of every
 region it stops the shard's entities after their queued messages (:func:`stop_after_queued`),
 then reports ``ShardStopped``; the coordinator allocates the shard again and every region
-flushes its buffer to the new home, in order.
+flushes its buffer to the new home, in order. When a hosted shard stops is decided by
+:class:`Hosted` (``_hosted.py``), a state machine without I/O; the region performs its answers.
 """
 
 from __future__ import annotations
 
 import logging
-from collections import deque
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
+import attrs
 import trio
 
 from .._core import (
@@ -40,14 +42,11 @@ from .._core import (
 from .._errors import SerializationError
 from ..cluster import Gossip, is_live, oldest
 from ..config import FailoverConfig, ShardingConfig
+from ..persistence import EventSourcedBehavior
 from ._coordinator import COORDINATOR_NAME, Membership, coordinator
 from ._deliveries import Deliveries
-from ._hosted import ACTIVE as _ACTIVE
-from ._hosted import COLLECTING as _COLLECTING
-from ._hosted import STOPPING as _STOPPING
-from ._hosted import SYNCING as _SYNCING
-from ._hosted import Hosted as _Hosted
-from ._region_routes import RegionRoutes
+from ._hosted import ACTIVE, NOT_HOSTED, STOP, STOPPING, Hosted, ShardAction
+from ._region_routes import Routes
 from ._routing import DRAIN, Entity, Inbound, RegionRouting, RegionStatistics
 from ._sharded import ShardedBehavior, ShardEnvelope
 from ._wire import (
@@ -97,7 +96,7 @@ _TICK = _Tick()
 _PASSIVATION_TICK = _PassivationTick()
 
 
-class _Region(RegionRoutes):
+class _Region:
     """The region's state and handlers (used by its actor only)."""
 
     def __init__(
@@ -121,15 +120,22 @@ class _Region(RegionRoutes):
         self.me = system.self_node
         self.hosting = spec.role is None or spec.role in system.roles
         self.codec = system.remoting.codec
-        self.homes: dict[int, NodeAddress] = {}
-        self.shard_cache: dict[str, int] = {}
-        self.hosted: dict[int, _Hosted] = {}
+        self.hosted: dict[int, Hosted] = {}
         self.by_ref: dict[ActorRef[Any], Entity] = {}
-        self.buffers: dict[int, deque[tuple[str, Any]]] = {}
-        self.buffered = 0
-        self.requested: set[int] = set()
         self.regions: dict[NodeAddress, ActorRef[Any]] = {}
         self.deliveries = Deliveries(system.remoting, self.path)
+        self.routes = Routes(
+            path=self.path,
+            me=self.me,
+            num_shards=self.num_shards,
+            buffer_size=settings.buffer_size,
+            routing=routing,
+            deliveries=self.deliveries,
+            hosted=self.hosted,
+            deliver_local=self.deliver_local,
+            ask_home=self.ask_home,
+            dead_letter=self.dead_letter,
+        )
         self.coordinator_at: NodeAddress | None = None
         self.coordinator_ref: ActorRef[Any] | None = None
         self.registered = False
@@ -175,7 +181,56 @@ class _Region(RegionRoutes):
     def dead_letter(self, eid: str, message: Any) -> None:
         dead_letter(self.system, ShardEnvelope(eid, message), self.ctx.self)
 
+    def ask_home(self, shard: int) -> None:
+        """Ask the coordinator where ``shard`` lives. Until the region is registered with it,
+        the question waits: :meth:`on_registered` asks for every shard still requested."""
+        if self.registered:
+            self.to_coordinator(GetShardHome(shard, self.me.host, self.me.port))
+
+    def flush(self, shard: int) -> None:
+        """Deliver what waited for ``shard`` to be served (the replication's ``HostingRegion``
+        port: a new primary's history copy is over)."""
+        self.routes.flush(shard)
+
     # ------------------------------------------------------------------ entity lifecycle
+
+    def deliver_local(self, hosted: Hosted, eid: str, message: Any) -> None:
+        """Hand ``message`` to entity ``eid`` of ``hosted``, started if it is not running."""
+        entity = hosted.entities.get(eid)
+        if entity is None:
+            entity = self.start_entity(hosted, eid)
+            if entity is None:
+                self.dead_letter(eid, message)
+                return
+        elif entity.stopping:
+            entity.waiting.append(message)
+            return
+        routing = self.routing
+        entity.last = routing.tick
+        entity.deliver(message)
+        if hosted.state == ACTIVE and eid not in routing.pending:
+            routing.fast[eid] = entity
+
+    def start_entity(self, hosted: Hosted, eid: str) -> Entity | None:
+        try:
+            behavior = self.spec.entity_factory(eid)
+            if self.replication is not None:
+                if not isinstance(behavior, EventSourcedBehavior):
+                    raise TypeError(
+                        f"sharded type {self.name} is replicated: its entity factory must "
+                        f"return Behaviors.event_sourced(...), not {type(behavior).__name__}"
+                    )
+                replicator = self.replication.replicator(hosted.shard)
+                behavior = attrs.evolve(behavior, replicator=replicator)
+            ref = self.ctx.spawn(behavior, "e." + quote(eid, safe=""))
+        except Exception:
+            _log.exception("%s: could not start entity %r", self.path, eid)
+            return None
+        self.ctx.watch(ref)
+        entity = Entity(eid, hosted.shard, ref, self.routing.tick)
+        hosted.entities[eid] = entity
+        self.by_ref[ref] = entity
+        return entity
 
     def on_terminated(self, ref: ActorRef[Any]) -> None:
         entity = self.by_ref.pop(ref, None)
@@ -190,15 +245,13 @@ class _Region(RegionRoutes):
             del self.routing.fast[entity.eid]
         waiting = entity.waiting
         if waiting:
-            if hosted.state == _STOPPING:
+            if hosted.state == STOPPING:
                 # Older than anything buffered for the shard since the stop began.
-                queue = self.buffers.setdefault(entity.shard, deque())
-                queue.extendleft((entity.eid, m) for m in reversed(waiting))
-                self.buffered += len(waiting)
+                self.routes.buffer_first(entity.shard, entity.eid, waiting)
             else:
                 for message in waiting:
                     self.deliver_local(hosted, entity.eid, message)
-        if hosted.state == _STOPPING and not hosted.entities:
+        if hosted.state == STOPPING and not hosted.entities:
             self.shard_stopped(hosted)
 
     def passivate_idle(self) -> None:
@@ -216,8 +269,20 @@ class _Region(RegionRoutes):
 
     # ------------------------------------------------------------------ handoff
 
-    def begin_stop(self, hosted: _Hosted) -> None:
-        hosted.state = _STOPPING
+    def perform(self, hosted: Hosted, action: ShardAction | None) -> None:
+        """Do what ``hosted`` decided (see ``_hosted.py``; its ``NOT_HOSTED`` answers a
+        ``HandOff``, in :meth:`on_hand_off`)."""
+        if action is STOP:
+            self.stop_entities(hosted)
+
+    def not_hosted(self, shard: int, epoch: int) -> None:
+        """Tell the coordinator this node does not host allocation ``epoch`` of ``shard``, so
+        that a handoff of it goes on."""
+        self.to_coordinator(ShardStopped(shard, epoch, self.me.host, self.me.port, hosted=False))
+
+    def stop_entities(self, hosted: Hosted) -> None:
+        """``hosted`` is stopping: stop its entities after their queued messages; once they are
+        all gone it is stopped."""
         fast = self.routing.fast
         for entity in hosted.entities.values():
             if fast.get(entity.eid) is entity:
@@ -228,23 +293,19 @@ class _Region(RegionRoutes):
         if not hosted.entities:
             self.shard_stopped(hosted)
 
-    def shard_stopped(self, hosted: _Hosted) -> None:
+    def shard_stopped(self, hosted: Hosted) -> None:
         del self.hosted[hosted.shard]
         if self.replication is not None:
             primary = self.replication.primaries.get(hosted.shard)
             if primary is not None and primary.epoch == hosted.epoch:
                 del self.replication.primaries[hosted.shard]
-        self.homes.pop(hosted.shard, None)
-        self.homes_changed()
         self.to_coordinator(ShardStopped(hosted.shard, hosted.epoch, self.me.host, self.me.port))
-        if hosted.shard in self.buffers:
-            self.request_home(hosted.shard)
+        self.routes.stopped(hosted.shard)
         self.check_left()
 
     def on_begin_hand_off(self, msg: BeginHandOff) -> None:
         home = node_of(msg.host, msg.port)
-        self.homes.pop(check_shard(msg.shard, self.num_shards), None)
-        self.homes_changed()
+        self.routes.forget_home(check_shard(msg.shard, self.num_shards))
         if home == self.me:
             return
         ref = self.region_at(home)
@@ -253,38 +314,24 @@ class _Region(RegionRoutes):
 
     def on_marker(self, msg: HandOffMarker) -> None:
         hosted = self.hosted.get(msg.shard)
-        if hosted is None:
-            return
-        sender = node_of(msg.host, msg.port)
-        if hosted.state == _COLLECTING and msg.round == hosted.round:
-            hosted.awaiting.discard(sender)
-            if not hosted.awaiting:
-                self.begin_stop(hosted)
-        else:
-            hosted.markers.add((msg.round, sender))
+        if hosted is not None:
+            self.perform(hosted, hosted.marker(msg.round, node_of(msg.host, msg.port)))
 
     def on_hand_off(self, msg: HandOff) -> None:
-        hosted = self.hosted.get(check_shard(msg.shard, self.num_shards))
-        if hosted is None or hosted.epoch != msg.epoch:
-            # Not (or no longer) here: say so, so the coordinator can go on.
-            self.to_coordinator(
-                ShardStopped(msg.shard, msg.epoch, self.me.host, self.me.port, hosted=False)
-            )
-            return
-        if hosted.state == _SYNCING:
-            hosted.handoff = msg  # started by the end of the history copy (PrimarySide)
-            return
-        if hosted.state != _ACTIVE:
-            return
-        hosted.state = _COLLECTING
-        hosted.round = msg.round
-        hosted.deadline = trio.current_time() + self.settings.handoff_timeout
+        """The coordinator hands a shard hosted here off (also called by the replication's
+        ``PrimarySide`` for a handoff that waited for the end of a history copy)."""
         regions = {node_of(host, port) for host, port in msg.regions}
-        seen = {node for round_, node in hosted.markers if round_ == msg.round}
-        hosted.markers.clear()
-        hosted.awaiting = (regions & self.live) - seen - {self.me}
-        if not hosted.awaiting:
-            self.begin_stop(hosted)
+        hosted = self.hosted.get(check_shard(msg.shard, self.num_shards))
+        if hosted is None:
+            self.not_hosted(msg.shard, msg.epoch)
+            return
+        expected = (regions & self.live) - {self.me}
+        deadline = trio.current_time() + self.settings.handoff_timeout
+        action = hosted.hand_off(msg, expected, deadline)
+        if action is NOT_HOSTED:  # another allocation epoch: this one is not here
+            self.not_hosted(msg.shard, msg.epoch)
+        else:
+            self.perform(hosted, action)
 
     def on_shard_home(self, msg: ShardHome) -> None:
         shard = check_shard(msg.shard, self.num_shards)
@@ -292,25 +339,22 @@ class _Region(RegionRoutes):
         hosted = self.hosted.get(shard)
         if home == self.me:
             if hosted is None:
-                hosted = self.hosted[shard] = _Hosted(shard, msg.epoch)
+                hosted = self.hosted[shard] = Hosted(shard, msg.epoch)
                 if self.primary is not None:
                     self.primary.start(hosted)
-            elif hosted.state == _COLLECTING:
-                hosted.state = _ACTIVE  # the coordinator gave up this handoff
-        elif hosted is not None and hosted.state != _STOPPING:
+            else:
+                hosted.home_confirmed()
+        elif hosted is not None and (action := hosted.moved()) is not None:
             _log.warning(
                 "%s: shard %d moved to %s while hosted here; stopping it", self.path, shard, home
             )
-            self.begin_stop(hosted)
-        self.homes[shard] = home
-        self.homes_changed()
-        self.requested.discard(shard)
-        self.flush(shard)
+            self.perform(hosted, action)
+        self.routes.set_home(shard, home)
 
     def fence(self, shard: int, epoch: int) -> None:
         """Someone knows allocation ``epoch`` of ``shard``: stop hosting an older one."""
         hosted = self.hosted.get(shard)
-        if hosted is not None and hosted.epoch < epoch and hosted.state != _STOPPING:
+        if hosted is not None and (action := hosted.fence(epoch)) is not None:
             _log.warning(
                 "%s: shard %d has a newer allocation (epoch %d > %d); this node no longer "
                 "owns it and stops it",
@@ -319,21 +363,18 @@ class _Region(RegionRoutes):
                 epoch,
                 hosted.epoch,
             )
-            self.begin_stop(hosted)
+            self.perform(hosted, action)
 
     def on_drop(self, msg: DropShard) -> None:
         hosted = self.hosted.get(msg.shard)
-        if hosted is not None and hosted.epoch == msg.epoch and hosted.state != _STOPPING:
-            self.begin_stop(hosted)
+        if hosted is not None:
+            self.perform(hosted, hosted.drop(msg.epoch))
 
     # ------------------------------------------------------------------ membership, coordinator
 
     def on_membership(self, gossip: Gossip) -> None:
         self.live = frozenset(m.node for m in gossip.members.values() if is_live(m))
-        for shard, home in list(self.homes.items()):
-            if home not in self.live:
-                del self.homes[shard]
-                self.homes_changed()
+        self.routes.forget_nodes(self.live)
         for node in list(self.regions):
             if node not in self.live:
                 del self.regions[node]
@@ -341,10 +382,7 @@ class _Region(RegionRoutes):
         if self.primary is not None:
             self.primary.forget(self.live)
         for hosted in list(self.hosted.values()):
-            if hosted.state == _COLLECTING:
-                hosted.awaiting &= self.live
-                if not hosted.awaiting:
-                    self.begin_stop(hosted)
+            self.perform(hosted, hosted.members_changed(self.live))
         host = oldest(gossip, role=self.spec.role)  # where the coordinator runs
         self.place_coordinator(host.node if host is not None else None)
         child = self.ctx.child(COORDINATOR_NAME)
@@ -376,7 +414,7 @@ class _Region(RegionRoutes):
         self.register()
 
     def register(self) -> None:
-        shards = [(h.shard, h.epoch) for h in self.hosted.values() if h.state != _STOPPING]
+        shards = [(h.shard, h.epoch) for h in self.hosted.values() if h.state != STOPPING]
         replicas = []
         if self.replication is not None:
             replicas = [(s, epoch) for s, (epoch, _) in self.replication.replica_of.items()]
@@ -395,7 +433,7 @@ class _Region(RegionRoutes):
         if node_of(msg.host, msg.port) != self.coordinator_at or self.registered:
             return
         self.registered = True
-        for shard in self.requested:
+        for shard in self.routes.requested:
             self.to_coordinator(GetShardHome(shard, self.me.host, self.me.port))
         if self.leave is not None:
             self.to_coordinator(RegionLeaving(self.me.host, self.me.port))
@@ -405,20 +443,21 @@ class _Region(RegionRoutes):
             self.coordinator_ref = None  # look it up again: it may have started meanwhile
             self.register()
         else:
-            for shard in self.requested:
+            for shard in self.routes.requested:
                 self.to_coordinator(GetShardHome(shard, self.me.host, self.me.port))
             if self.leave is not None and not self.leave_acked:
                 self.to_coordinator(RegionLeaving(self.me.host, self.me.port))
         now = trio.current_time()
         for hosted in list(self.hosted.values()):
-            if hosted.state == _COLLECTING and now >= hosted.deadline:
+            action = hosted.tick(now)
+            if action is not None:
                 _log.warning(
                     "%s: handoff of shard %d: no marker from %s in time; stopping it anyway",
                     self.path,
                     hosted.shard,
                     ", ".join(map(str, sorted(hosted.awaiting))),
                 )
-                self.begin_stop(hosted)
+                self.perform(hosted, action)
 
     def on_leave(self, msg: RegionLeave) -> None:
         self.leave = msg.done
@@ -452,7 +491,7 @@ class _Region(RegionRoutes):
         if type(msg) is ShardEnvelope:
             eid = msg.entity_id
             routing.took(eid)
-            self.route(eid, msg.message, False)
+            self.routes.route(eid, msg.message, False)
             return Behaviors.same()
         try:
             self.dispatch(msg)
@@ -464,7 +503,7 @@ class _Region(RegionRoutes):
         if type(msg) is Inbound:
             # The sender hashed the id with the same function and shard count: reuse it.
             self.routing.took(msg.eid)
-            self.route(msg.eid, msg.message, True, check_shard(msg.shard, self.num_shards))
+            self.routes.route(msg.eid, msg.message, True, check_shard(msg.shard, self.num_shards))
         elif isinstance(msg, Terminated):
             self.on_terminated(msg.ref)
         elif isinstance(msg, ShardHome):

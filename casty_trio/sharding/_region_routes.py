@@ -1,69 +1,78 @@
-"""The region's routing of entity messages: where an envelope goes once the region has it.
+"""The region's routes: where an entity's message goes once the region has it.
 
-:class:`RegionRoutes` holds the routing methods of the region actor (``_region.py``), a base
-of its state class ``_Region``: an envelope goes to a local entity when this node hosts the
-shard (the entity is started on its first message), to the region of the shard's home node
-otherwise, and into a bounded buffer while the home is unknown (asked of the coordinator) or
-moving (handoff); the buffer is flushed once the home is known. What the ref side does before
-a message reaches the region is in ``_routing.py``.
+:class:`Routes` is owned by the region actor (``_region.py``): an envelope goes to a local entity
+when this node hosts the shard (the region starts the entity on its first message), to the region
+of the shard's home node otherwise, and into a bounded buffer while the home is unknown (asked of
+the coordinator) or moving (handoff); the buffer is flushed once the home is known. What the ref
+side does before a message reaches the region is in ``_routing.py``.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import deque
-from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
-import attrs
-
-from .._core import ActorContext, ActorRef, NodeAddress
-from ..config import ShardingConfig
-from ..persistence import EventSourcedBehavior
+from .._core import NodeAddress
 from ._deliveries import Deliveries
-from ._hosted import ACTIVE as _ACTIVE
-from ._hosted import STOPPING as _STOPPING
-from ._hosted import Hosted as _Hosted
-from ._routing import Entity, RegionRouting
-from ._sharded import ShardedBehavior, entity_shard
-from ._wire import GetShardHome
-from .replication._replication import Replication
+from ._hosted import STOPPING, Hosted
+from ._routing import RegionRouting
+from ._sharded import entity_shard
 
-__all__ = ["RegionRoutes"]
+__all__ = ["Routes"]
 
 _log = logging.getLogger("casty_trio.sharding")
 
 _SHARD_CACHE_SIZE = 100_000
 
 
-class RegionRoutes:
-    """The routing methods of the region's state (``_Region``, which sets every attribute
-    declared here)."""
+class Routes:
+    """The routing table of one region: each shard's home as last heard of, the shards whose
+    home was asked of the coordinator, and the messages waiting for a home.
 
-    ctx: ActorContext[Any]
-    name: str
-    path: str
-    spec: ShardedBehavior[Any]
-    num_shards: int
-    settings: ShardingConfig
-    routing: RegionRouting
-    me: NodeAddress
-    homes: dict[int, NodeAddress]
-    shard_cache: dict[str, int]
-    hosted: dict[int, _Hosted]
-    by_ref: dict[ActorRef[Any], Entity]
-    buffers: dict[int, deque[tuple[str, Any]]]
-    buffered: int
-    requested: set[int]
-    deliveries: Deliveries
-    registered: bool
-    replication: Replication | None
+    Args:
+        path: The region's path (for the log).
+        me: This node.
+        num_shards: The sharded type's shard count.
+        buffer_size: Messages that may wait for shard homes, over all shards.
+        routing: The region's ref side, whose remote routes are worked out from the homes.
+        deliveries: How messages go to other nodes' regions.
+        hosted: The shards this node hosts (the region's, read only here).
+        deliver_local: Hands a message to an entity of a shard hosted here.
+        ask_home: Asks the coordinator where a shard lives.
+        dead_letter: Reports a message that cannot be delivered.
+    """
 
-    if TYPE_CHECKING:  # defined by ``_Region``
-
-        def to_coordinator(self, message: Any) -> None: ...
-
-        def dead_letter(self, eid: str, message: Any) -> None: ...
+    def __init__(
+        self,
+        *,
+        path: str,
+        me: NodeAddress,
+        num_shards: int,
+        buffer_size: int,
+        routing: RegionRouting,
+        deliveries: Deliveries,
+        hosted: Mapping[int, Hosted],
+        deliver_local: Callable[[Hosted, str, Any], None],
+        ask_home: Callable[[int], None],
+        dead_letter: Callable[[str, Any], None],
+    ) -> None:
+        self.path = path
+        self.me = me
+        self.num_shards = num_shards
+        self.buffer_size = buffer_size
+        self.routing = routing
+        self.deliveries = deliveries
+        self.hosted = hosted
+        self.deliver_local = deliver_local
+        self.ask_home = ask_home
+        self.dead_letter = dead_letter
+        self.homes: dict[int, NodeAddress] = {}
+        self.shard_cache: dict[str, int] = {}
+        self.buffers: dict[int, deque[tuple[str, Any]]] = {}
+        self.buffered = 0
+        self.requested: set[int] = set()
 
     def shard_of(self, eid: str) -> int:
         """``entity_shard`` of ``eid``, memoized: MD5 is the largest cost of a routed message."""
@@ -75,17 +84,54 @@ class RegionRoutes:
             shard = cache[eid] = entity_shard(eid, self.num_shards)
         return shard
 
+    # ------------------------------------------------------------------ homes
+
     def homes_changed(self) -> None:
-        """Call after any change of ``homes`` or ``hosted``: the ref's remote fast path
-        (``RegionRouting.away``) holds routes worked out from them."""
+        """Call after any change of ``homes`` or of the shards hosted here: the ref's remote
+        fast path (``RegionRouting.away``) holds routes worked out from them."""
         self.routing.away.clear()
 
+    def set_home(self, shard: int, home: NodeAddress) -> None:
+        """``shard`` lives at ``home``: send it what waited for that."""
+        self.homes[shard] = home
+        self.homes_changed()
+        self.requested.discard(shard)
+        self.flush(shard)
+
+    def forget_home(self, shard: int) -> None:
+        """``shard`` is moving (or stopped here): its messages wait until its home is known."""
+        self.homes.pop(shard, None)
+        self.homes_changed()
+
+    def forget_nodes(self, live: frozenset[NodeAddress]) -> None:
+        """Only ``live`` are members: the shards homed elsewhere have no known home."""
+        for shard, home in list(self.homes.items()):
+            if home not in live:
+                del self.homes[shard]
+                self.homes_changed()
+
+    def stopped(self, shard: int) -> None:
+        """``shard`` stopped here: ask where it goes if messages wait for it."""
+        self.forget_home(shard)
+        if shard in self.buffers:
+            self.request_home(shard)
+
+    def request_home(self, shard: int) -> None:
+        if shard in self.requested:
+            return
+        self.requested.add(shard)
+        self.ask_home(shard)
+
+    # ------------------------------------------------------------------ messages
+
     def route(self, eid: str, message: Any, forwarded: bool, shard: int | None = None) -> None:
+        """Send ``message`` for entity ``eid`` on its way; ``forwarded`` when another region
+        sent it here as the shard's home."""
         if shard is None:
             shard = self.shard_of(eid)
         hosted = self.hosted.get(shard)
         if hosted is not None:
-            if hosted.state < _STOPPING:
+            if hosted.state < STOPPING:
                 self.deliver_local(hosted, eid, message)
                 return
         elif forwarded:
@@ -96,43 +142,6 @@ class RegionRoutes:
         elif self.forward(eid, shard, message):
             return
         self.buffer(shard, eid, message)
-
-    def deliver_local(self, hosted: _Hosted, eid: str, message: Any) -> None:
-        entity = hosted.entities.get(eid)
-        if entity is None:
-            entity = self.start_entity(hosted, eid)
-            if entity is None:
-                self.dead_letter(eid, message)
-                return
-        elif entity.stopping:
-            entity.waiting.append(message)
-            return
-        routing = self.routing
-        entity.last = routing.tick
-        entity.deliver(message)
-        if hosted.state == _ACTIVE and eid not in routing.pending:
-            routing.fast[eid] = entity
-
-    def start_entity(self, hosted: _Hosted, eid: str) -> Entity | None:
-        try:
-            behavior = self.spec.entity_factory(eid)
-            if self.replication is not None:
-                if not isinstance(behavior, EventSourcedBehavior):
-                    raise TypeError(
-                        f"sharded type {self.name} is replicated: its entity factory must "
-                        f"return Behaviors.event_sourced(...), not {type(behavior).__name__}"
-                    )
-                replicator = self.replication.replicator(hosted.shard)
-                behavior = attrs.evolve(behavior, replicator=replicator)
-            ref = self.ctx.spawn(behavior, "e." + quote(eid, safe=""))
-        except Exception:
-            _log.exception("%s: could not start entity %r", self.path, eid)
-            return None
-        self.ctx.watch(ref)
-        entity = Entity(eid, hosted.shard, ref, self.routing.tick)
-        hosted.entities[eid] = entity
-        self.by_ref[ref] = entity
-        return entity
 
     def forward(self, eid: str, shard: int, message: Any) -> bool:
         """Send ``message`` to the region of ``shard``'s home when that is known to be another
@@ -155,7 +164,7 @@ class RegionRoutes:
         return True
 
     def buffer(self, shard: int, eid: str, message: Any) -> None:
-        if self.buffered >= self.settings.buffer_size:
+        if self.buffered >= self.buffer_size:
             _log.warning(
                 "%s: buffer full (%d messages waiting for shard homes); message for %r dropped",
                 self.path,
@@ -172,14 +181,15 @@ class RegionRoutes:
         if shard not in self.hosted:
             self.request_home(shard)
 
-    def request_home(self, shard: int) -> None:
-        if shard in self.requested:
-            return
-        self.requested.add(shard)
-        if self.registered:
-            self.to_coordinator(GetShardHome(shard, self.me.host, self.me.port))
+    def buffer_first(self, shard: int, eid: str, messages: Sequence[Any]) -> None:
+        """Put ``messages`` for ``eid`` before anything waiting for ``shard``'s home: they are
+        older (an entity stopping with the shard held them)."""
+        queue = self.buffers.setdefault(shard, deque())
+        queue.extendleft((eid, m) for m in reversed(messages))
+        self.buffered += len(messages)
 
     def flush(self, shard: int) -> None:
+        """Route again what waited for ``shard``, in order."""
         queue = self.buffers.pop(shard, None)
         if queue is None:
             return

@@ -111,7 +111,7 @@ class Away:
     :meth:`RegionRouting.deliver` sees it: the delivery's encoded prefix and the sender to that
     home. Valid while nothing for the id is queued in the region (``RegionRouting._pend`` drops
     it) and the region's shard homes stay as they were (the region clears
-    ``RegionRouting.away`` whenever one changes, see ``RegionRoutes.homes_changed``)."""
+    ``RegionRouting.away`` whenever one changes, see ``Routes.homes_changed``)."""
 
     __slots__ = ("prefix", "send", "state", "wire")
 
@@ -184,7 +184,7 @@ class RegionRouting:
         return RegionStatistics(
             frozenset(state.hosted),
             sum(len(h.entities) for h in state.hosted.values()),
-            state.buffered,
+            state.routes.buffered,
             state.coordinator_at,
         )
 
@@ -223,13 +223,13 @@ class RegionRouting:
         """``deliver`` for an id with no fast path: a remote home's region, else this one."""
         state = self.state
         # Straight to the region of the shard's remote home, as the region would
-        # (``RegionRoutes.forward``), if that home is known. Only for ids with nothing queued
+        # (``Routes.forward``), if that home is known. Only for ids with nothing queued
         # in the region: what the region sends and what this sends go through the same link,
         # in tell order.
         if (
             eid not in self.pending
             and state is not None
-            and state.forward(eid, state.shard_of(eid), envelope.message)
+            and state.routes.forward(eid, state.routes.shard_of(eid), envelope.message)
         ):
             return
         self._pend(eid)

@@ -1,32 +1,101 @@
 """Failover promotion: which replica of a shard whose primary is gone becomes its primary.
 
-:class:`Promoting` holds the promotion methods of the shard coordinator (``_coordinator.py``), a
-base of its state class ``_Coordinator``. When a replicated shard loses its primary, the
-coordinator asks the shard's live replicas, after a delay (``failover_margin``, as a rule), how
-much of it each holds (``ReplicaQuery``, answered by ``ReplicaHoldings``: the sum of the
-sequence numbers it holds over the shard's entities). Once all have answered, or
-``query_timeout`` passed, the one holding the most (then the lowest address) becomes the
-primary and the others its sources of history; with no answer the shard is allocated afresh.
+When a replicated shard loses its primary, the coordinator asks the shard's live replicas, after
+a delay (``failover_margin``, as a rule), how much of it each holds (``ReplicaQuery``, answered
+by ``ReplicaHoldings``: the sum of the sequence numbers it holds over the shard's entities).
+Once every replica asked has answered, or ``query_timeout`` passed, the one holding the most
+(then the lowest address) becomes the primary and the others that answered its sources of
+history; with no answer the shard is allocated afresh. A replica that leaves (or restarts)
+meanwhile is no longer asked; when none is left the shard is allocated afresh at once.
+
+:class:`Promotions` holds the promotions under way and makes these decisions. It is a sans-IO
+state machine: it sends nothing, reads no clock and knows no actor. Each event method takes what
+happened (with the time, where it matters) and returns the actions that follow, for the shard
+coordinator (``_coordinator.py``) to perform: :class:`Query` (send ``ReplicaQuery``),
+:class:`Promote` and :class:`AllocateAfresh`. The coordinator owns one and wakes it with
+:meth:`Promotions.tick` at :meth:`Promotions.next_deadline`. Nothing here is a checkpoint.
+
+Examples:
+    >>> a, b = NodeAddress("h", 1), NodeAddress("h", 2)
+    >>> promotions = Promotions(query_timeout=2.0)
+    >>> promotions.lost_primary(7, [b, a], now=10.0, delay=1.0)
+    []
+    >>> promotions.next_deadline()
+    11.0
+    >>> promotions.tick(11.0)  # doctest: +NORMALIZE_WHITESPACE
+    [Query(shard=7, round=1, nodes=(NodeAddress(host='h', port=1),
+                                    NodeAddress(host='h', port=2)))]
+    >>> promotions.holdings(a, 7, 1, total=5)
+    []
+    >>> [action.primary.port for action in promotions.holdings(b, 7, 1, total=9)]
+    [2]
+    >>> 7 in promotions
+    False
 """
 
 from __future__ import annotations
 
-import logging
-from typing import TYPE_CHECKING, Any
+from collections.abc import Collection, Iterator
+from typing import TypeAlias
 
 import attrs
-import trio
 
-from ..._core import NodeAddress, TimerScheduler
-from ...config import FailoverConfig
-from ._wire import ReplicaHoldings, ReplicaQuery, check_shard, node_of
+from ..._core import NodeAddress
 
-if TYPE_CHECKING:
-    from ...cluster import MembershipSystem
+__all__ = ["AllocateAfresh", "Promote", "PromotionAction", "Promotions", "Query"]
 
-__all__ = ["Promoting"]
 
-_log = logging.getLogger("casty_trio.sharding")
+@attrs.frozen
+class Query:
+    """Ask each of ``nodes`` how much of ``shard`` it holds (``ReplicaQuery`` with ``round``,
+    which their ``ReplicaHoldings`` carry back).
+
+    Attributes:
+        shard: The shard being promoted.
+        round: The promotion's round: answers with another round are ignored.
+        nodes: The replicas to ask, in address order.
+    """
+
+    shard: int
+    round: int
+    nodes: tuple[NodeAddress, ...]
+
+
+@attrs.frozen
+class Promote:
+    """Make ``primary`` the primary of ``shard``.
+
+    Attributes:
+        shard: The shard promoted.
+        primary: Its new primary: the replica that answered holding the most of it (then the
+            lowest address).
+        sources: The other replicas that answered, in address order: the new primary copies
+            the history they hold. They stay replicas.
+        holdings: What each replica that answered holds (``ReplicaHoldings.total``), in address
+            order.
+    """
+
+    shard: int
+    primary: NodeAddress
+    sources: tuple[NodeAddress, ...]
+    holdings: tuple[tuple[NodeAddress, int], ...]
+
+
+@attrs.frozen
+class AllocateAfresh:
+    """No replica of ``shard`` answered: allocate it as the coordinator allocates any shard.
+
+    Attributes:
+        shard: The shard.
+        sources: The replicas asked that are still live, in address order (empty when none is
+            left): they may hold some of its history.
+    """
+
+    shard: int
+    sources: tuple[NodeAddress, ...]
+
+
+PromotionAction: TypeAlias = Query | Promote | AllocateAfresh
 
 
 @attrs.define
@@ -37,121 +106,132 @@ class _Promotion:
     start_at: float
     candidates: set[NodeAddress]
     answers: dict[NodeAddress, int] = attrs.Factory(dict)
+    # when the query times out; None until the query is sent
     deadline: float | None = None
 
 
-class _PromotionTick:
-    __slots__ = ()
+@attrs.define(eq=False)
+class Promotions:
+    """The promotions under way of one sharded type, and their decisions (see the module
+    docstring).
 
+    A shard is in it from :meth:`lost_primary` to the :class:`Promote` or
+    :class:`AllocateAfresh` that ends its promotion.
 
-_PROMOTION_TICK = _PromotionTick()
+    Args:
+        query_timeout: Seconds to wait for the replicas' answers once they are asked
+            (``FailoverConfig.query_timeout``).
+    """
 
+    _query_timeout: float = attrs.field(alias="query_timeout")
+    _promotions: dict[int, _Promotion] = attrs.field(init=False, factory=dict)
+    _rounds: int = attrs.field(init=False, default=0)
 
-class Promoting:
-    """The promotion methods of the coordinator's state (``_Coordinator``, which sets every
-    attribute declared here)."""
+    def __contains__(self, shard: object) -> bool:
+        """Whether ``shard`` is being promoted."""
+        return shard in self._promotions
 
-    system: MembershipSystem
-    region_path: str
-    num_shards: int
-    me: NodeAddress
-    live: frozenset[NodeAddress]
-    epoch: int
-    rounds: int
-    allocation: dict[int, tuple[NodeAddress, int]]
-    waiting: dict[int, set[NodeAddress]]
-    failover: FailoverConfig
-    replica_sets: dict[int, tuple[NodeAddress, ...]]
-    sources: dict[int, tuple[NodeAddress, ...]]
-    promotions: dict[int, _Promotion]
-    timers: TimerScheduler[Any] | None
+    def __iter__(self) -> Iterator[int]:
+        """The shards being promoted."""
+        return iter(self._promotions)
 
-    if TYPE_CHECKING:  # defined by ``_Coordinator``
+    def __len__(self) -> int:
+        return len(self._promotions)
 
-        def place(self, shard: int) -> bool: ...
+    def next_deadline(self) -> float | None:
+        """When :meth:`tick` next has something to do (None while nothing is under way)."""
+        times = [
+            p.start_at if p.deadline is None else p.deadline for p in self._promotions.values()
+        ]
+        return min(times, default=None)
 
-        def announce(self, shard: int) -> None: ...
+    def lost_primary(
+        self, shard: int, candidates: Collection[NodeAddress], now: float, delay: float
+    ) -> list[PromotionAction]:
+        """``shard`` lost its primary: promote one of its live replicas, ``candidates``.
 
-        def reallocate(self, shard: int) -> None: ...
+        They are asked ``delay`` seconds after ``now`` (at once when ``delay`` is 0 or less).
+        A promotion of ``shard`` already under way is replaced (its answers are ignored).
 
-    def start_promotion(self, shard: int, delay: float) -> bool:
-        """``shard`` lost its primary: ask its live replicas, after ``delay``, which holds the
-        most; False when it has none."""
-        candidates = {n for n in self.replica_sets.get(shard, ()) if n in self.live}
+        Raises:
+            ValueError: ``candidates`` is empty (there is nothing to promote).
+        """
         if not candidates:
-            return False
-        self.rounds += 1
-        start = trio.current_time() + delay
-        self.promotions[shard] = _Promotion(self.rounds, start, candidates)
+            raise ValueError(f"shard {shard} has no replica to promote")
+        self._rounds += 1
+        promotion = _Promotion(self._rounds, now + delay, set(candidates))
+        self._promotions[shard] = promotion
         if delay <= 0:
-            self.query(shard)
-        else:
-            self.wake_in(("promote", self.rounds), delay)
-        return True
+            return [self._query(shard, promotion, now)]
+        return []
 
-    def wake_in(self, key: tuple[str, int], delay: float) -> None:
-        """Look at promotions again after ``delay`` (not at the next, coarser, rebalance tick)."""
-        if self.timers is not None:
-            self.timers.start_single(key, _PROMOTION_TICK, delay)
+    def holdings(
+        self, node: NodeAddress, shard: int, round: int, total: int
+    ) -> list[PromotionAction]:
+        """``node`` answered the query of ``round``: it holds ``total`` of ``shard``.
 
-    def query(self, shard: int) -> None:
-        promotion = self.promotions[shard]
-        promotion.deadline = trio.current_time() + self.failover.query_timeout
-        self.wake_in(("query", promotion.round), self.failover.query_timeout)
-        path = f"{self.region_path}/replica"
-        for node in sorted(promotion.candidates):
-            ref = self.system.lookup(path, node=node)
-            if ref is not None:
-                ref.tell(ReplicaQuery(shard, promotion.round, self.me.host, self.me.port))
+        Ignored unless ``node`` was asked in the promotion of ``shard`` under way, in that
+        round. Once every replica asked has answered, the promotion ends.
+        """
+        promotion = self._promotions.get(shard)
+        if (
+            promotion is None
+            or promotion.deadline is None
+            or promotion.round != round
+            or node not in promotion.candidates
+        ):
+            return []
+        promotion.answers[node] = total
+        if promotion.answers.keys() >= promotion.candidates:
+            return [self._end(shard)]
+        return []
 
-    def on_holdings(self, msg: ReplicaHoldings) -> None:
-        shard = check_shard(msg.shard, self.num_shards)
-        promotion = self.promotions.get(shard)
-        node = node_of(msg.host, msg.port)
-        if promotion is None or promotion.round != msg.round or node not in promotion.candidates:
-            return
-        promotion.answers[node] = msg.total
-        if set(promotion.answers) >= promotion.candidates:
-            self.promote(shard)
-
-    def promote(self, shard: int) -> None:
-        """Make the replica holding the most of ``shard`` its primary; the others are its
-        sources of history (and stay replicas)."""
-        promotion = self.promotions.pop(shard)
-        answers = {
-            n: t
-            for n, t in promotion.answers.items()
-            if n in self.live and n in promotion.candidates
-        }
-        if not answers:
-            _log.warning(
-                "coordinator %s: no replica of shard %d answered; allocating it afresh",
-                self.region_path,
-                shard,
-            )
-            self.sources[shard] = tuple(sorted(promotion.candidates & self.live))
-            self.reallocate(shard)
-            return
-        best = min(answers, key=lambda n: (-answers[n], n))
-        self.epoch += 1
-        self.allocation[shard] = (best, self.epoch)
-        self.place(shard)
-        self.sources[shard] = tuple(sorted(n for n in answers if n != best))
-        _log.info(
-            "coordinator %s: shard %d promoted to %s (holds %d; others %s)",
-            self.region_path,
-            shard,
-            best,
-            answers[best],
-            {str(n): t for n, t in answers.items() if n != best},
-        )
-        self.waiting.setdefault(shard, set())
-        self.announce(shard)
-
-    def tick_promotions(self, now: float) -> None:
-        for shard, promotion in list(self.promotions.items()):
+    def tick(self, now: float) -> list[PromotionAction]:
+        """Time passed: ask the replicas of promotions whose delay is over, and end those whose
+        query timed out (with the answers they have)."""
+        actions: list[PromotionAction] = []
+        for shard, promotion in list(self._promotions.items()):
             if promotion.deadline is None:
                 if now >= promotion.start_at:
-                    self.query(shard)
+                    actions.append(self._query(shard, promotion, now))
             elif now >= promotion.deadline:
-                self.promote(shard)
+                actions.append(self._end(shard))
+        return actions
+
+    def members_changed(self, held: Collection[NodeAddress]) -> list[PromotionAction]:
+        """The members changed: only the nodes in ``held`` still hold what they held (the
+        others left or restarted). Replicas not in ``held`` are no longer waited for; a
+        promotion with none left is allocated afresh, one whose remaining replicas all
+        answered ends."""
+        actions: list[PromotionAction] = []
+        for shard, promotion in list(self._promotions.items()):
+            promotion.candidates.intersection_update(held)
+            for node in [n for n in promotion.answers if n not in promotion.candidates]:
+                del promotion.answers[node]
+            if not promotion.candidates:
+                del self._promotions[shard]
+                actions.append(AllocateAfresh(shard, ()))
+            elif (
+                promotion.deadline is not None
+                and promotion.answers.keys() >= promotion.candidates
+            ):
+                actions.append(self._end(shard))
+        return actions
+
+    def _query(self, shard: int, promotion: _Promotion, now: float) -> Query:
+        promotion.deadline = now + self._query_timeout
+        return Query(shard, promotion.round, tuple(sorted(promotion.candidates)))
+
+    def _end(self, shard: int) -> Promote | AllocateAfresh:
+        """End the promotion of ``shard``: promote the replica that answered holding the most."""
+        promotion = self._promotions.pop(shard)
+        answers = promotion.answers
+        if not answers:
+            return AllocateAfresh(shard, tuple(sorted(promotion.candidates)))
+        best = min(answers, key=lambda n: (-answers[n], n))
+        return Promote(
+            shard,
+            best,
+            tuple(sorted(n for n in answers if n != best)),
+            tuple(sorted(answers.items())),
+        )
