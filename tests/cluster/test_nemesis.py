@@ -516,20 +516,36 @@ def report(seed: int, checker: Checker) -> str:
     )
 
 
-@pytest.mark.xfail(
-    strict=False,
-    raises=AssertionError,
-    reason=(
-        "issue 28: membership under partial failures (indirect connectivity, downing that "
-        "reaches the downed, MemberLeft for downed members) is being fixed; remove this mark "
-        "once those fixes are in. Only violations are expected: a crash of the harness fails."
+# Seeds that still show a violation, with what they show: each stays an expected failure until
+# the membership rule it exercises is fixed (a crash of the harness still fails the test).
+KNOWN_VIOLATIONS = {
+    160: (
+        "3 nodes, link 0-1 cut under 5 % loss: the two ends each down the other and both settle "
+        "with a leader for about 40 ms before node 2 removes them (a split brain by the "
+        "checker's definition)"
     ),
-)
-@pytest.mark.parametrize("seed", range(FIRST_SEED, FIRST_SEED + SEEDS))
+}
+
+
+def _seeds() -> list[Any]:
+    return [
+        pytest.param(
+            seed,
+            marks=pytest.mark.xfail(
+                strict=False, raises=AssertionError, reason=KNOWN_VIOLATIONS[seed]
+            ),
+        )
+        if seed in KNOWN_VIOLATIONS
+        else seed
+        for seed in range(FIRST_SEED, FIRST_SEED + SEEDS)
+    ]
+
+
+@pytest.mark.parametrize("seed", _seeds())
 def test_nemesis(seed: int) -> None:
     # trio.run here rather than pytest-trio, so that a violation is a plain AssertionError
-    # (not one inside the test runner's exception group) and the xfail above can tell it from
-    # a crash of the harness; the clock jumps as under the autojump_clock fixture
+    # (not one inside the test runner's exception group) and the xfail of a known violation can
+    # tell it from a crash of the harness; the clock jumps as under the autojump_clock fixture
     print(f"replay: {replay_command(seed)}")
     checker = trio.run(run_nemesis, seed, clock=trio.testing.MockClock(autojump_threshold=0))
     assert not checker.violations, report(seed, checker)
