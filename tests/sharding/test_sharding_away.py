@@ -55,6 +55,18 @@ async def _warm_up(ref: Any) -> None:
         await trio.sleep(1)
 
 
+async def _router_and_host(cluster: Any) -> tuple[Any, Any, dict[str, list[tuple[str, int]]]]:
+    """Node 1 hosts every shard of ``logs`` (role ``host``), node 0 only routes to it, warmed
+    up (:func:`_warm_up`): returns node 0, its ref of ``logs`` and the entities' logs."""
+    deliveries: dict[str, list[tuple[str, int]]] = {}
+    spec = Behaviors.sharded(appender(deliveries), num_shards=SHARDS, role="host")
+    cluster.node(1).spawn(spec, "logs")
+    router = cluster.node(0)
+    ref = router.spawn(spec, "logs")
+    await _warm_up(ref)
+    return router, ref, deliveries
+
+
 async def test_tells_follow_a_shard_to_its_new_home(autojump_clock: Any) -> None:
     # Node 0 only routes; node 1 hosts everything until node 2 (also a host) joins and the
     # rebalance moves shards to it.
@@ -117,12 +129,7 @@ async def test_tells_after_a_home_left_reach_the_shard_elsewhere(autojump_clock:
 
 async def test_a_fast_tell_refused_by_a_full_outbox_is_a_dead_letter(autojump_clock: Any) -> None:
     async with open_test_cluster(2, roles={1: ["host"]}) as cluster:
-        deliveries: dict[str, list[tuple[str, int]]] = {}
-        spec = Behaviors.sharded(appender(deliveries), num_shards=SHARDS, role="host")
-        cluster.node(1).spawn(spec, "logs")
-        router = cluster.node(0)
-        ref = router.spawn(spec, "logs")
-        await _warm_up(ref)
+        router, ref, deliveries = await _router_and_host(cluster)
         eid = IDS[0]
         assert eid in _routing(router, "logs").away
         router._remoting.link(cluster.address(1)).capacity = 3
@@ -143,12 +150,8 @@ async def test_a_fast_tell_that_cannot_be_encoded_is_logged_and_dead_lettered(
     autojump_clock: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     async with open_test_cluster(2, roles={1: ["host"]}) as cluster:
-        deliveries: dict[str, list[tuple[str, int]]] = {}
-        spec = Behaviors.sharded(appender(deliveries), num_shards=SHARDS, role="host")
-        cluster.node(1).spawn(spec, "logs")
-        router = cluster.node(0)
-        ref = router.spawn(spec, "logs")
-        await _warm_up(ref)  # the last message type sent is Append: the fast path's own
+        # the last message type sent is Append: the fast path's own
+        router, ref, deliveries = await _router_and_host(cluster)
         eid = IDS[0]
         too_big = Append("huge", 2**70)  # msgpack has no integer that large
         with caplog.at_level(logging.ERROR, logger="casty_trio.sharding"):
@@ -165,12 +168,7 @@ async def test_a_fast_tell_that_cannot_be_encoded_is_logged_and_dead_lettered(
 
 async def test_the_region_opens_the_fast_path_for_the_ids_it_forwards(autojump_clock: Any) -> None:
     async with open_test_cluster(2, roles={1: ["host"]}) as cluster:
-        deliveries: dict[str, list[tuple[str, int]]] = {}
-        spec = Behaviors.sharded(appender(deliveries), num_shards=SHARDS, role="host")
-        cluster.node(1).spawn(spec, "logs")
-        router = cluster.node(0)
-        ref = router.spawn(spec, "logs")
-        await _warm_up(ref)
+        router, ref, deliveries = await _router_and_host(cluster)
         routing = _routing(router, "logs")
         routing.away.clear()
         for eid in IDS:  # by way of the region, which knows every home
@@ -189,12 +187,7 @@ async def test_a_fast_tell_too_big_for_a_frame_is_logged_and_dead_lettered(
     autojump_clock: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     async with open_test_cluster(2, roles={1: ["host"]}) as cluster:
-        deliveries: dict[str, list[tuple[str, int]]] = {}
-        spec = Behaviors.sharded(appender(deliveries), num_shards=SHARDS, role="host")
-        cluster.node(1).spawn(spec, "logs")
-        router = cluster.node(0)
-        ref = router.spawn(spec, "logs")
-        await _warm_up(ref)
+        router, ref, deliveries = await _router_and_host(cluster)
         eid = IDS[0]
         assert eid in _routing(router, "logs").away
         link = router._remoting.link(cluster.address(1))
